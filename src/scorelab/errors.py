@@ -1,0 +1,48 @@
+"""Errors that reach users: each names the field, the value and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ScorelabError(Exception):
+    """Base class of every error scorelab raises on purpose (the CLI prints these without a
+    traceback)."""
+
+
+class InvalidParameter(ScorelabError, ValueError):
+    """A parameter has a value that is not allowed.
+
+    ``field`` is the parameter's name relative to the component that raised it; the config
+    builder prefixes it with the component's path (``target.cov``) so the message points at the
+    exact key the user wrote.
+    """
+
+    def __init__(self, field: str, problem: str, value: Any = None, allowed: str | None = None):
+        self.field = field
+        self.problem = problem
+        self.value = value
+        self.allowed = allowed
+        super().__init__(self._render(field))
+
+    def _render(self, field: str) -> str:
+        msg = f"{field}: {self.problem}"
+        if self.value is not None:
+            msg += f" (got {_short(self.value)})"
+        if self.allowed:
+            msg += f"; allowed: {self.allowed}"
+        return msg
+
+    def at(self, prefix: str) -> InvalidParameter:
+        """The same error with the field placed under ``prefix`` (e.g. ``target``)."""
+        field = f"{prefix}.{self.field}" if prefix else self.field
+        return InvalidParameter(field, self.problem, self.value, self.allowed)
+
+
+class ConfigError(ScorelabError, ValueError):
+    """A configuration could not be read or validated; the message lists every problem."""
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
