@@ -1,0 +1,629 @@
+"""Typed configuration: every component is ``{kind: ..., <parameters>}``, validated by pydantic.
+
+Pydantic checks types, kinds and unknown keys; the components' own constructors check the
+semantics (positive definiteness, weights summing to one, files that exist), so Python users
+and config users get the same errors. Both kinds of error are reported with the dotted path of
+the offending key (``target.cov``), the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import schedules as sch
+from . import targets as tg
+from .errors import ConfigError, InvalidParameter
+from .processes import EDM, VE, VP, ForwardProcess, SubVP
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+Number = float
+Vector = list[float]
+Matrix = list[list[float]]
+
+# --------------------------------------------------------------------------------------------
+# schedules
+# --------------------------------------------------------------------------------------------
+
+
+class LinearSchedule(_Model):
+    """β(t) = β_min + (β_max − β_min) t/T (Song's VP)."""
+
+    kind: Literal["linear"] = "linear"
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+
+class ParametricSchedule(_Model):
+    """Paper A's β_a: convex for a > 0, concave for a < 0, linear at a = 0."""
+
+    kind: Literal["parametric"] = "parametric"
+    a: float = 0.0
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+
+class CosineSchedule(_Model):
+    """Cosine schedule in VP form (m² = ᾱ of Nichol–Dhariwal); B(T) = ∞ unless clipped."""
+
+    kind: Literal["cosine"] = "cosine"
+    s: float = 0.021122
+    clip_max: float | None = None
+
+
+class ConstantSchedule(_Model):
+    """β(t) = beta (the OU process of papers B and E is beta = 2 with sigma_inf = 1)."""
+
+    kind: Literal["constant"] = "constant"
+    beta: float = 1.0
+
+
+class CallableSchedule(_Model):
+    """A user β(t): 'package.module:function', vectorised over a float64 tensor."""
+
+    kind: Literal["callable"] = "callable"
+    function: str
+
+
+class GeometricSchedule(_Model):
+    """σ(t) = σ_min (σ_max/σ_min)^{t/T} (Song's VE)."""
+
+    kind: Literal["geometric"] = "geometric"
+    sigma_min: float = 0.01
+    sigma_max: float = 50.0
+
+
+class EDMScheduleConfig(_Model):
+    """σ(t) = t on [0, σ_max] (EDM); T = sigma_max, stopping at sigma_min by default."""
+
+    kind: Literal["edm"] = "edm"
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+
+
+class EDMVPSchedule(_Model):
+    """σ(t) = √(exp(½β_d t² + β_min t) − 1) (EDM's VP noise level)."""
+
+    kind: Literal["edm_vp"] = "edm_vp"
+    beta_d: float = 19.9
+    beta_min: float = 0.1
+
+
+class SigmaCallableSchedule(_Model):
+    """A user increasing σ(t): 'package.module:function', differentiable by autograd."""
+
+    kind: Literal["sigma_callable"] = "sigma_callable"
+    function: str
+
+
+BETA_KINDS = ("linear", "parametric", "cosine", "constant", "callable")
+SIGMA_KINDS = ("geometric", "edm", "edm_vp", "sigma_callable")
+
+ScheduleConfig = Annotated[
+    Union[
+        LinearSchedule, ParametricSchedule, CosineSchedule, ConstantSchedule, CallableSchedule,
+        GeometricSchedule, EDMScheduleConfig, EDMVPSchedule, SigmaCallableSchedule,
+    ],
+    Field(discriminator="kind"),
+]
+
+_DEFAULT_SCHEDULE = {"vp": "linear", "subvp": "linear", "ve": "geometric", "edm": "edm"}
+
+
+class ProcessConfig(_Model):
+    """The forward SDE. vp/subvp take a β-schedule, ve/edm a σ-schedule."""
+
+    kind: Literal["vp", "subvp", "ve", "edm"] = "vp"
+    T: float | None = Field(None, description="horizon (default 1; sigma_max for edm)")
+    t_min: float | None = Field(None, description="early-stopping time (default per process)")
+    sigma_inf: float = Field(1.0, description="stationary std of vp/subvp")
+    schedule: ScheduleConfig | None = None
+
+    @model_validator(mode="after")
+    def _fill_schedule(self):
+        if self.schedule is None:
+            default = {
+                "linear": LinearSchedule, "geometric": GeometricSchedule, "edm": EDMScheduleConfig,
+            }[_DEFAULT_SCHEDULE[self.kind]]
+            self.schedule = default()
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# targets
+# --------------------------------------------------------------------------------------------
+
+
+class GaussianConfig(_Model):
+    """N(mean, cov); cov a number (isotropic), a list (diagonal) or a matrix (full)."""
+
+    kind: Literal["gaussian"] = "gaussian"
+    dim: int | None = None
+    mean: Number | Vector = 0.0
+    cov: Number | Vector | Matrix = 1.0
+
+
+class GMMConfig(_Model):
+    """Gaussian mixture: explicit weights/means/covs, or a preset (ring8, mg25, random)."""
+
+    kind: Literal["gmm"] = "gmm"
+    preset: Literal["ring8", "mg25", "random"] | None = None
+    dim: int | None = None
+    weights: Vector | None = None
+    means: Matrix | None = None
+    covs: Number | list[Number | Vector | Matrix] | None = None
+    n_components: int | None = None
+    radius: float | None = None
+    std: float | None = None
+    seed: int | None = None
+
+
+class TiltedGMMConfig(_Model):
+    """Σ w_k N(μ_k, I) as a Gaussian tilt (paper B); means given, or K random of norm radius."""
+
+    kind: Literal["tilted_gmm"] = "tilted_gmm"
+    dim: int = 2
+    weights: Vector | None = None
+    means: Matrix | None = None
+    n_components: int = 4
+    radius: float = 3.0
+    seed: int | None = None
+
+
+class EmpiricalConfig(_Model):
+    """The empirical measure of points given inline, in a file, or n draws from a source."""
+
+    kind: Literal["empirical"] = "empirical"
+    points: Matrix | None = None
+    path: str | None = None
+    key: str | None = None
+    source: TargetConfig | None = None
+    n: int | None = None
+    seed: int | None = None
+
+
+class CircleConfig(_Model):
+    """Uniform on a circle of radius r embedded in R^dim by a random isometry."""
+
+    kind: Literal["circle"] = "circle"
+    dim: int = 2
+    radius: float = 1.0
+    basis_seed: int = 0
+
+
+class SphereConfig(_Model):
+    """Uniform on a 2-sphere of radius r embedded in R^dim by a random isometry."""
+
+    kind: Literal["sphere"] = "sphere"
+    dim: int = 3
+    radius: float = 1.0
+    basis_seed: int = 0
+
+
+class SubspaceConfig(_Model):
+    """A Gaussian on a random k-dimensional linear subspace of R^dim."""
+
+    kind: Literal["subspace"] = "subspace"
+    dim: int = 3
+    k: int = 1
+    variances: Number | Vector = 1.0
+    mean: Number | Vector = 0.0
+    basis_seed: int = 0
+
+
+class Toy2DConfig(_Model):
+    """2-D toy data without a known density."""
+
+    kind: Literal["toy2d"] = "toy2d"
+    name: Literal["moons", "swiss_roll", "circles", "checkerboard", "pinwheel", "spirals"] = "moons"
+    noise: float = 0.05
+
+
+class DigitsConfig(_Model):
+    """scikit-learn's 8×8 digits in [−1, 1], shaped [1, 8, 8] (or [64] with flatten)."""
+
+    kind: Literal["digits"] = "digits"
+    flatten: bool = False
+
+
+class FileConfig(_Model):
+    """A user's .npy / .npz / .csv file of examples (rows)."""
+
+    kind: Literal["file"] = "file"
+    path: str
+    key: str | None = None
+
+
+TargetConfig = Annotated[
+    Union[
+        GaussianConfig, GMMConfig, TiltedGMMConfig, EmpiricalConfig, CircleConfig, SphereConfig,
+        SubspaceConfig, Toy2DConfig, DigitsConfig, FileConfig,
+    ],
+    Field(discriminator="kind"),
+]
+EmpiricalConfig.model_rebuild()
+
+
+class Config(_Model):
+    """A scorelab configuration (the keys other commands add are documented with them)."""
+
+    seed: int = 0
+    target: TargetConfig = Field(default_factory=lambda: GMMConfig(preset="ring8"))
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
+
+
+TARGET_MODELS = {m.model_fields["kind"].default: m for m in TargetConfig.__origin__.__args__}
+SCHEDULE_MODELS = {m.model_fields["kind"].default: m for m in ScheduleConfig.__origin__.__args__}
+_UNIONS = {"target": TARGET_MODELS, "source": TARGET_MODELS, "schedule": SCHEDULE_MODELS}
+
+
+# --------------------------------------------------------------------------------------------
+# reading, overriding, validating
+# --------------------------------------------------------------------------------------------
+
+
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config: file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config: {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML: numbers, lists, null…)."""
+    out = _deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. process.schedule.a=4")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {item!r}: {where} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _deepcopy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _deepcopy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deepcopy(v) for v in data]
+    return data
+
+
+def parse_config(data: Mapping | Config) -> Config:
+    """Validate a mapping into a ``Config`` (raises ``ConfigError`` listing every problem)."""
+    if isinstance(data, Config):
+        return data
+    try:
+        return Config.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    data = load_yaml(path) if path is not None else {}
+    return parse_config(apply_overrides(data, overrides))
+
+
+def format_validation_error(exc: ValidationError, root: type[BaseModel] = Config) -> str:
+    """One line per problem, each naming the dotted key, the value and what is allowed."""
+    lines: dict[str, str] = {}
+    member_types: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        etype, value, loc = err["type"], err.get("input"), err["loc"]
+        if etype == "extra_forbidden":
+            path, model, _ = _walk(loc[:-1], root)
+            where = ".".join([*path, str(loc[-1])])
+            allowed = ", ".join(model.model_fields) if model else "?"
+            lines.setdefault(where, f"{where}: unknown key; allowed keys here: {allowed}")
+            continue
+        path, model, members = _walk(loc, root)
+        where = ".".join(path) or "config"
+        union = _UNIONS.get(path[-1] if path else "", {})
+        if etype == "union_tag_invalid":
+            line = f"{where}.kind: unknown kind {err['ctx']['tag']!r}; allowed: {', '.join(union)}"
+        elif etype == "union_tag_not_found":
+            line = f"{where}: missing 'kind'; allowed: {', '.join(union)}"
+        elif etype == "literal_error":
+            line = f"{where}: {value!r} is not allowed; allowed: {err['ctx']['expected']}"
+        elif etype == "missing":
+            line = f"{where}: required key is missing"
+        elif members:
+            # one error per member of a plain union (number | list | matrix): merge them
+            member_types.setdefault(where, []).append(members[0])
+            words = (_TYPE_WORDS.get(m, "a list") for m in member_types[where])
+            names = " or ".join(dict.fromkeys(words))
+            lines[where] = f"{where}: has the wrong type (got {value!r}); expected {names}"
+            continue
+        else:
+            line = f"{where}: {err['msg'].removeprefix('Value error, ')} (got {value!r})"
+        lines.setdefault(where, line)
+    return "\n".join(lines.values())
+
+
+_TYPE_WORDS = {
+    "float": "a number",
+    "int": "an integer",
+    "bool": "true/false",
+    "str": "a string",
+    "list[float]": "a list of numbers",
+    "list[list[float]]": "a matrix (a list of lists)",
+}
+
+
+def _walk(loc: tuple, root: type[BaseModel]) -> tuple[list[str], type[BaseModel] | None, list[str]]:
+    """Turn pydantic's error location into the user's dotted path.
+
+    Pydantic puts the kind after a tagged-union field ('target', 'gaussian', 'cov') and the
+    member type after a plain-union field ('cov', 'float'); the path keeps neither. Returns the
+    path, the model owning its last key, and the plain-union member names met on the way.
+    """
+    path: list[str] = []
+    members: list[str] = []
+    model: type[BaseModel] | None = root
+    i = 0
+    while i < len(loc):
+        part = loc[i]
+        if members:
+            break  # past a plain-union member name we are inside the value itself
+        if isinstance(part, int):
+            if path:
+                path[-1] = f"{path[-1]}[{part}]"
+        elif model is not None and part in model.model_fields:
+            path.append(part)
+            union = _UNIONS.get(part)
+            if union and i + 1 < len(loc) and loc[i + 1] in union:
+                model = union[loc[i + 1]]
+                i += 1
+            else:
+                ann = model.model_fields[part].annotation
+                model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        else:
+            members.append(str(part))
+        i += 1
+    return path, model, members
+
+
+# --------------------------------------------------------------------------------------------
+# building components
+# --------------------------------------------------------------------------------------------
+
+
+def import_callable(spec: str, field: str) -> Callable:
+    """'package.module:attr' → the object."""
+    if ":" not in spec:
+        raise InvalidParameter(field, "must look like 'package.module:function'", spec)
+    mod_name, attr = spec.split(":", 1)
+    try:
+        obj = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidParameter(field, f"cannot be imported ({exc})", spec) from exc
+    if not callable(obj):
+        raise InvalidParameter(field, "does not name a callable", spec)
+    return obj
+
+
+def _with_prefix(prefix: str, fn: Callable, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except InvalidParameter as exc:
+        raise exc.at(prefix) from None
+
+
+def build_schedule(cfg: Any, T: float | None = None, variance: float = 1.0):
+    """A schedule object from its config (T = the process horizon; the edm schedule takes
+    its horizon from sigma_max)."""
+    cfg = _coerce(cfg, SCHEDULE_MODELS, "schedule")
+    Tv = 1.0 if T is None else T
+    k = cfg.kind
+    if k == "linear":
+        return sch.LinearBeta(cfg.beta_min, cfg.beta_max, Tv)
+    if k == "parametric":
+        return sch.ParametricBeta(cfg.a, cfg.beta_min, cfg.beta_max, Tv)
+    if k == "cosine":
+        return sch.CosineBeta(cfg.s, cfg.clip_max, Tv, variance=variance)
+    if k == "constant":
+        return sch.ConstantBeta(cfg.beta, Tv)
+    if k == "callable":
+        return sch.CallableBeta(import_callable(cfg.function, "function"), Tv)
+    if k == "geometric":
+        return sch.GeometricSigma(cfg.sigma_min, cfg.sigma_max, Tv)
+    if k == "edm":
+        return sch.EDMSigma(cfg.sigma_min, cfg.sigma_max)
+    if k == "edm_vp":
+        return sch.EDMVPSigma(cfg.beta_d, cfg.beta_min, Tv)
+    return sch.CallableSigma(import_callable(cfg.function, "function"), Tv)
+
+
+def build_process(cfg: Mapping | ProcessConfig) -> ForwardProcess:
+    """A forward process from ``{kind: vp|subvp|ve|edm, T, t_min, sigma_inf, schedule}``."""
+    cfg = _coerce(cfg, {"process": ProcessConfig}, "process", single=True)
+    return _with_prefix("process", _build_process, cfg)
+
+
+def _build_process(cfg: ProcessConfig) -> ForwardProcess:
+    kind, skind = cfg.kind, cfg.schedule.kind
+    if kind in ("vp", "subvp"):
+        if skind not in BETA_KINDS:
+            raise InvalidParameter(
+                "schedule.kind", f"is a σ-schedule; process '{kind}' needs a β-schedule", skind,
+                ", ".join(BETA_KINDS),
+            )
+        if not (cfg.sigma_inf > 0 and math.isfinite(cfg.sigma_inf)):
+            raise InvalidParameter("sigma_inf", "must be > 0", cfg.sigma_inf)
+        schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T, cfg.sigma_inf**2)
+        cls = VP if kind == "vp" else SubVP
+        t_min = 1e-3 if cfg.t_min is None else cfg.t_min
+        return cls(schedule, sigma_inf=cfg.sigma_inf, t_min=t_min)
+    if skind not in SIGMA_KINDS:
+        raise InvalidParameter(
+            "schedule.kind", f"is a β-schedule; process '{kind}' needs a σ-schedule", skind,
+            ", ".join(SIGMA_KINDS),
+        )
+    if skind == "edm" and cfg.T is not None and not math.isclose(cfg.T, cfg.schedule.sigma_max):
+        raise InvalidParameter(
+            "T", "must equal schedule.sigma_max for the edm schedule (σ(t) = t)", cfg.T,
+            f"{cfg.schedule.sigma_max} (or leave T unset)",
+        )
+    if "sigma_inf" in cfg.model_fields_set:
+        raise InvalidParameter("sigma_inf", f"applies to vp and subvp, not to '{kind}'", cfg.sigma_inf)
+    schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T)
+    return EDM(schedule, cfg.t_min) if kind == "edm" else VE(schedule, cfg.t_min)
+
+
+def build_target(cfg: Mapping | Any, seed: int = 0) -> tg.Target:
+    """A target from ``{kind: ..., <parameters>}`` (``seed`` seeds random presets when the
+    config gives no seed of its own)."""
+    cfg = _coerce(cfg, TARGET_MODELS, "target")
+    return _with_prefix("target", _build_target, cfg, seed)
+
+
+def _build_target(cfg: Any, seed: int) -> tg.Target:
+    k = cfg.kind
+    if k == "gaussian":
+        return tg.Gaussian(cfg.mean, cfg.cov, cfg.dim)
+    if k == "gmm":
+        return _build_gmm(cfg, seed)
+    if k == "tilted_gmm":
+        if cfg.means is None:
+            if cfg.weights is not None:
+                raise InvalidParameter("weights", "need explicit means", cfg.weights)
+            s = seed if cfg.seed is None else cfg.seed
+            return tg.TiltedGMM.random(cfg.dim, cfg.n_components, cfg.radius, s)
+        means = torch.as_tensor(cfg.means, dtype=torch.float64)
+        w = cfg.weights if cfg.weights is not None else [1 / len(cfg.means)] * len(cfg.means)
+        if "dim" in cfg.model_fields_set and means.ndim == 2 and means.shape[1] != cfg.dim:
+            raise InvalidParameter("dim", f"disagrees with the means ({means.shape[1]})", cfg.dim)
+        return tg.TiltedGMM(w, means)
+    if k == "empirical":
+        return _build_empirical(cfg, seed)
+    if k == "circle":
+        return tg.Circle(cfg.dim, cfg.radius, cfg.basis_seed)
+    if k == "sphere":
+        return tg.Sphere(cfg.dim, cfg.radius, cfg.basis_seed)
+    if k == "subspace":
+        return tg.Subspace(cfg.dim, cfg.k, cfg.variances, cfg.mean, cfg.basis_seed)
+    if k == "toy2d":
+        return tg.Toy2D(cfg.name, cfg.noise)
+    if k == "digits":
+        return tg.digits(cfg.flatten)
+    return tg.from_file(cfg.path, cfg.key)
+
+
+_PRESET_KEYS = {
+    "ring8": {"radius", "std"},
+    "mg25": {"dim", "std"},
+    "random": {"n_components", "dim", "radius", "std", "seed"},
+}
+
+
+def _build_gmm(cfg: GMMConfig, seed: int) -> tg.GaussianMixture:
+    given = cfg.model_fields_set - {"kind", "preset"}
+    if cfg.preset is None:
+        if cfg.means is None:
+            raise InvalidParameter("means", "are required (or choose a preset)", None, "a list of mean vectors, or preset: ring8|mg25|random")
+        extra = given & {"n_components", "radius", "std", "seed"}
+        if extra:
+            raise InvalidParameter(sorted(extra)[0], "only applies with a preset", getattr(cfg, sorted(extra)[0]))
+        K = len(cfg.means)
+        w = cfg.weights if cfg.weights is not None else [1 / K] * K
+        covs = 1.0 if cfg.covs is None else cfg.covs
+        gmm = tg.GaussianMixture(w, cfg.means, covs)
+        if cfg.dim is not None and cfg.dim != gmm.dim:
+            raise InvalidParameter("dim", f"disagrees with the means ({gmm.dim})", cfg.dim)
+        return gmm
+    bad = given - _PRESET_KEYS[cfg.preset]
+    if bad:
+        key = sorted(bad)[0]
+        raise InvalidParameter(
+            key, f"does not apply to preset '{cfg.preset}'", getattr(cfg, key),
+            ", ".join(sorted(_PRESET_KEYS[cfg.preset])),
+        )
+    kw = {k: getattr(cfg, k) for k in given}
+    if cfg.preset == "ring8":
+        return tg.ring8(**kw)
+    if cfg.preset == "mg25":
+        return tg.mg25(**kw)
+    kw.setdefault("seed", seed)
+    return tg.random_gmm(**kw)
+
+
+def _build_empirical(cfg: EmpiricalConfig, seed: int) -> tg.Empirical:
+    sources = [n for n in ("points", "path", "source") if getattr(cfg, n) is not None]
+    if len(sources) != 1:
+        raise InvalidParameter(
+            "points", "give exactly one of points, path or source", sources or None,
+            "points: [[...], ...] | path: FILE | source: {kind: ...} with n",
+        )
+    if cfg.points is not None:
+        return tg.Empirical(torch.as_tensor(cfg.points, dtype=torch.float64))
+    if cfg.path is not None:
+        data = tg.load_array(cfg.path, cfg.key)
+        if cfg.n is not None:
+            data = data[: cfg.n]
+        return tg.Empirical(data)
+    if cfg.n is None or cfg.n < 1:
+        raise InvalidParameter("n", "is required with source and must be ≥ 1", cfg.n)
+    s = seed if cfg.seed is None else cfg.seed
+    src = _with_prefix("source", _build_target, cfg.source, s)
+    g = torch.Generator().manual_seed(s)
+    return tg.Empirical(src.sample(cfg.n, g, dtype=torch.float64))
+
+
+def _coerce(cfg: Any, models: Mapping[str, type[BaseModel]], where: str, single: bool = False):
+    """Accept a config model or a plain mapping (validated here with the same messages)."""
+    if isinstance(cfg, BaseModel):
+        return cfg
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{where}: must be a mapping with a 'kind', got {type(cfg).__name__}")
+    if single:
+        model = next(iter(models.values()))
+    else:
+        kind = cfg.get("kind")
+        if kind not in models:
+            raise ConfigError(
+                f"{where}.kind: " + ("missing" if kind is None else f"unknown kind {kind!r}")
+                + f"; allowed: {', '.join(models)}"
+            )
+        model = models[kind]
+    try:
+        return model.model_validate(dict(cfg))
+    except ValidationError as exc:
+        msg = format_validation_error(exc, model)
+        raise ConfigError("\n".join(f"{where}.{line}" for line in msg.splitlines())) from None
+
+
+def build(cfg: Config) -> tuple[tg.Target, ForwardProcess]:
+    """Target and process of a validated config."""
+    return build_target(cfg.target, cfg.seed), build_process(cfg.process)
