@@ -141,10 +141,11 @@ class VP(ForwardProcess):
         return -self._A(t)
 
     def variance(self, t):
-        return -self._v * torch.expm1(-2 * self._A(t))
+        # A ≥ 0, so |expm1(−2A)| = 1 − m² exactly (and never the −0.0 that B(0) = −0.0 gives)
+        return self._v * torch.abs(torch.expm1(-2 * self._A(t)))
 
     def sigma(self, t):
-        return self.sigma_inf * torch.sqrt(torch.expm1(2 * self._A(t)))
+        return self.sigma_inf * torch.sqrt(torch.abs(torch.expm1(2 * self._A(t))))
 
     def t_of_sigma(self, sigma):
         sigma = as_tensor(sigma)
@@ -174,11 +175,11 @@ class SubVP(VP):
         return self._v * torch.expm1(-2 * self._A(t)) ** 2
 
     def std(self, t):
-        return -self.sigma_inf * torch.expm1(-2 * self._A(t))
+        return self.sigma_inf * torch.abs(torch.expm1(-2 * self._A(t)))
 
     def sigma(self, t):
         # s/m = σ∞(e^{A} − e^{−A}) = 2σ∞ sinh(A)
-        return 2 * self.sigma_inf * torch.sinh(self._A(t))
+        return 2 * self.sigma_inf * torch.abs(torch.sinh(self._A(t)))
 
     def t_of_sigma(self, sigma):
         sigma = as_tensor(sigma)
