@@ -32,8 +32,10 @@ class GaussianTilt(Target):
     same call gives the same number); ``mehler_score`` also returns its standard error. With
     ``shift`` (default) half the draws are importance-sampled around s·∇f(m x) (f must then be
     differentiable by autograd); ``shift=False`` gives the plain estimator of SCIENCE.md §3.2.
-    The standard error is the delta-method one; it is trustworthy when the weights are not
-    heavy-tailed, which the shift helps with.
+    ``form`` picks the estimator of ∇log h_t: "stein", (m/s)·E[Z e^f]/E[e^f], needs no ∇f;
+    "gradient", m·E[∇f(Y) e^f]/E[e^f], needs autograd of f but has no 1/s factor, so it stays
+    accurate as t → 0. The standard error is the delta-method one; it is trustworthy when the
+    weights are not heavy-tailed, which the shift helps with.
     Sampling is sampling-importance-resampling from γ_d with ``pool`` candidates per draw:
     approximate, and refused when the effective sample size falls below ``min_ess``.
     """
@@ -48,9 +50,10 @@ class GaussianTilt(Target):
         *,
         n_mc: int = 4096,
         seed: int = 0,
-        pool: int = 64,
+        pool: int = 1024,
         min_ess: float = 0.01,
         shift: bool = True,
+        form: str = "gradient",
     ):
         if int(dim) < 1:
             raise InvalidParameter("dim", "must be ≥ 1", dim)
@@ -58,6 +61,9 @@ class GaussianTilt(Target):
         self.f = f
         self.n_mc, self.seed, self.pool, self.min_ess = int(n_mc), int(seed), int(pool), min_ess
         self.shift = bool(shift)
+        if form not in ("stein", "gradient"):
+            raise InvalidParameter("form", "is not a Mehler estimator", form, "stein, gradient")
+        self.form = form
 
     def mehler_score(
         self,
@@ -104,23 +110,34 @@ class GaussianTilt(Target):
                 c = self._shift(mi * xi, si)[:, None, :]
                 z = torch.cat([z[:, : n_mc // 2], z[:, n_mc // 2 :] + c], dim=1)
             y = m3 * xi[:, None, :] + s3 * z
-            logw = self.f(y.reshape(-1, D)).reshape(xi.shape[0], n_mc)
+            if self.form == "gradient":
+                fy, grad = self._f_and_grad(y.reshape(-1, D))
+                logw, q = fy.reshape(xi.shape[0], n_mc), grad.reshape(z.shape)
+                factor = mi
+            else:
+                logw, q = self.f(y.reshape(-1, D)).reshape(xi.shape[0], n_mc), z
+                factor = mi / si
             if self.shift:
                 log_ratio = (c * z).sum(-1) - 0.5 * (c**2).sum(-1)  # log φ(z − c)/φ(z)
                 logw = logw - torch.logaddexp(torch.zeros_like(log_ratio), log_ratio)
             w = torch.softmax(logw, dim=1)[:, :, None]
-            ratio = (w * z).sum(1)
-            se = torch.sqrt((w**2 * (z - ratio[:, None, :]) ** 2).sum(1))
-            scores.append(-xi + (mi / si) * ratio)
-            errors.append((mi / si) * se)
+            ratio = (w * q).sum(1)
+            se = torch.sqrt((w**2 * (q - ratio[:, None, :]) ** 2).sum(1))
+            scores.append(-xi + factor * ratio)
+            errors.append(factor * se)
         return torch.cat(scores), torch.cat(errors)
 
-    def _shift(self, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """s·∇f(y) by autograd (``[B, D]``)."""
+    def _f_and_grad(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f(y) and ∇f(y) by autograd."""
         with torch.enable_grad():
             yy = y.detach().clone().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.f(yy).sum(), yy)
-        return (s * grad).detach()
+            fy = self.f(yy)
+            (grad,) = torch.autograd.grad(fy.sum(), yy)
+        return fy.detach(), grad.detach()
+
+    def _shift(self, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """s·∇f(y) (``[B, D]``)."""
+        return s * self._f_and_grad(y)[1]
 
     def _score(self, x, m, v):
         g = torch.Generator(device=x.device).manual_seed(self.seed)
