@@ -29,7 +29,10 @@ def all_processes():
         ("vp-constant-ou", VP(sch.ConstantBeta(2.0, T=3.0))),
         ("vp-callable", VP(sch.CallableBeta(_beta_callable))),
         ("subvp-linear", SubVP(sch.LinearBeta())),
-        ("subvp-cosine-sinf0.7", SubVP(sch.CosineBeta(clip_max=50.0, variance=0.49), sigma_inf=0.7)),
+        (
+            "subvp-cosine-sinf0.7",
+            SubVP(sch.CosineBeta(clip_max=50.0, variance=0.49), sigma_inf=0.7),
+        ),
         ("ve-geometric", VE(sch.GeometricSigma())),
         ("ve-edm_vp", VE(sch.EDMVPSigma())),
         ("ve-callable", VE(sch.CallableSigma(_sigma_callable))),
@@ -50,5 +53,6 @@ def interior_times(process, n=7):
     """Times spread over (0, T), log-spaced near 0, avoiding the singular end of cosine."""
     T = process.T
     small = [1e-6 * T, 1e-3 * T]
-    return torch.tensor(small + [T * u for u in torch.linspace(0.05, 0.95, n - 2).tolist()],
-                        dtype=torch.float64)
+    return torch.tensor(
+        small + [T * u for u in torch.linspace(0.05, 0.95, n - 2).tolist()], dtype=torch.float64
+    )

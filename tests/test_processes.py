@@ -26,8 +26,15 @@ def test_marginal_coefficients_solve_their_odes(process):
         return [f(t) * m, 2 * f(t) * v + g2(t)]
 
     times = interior_times(process).numpy()
-    sol = solve_ivp(rhs, (0.0, float(times[-1])), [1.0, 0.0], t_eval=times,
-                    rtol=1e-12, atol=1e-14, method="DOP853")
+    sol = solve_ivp(
+        rhs,
+        (0.0, float(times[-1])),
+        [1.0, 0.0],
+        t_eval=times,
+        rtol=1e-12,
+        atol=1e-14,
+        method="DOP853",
+    )
     m_ode, v_ode = sol.y
     t = torch.from_numpy(times)
     assert np.allclose(process.scale(t).numpy(), m_ode, rtol=1e-8, atol=1e-12)
@@ -61,7 +68,11 @@ def _simulate_forward(process, x0: float, n: int, steps: int, seed: int):
     f, g2 = process.drift_coef(grid), process.diffusion2(grid)
     for k in range(steps):
         h = float(grid[k + 1] - grid[k])
-        x = x + f[k] * x * h + math.sqrt(float(g2[k]) * h) * torch.randn(n, generator=g, dtype=torch.float64)
+        x = (
+            x
+            + f[k] * x * h
+            + math.sqrt(float(g2[k]) * h) * torch.randn(n, generator=g, dtype=torch.float64)
+        )
     return x
 
 

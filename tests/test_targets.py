@@ -43,8 +43,14 @@ def closed_form_targets():
         ("gauss-iso", Gaussian(mean=[1.0, -0.5, 2.0], cov=0.5)),
         ("gauss-diag", Gaussian(mean=1.0, cov=[0.3, 1.0, 2.5])),
         ("gauss-full", Gaussian(mean=[0.0, 1.0, -1.0], cov=FULL_COV)),
-        ("gmm-mixed", GaussianMixture([0.2, 0.5, 0.3], [[0, 0, 0], [2, -1, 0.5], [-3, 1, 1]],
-                                      [0.1, [0.2, 0.5, 1.0], FULL_COV])),
+        (
+            "gmm-mixed",
+            GaussianMixture(
+                [0.2, 0.5, 0.3],
+                [[0, 0, 0], [2, -1, 0.5], [-3, 1, 1]],
+                [0.1, [0.2, 0.5, 1.0], FULL_COV],
+            ),
+        ),
         ("tilted", TiltedGMM.random(dim=3, n_components=4, radius=2.0, seed=0)),
         ("empirical", Empirical(torch.randn(40, 3, generator=g, dtype=F64))),
         ("circle", Circle(dim=3, radius=1.5, basis_seed=1)),
@@ -99,12 +105,18 @@ def test_gaussian_log_density_against_torch_distributions(cov):
     mu = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
     target = Gaussian(mean=mu.tolist(), cov=cov)
     sigma = torch.as_tensor(cov, dtype=F64)
-    sigma = sigma * torch.eye(3, dtype=F64) if sigma.ndim == 0 else (torch.diag(sigma) if sigma.ndim == 1 else sigma)
+    sigma = (
+        sigma * torch.eye(3, dtype=F64)
+        if sigma.ndim == 0
+        else (torch.diag(sigma) if sigma.ndim == 1 else sigma)
+    )
     x = torch.randn(7, 3, dtype=F64) * 3
-    for name, process in PROCESSES[:: 3]:
+    for name, process in PROCESSES[::3]:
         t = 0.4 * process.T
         m, v = process.scale(t), process.variance(t)
-        ref = torch.distributions.MultivariateNormal(m * mu, m**2 * sigma + v * torch.eye(3, dtype=F64))
+        ref = torch.distributions.MultivariateNormal(
+            m * mu, m**2 * sigma + v * torch.eye(3, dtype=F64)
+        )
         assert torch.allclose(target.log_prob_t(x, t, process), ref.log_prob(x), rtol=1e-11), name
     ref0 = torch.distributions.MultivariateNormal(mu, sigma)
     assert torch.allclose(target.log_prob(x), ref0.log_prob(x), rtol=1e-11)
@@ -126,7 +138,9 @@ def test_gaussian_optimal_dsm_identity():
 
 
 def test_mixture_log_density_against_torch_distributions():
-    covs = torch.tensor([FULL_COV, np.diag([0.2, 0.5, 1.0]).tolist(), (0.1 * np.eye(3)).tolist()], dtype=F64)
+    covs = torch.tensor(
+        [FULL_COV, np.diag([0.2, 0.5, 1.0]).tolist(), (0.1 * np.eye(3)).tolist()], dtype=F64
+    )
     means = torch.tensor([[0, 0, 0], [2, -1, 0.5], [-3, 1, 1]], dtype=F64)
     w = torch.tensor([0.2, 0.5, 0.3], dtype=F64)
     target = GaussianMixture(w, means, [FULL_COV, [0.2, 0.5, 1.0], 0.1])
@@ -179,9 +193,17 @@ def test_chunked_evaluation_equals_unchunked(monkeypatch):
     process = VE(sch.GeometricSigma())
     x = torch.randn(37, 4, dtype=F64) * 3
     t = torch.rand(37, dtype=F64)
-    full = target.score(x, t, process), target.log_prob_t(x, t, process), target.denoise(x, t, process)
+    full = (
+        target.score(x, t, process),
+        target.log_prob_t(x, t, process),
+        target.denoise(x, t, process),
+    )
     monkeypatch.setattr(gaussian_module, "_CHUNK_ELEMENTS", 50)
-    chunked = target.score(x, t, process), target.log_prob_t(x, t, process), target.denoise(x, t, process)
+    chunked = (
+        target.score(x, t, process),
+        target.log_prob_t(x, t, process),
+        target.denoise(x, t, process),
+    )
     for a, b in zip(full, chunked, strict=True):
         assert torch.allclose(a, b, rtol=1e-14, atol=1e-14)
 
@@ -217,7 +239,11 @@ def test_mehler_monte_carlo_score_matches_closed_form():
 def test_mehler_refuses_processes_without_gaussian_stationary_law():
     tilt = TiltedGMM.random(dim=2, seed=0).as_tilt()
     x = torch.zeros(2, 2, dtype=F64)
-    for process in (VE(sch.GeometricSigma()), SubVP(sch.LinearBeta()), VP(sch.LinearBeta(), sigma_inf=2.0)):
+    for process in (
+        VE(sch.GeometricSigma()),
+        SubVP(sch.LinearBeta()),
+        VP(sch.LinearBeta(), sigma_inf=2.0),
+    ):
         with pytest.raises(InvalidParameter, match="stationary"):
             tilt.score(x, 0.5, process)
 
@@ -234,7 +260,9 @@ def _fibonacci_sphere(n):
     i = torch.arange(n, dtype=F64) + 0.5
     phi = torch.acos(1 - 2 * i / n)
     theta = math.pi * (1 + 5**0.5) * i
-    return torch.stack([torch.cos(theta) * torch.sin(phi), torch.sin(theta) * torch.sin(phi), torch.cos(phi)], 1)
+    return torch.stack(
+        [torch.cos(theta) * torch.sin(phi), torch.sin(theta) * torch.sin(phi), torch.cos(phi)], 1
+    )
 
 
 def test_manifold_scores_match_fine_empirical_measures():

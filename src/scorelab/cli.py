@@ -123,9 +123,9 @@ def check(
 @app.command()
 @_friendly
 def quickstart(
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Directory for the figures.")
-    ] = Path("scorelab-quickstart"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the figures.")] = Path(
+        "scorelab-quickstart"
+    ),
 ):
     """The main job on embedded defaults: a 2-D mixture's noised marginals under VP (cosine)."""
     from . import quickstart as qs
@@ -136,7 +136,11 @@ def quickstart(
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            f"{r.t:g}", f"{r.m:.4f}", f"{r.s:.4f}", f"{r.sample_var:.4f}", f"{r.exact_var:.4f}",
+            f"{r.t:g}",
+            f"{r.m:.4f}",
+            f"{r.s:.4f}",
+            f"{r.sample_var:.4f}",
+            f"{r.exact_var:.4f}",
             f"{r.mean_log_p:.3f}",
         )
     out.print(table)

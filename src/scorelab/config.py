@@ -12,7 +12,7 @@ import importlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import torch
 import yaml
@@ -111,10 +111,17 @@ BETA_KINDS = ("linear", "parametric", "cosine", "constant", "callable")
 SIGMA_KINDS = ("geometric", "edm", "edm_vp", "sigma_callable")
 
 ScheduleConfig = Annotated[
-    Union[
-        LinearSchedule, ParametricSchedule, CosineSchedule, ConstantSchedule, CallableSchedule,
-        GeometricSchedule, EDMScheduleConfig, EDMVPSchedule, SigmaCallableSchedule,
-    ],
+    (
+        LinearSchedule
+        | ParametricSchedule
+        | CosineSchedule
+        | ConstantSchedule
+        | CallableSchedule
+        | GeometricSchedule
+        | EDMScheduleConfig
+        | EDMVPSchedule
+        | SigmaCallableSchedule
+    ),
     Field(discriminator="kind"),
 ]
 
@@ -134,7 +141,9 @@ class ProcessConfig(_Model):
     def _fill_schedule(self):
         if self.schedule is None:
             default = {
-                "linear": LinearSchedule, "geometric": GeometricSchedule, "edm": EDMScheduleConfig,
+                "linear": LinearSchedule,
+                "geometric": GeometricSchedule,
+                "edm": EDMScheduleConfig,
             }[_DEFAULT_SCHEDULE[self.kind]]
             self.schedule = default()
         return self
@@ -246,10 +255,18 @@ class FileConfig(_Model):
 
 
 TargetConfig = Annotated[
-    Union[
-        GaussianConfig, GMMConfig, TiltedGMMConfig, EmpiricalConfig, CircleConfig, SphereConfig,
-        SubspaceConfig, Toy2DConfig, DigitsConfig, FileConfig,
-    ],
+    (
+        GaussianConfig
+        | GMMConfig
+        | TiltedGMMConfig
+        | EmpiricalConfig
+        | CircleConfig
+        | SphereConfig
+        | SubspaceConfig
+        | Toy2DConfig
+        | DigitsConfig
+        | FileConfig
+    ),
     Field(discriminator="kind"),
 ]
 EmpiricalConfig.model_rebuild()
@@ -477,7 +494,9 @@ def _build_process(cfg: ProcessConfig) -> ForwardProcess:
     if kind in ("vp", "subvp"):
         if skind not in BETA_KINDS:
             raise InvalidParameter(
-                "schedule.kind", f"is a σ-schedule; process '{kind}' needs a β-schedule", skind,
+                "schedule.kind",
+                f"is a σ-schedule; process '{kind}' needs a β-schedule",
+                skind,
                 ", ".join(BETA_KINDS),
             )
         if not (cfg.sigma_inf > 0 and math.isfinite(cfg.sigma_inf)):
@@ -488,16 +507,22 @@ def _build_process(cfg: ProcessConfig) -> ForwardProcess:
         return cls(schedule, sigma_inf=cfg.sigma_inf, t_min=t_min)
     if skind not in SIGMA_KINDS:
         raise InvalidParameter(
-            "schedule.kind", f"is a β-schedule; process '{kind}' needs a σ-schedule", skind,
+            "schedule.kind",
+            f"is a β-schedule; process '{kind}' needs a σ-schedule",
+            skind,
             ", ".join(SIGMA_KINDS),
         )
     if skind == "edm" and cfg.T is not None and not math.isclose(cfg.T, cfg.schedule.sigma_max):
         raise InvalidParameter(
-            "T", "must equal schedule.sigma_max for the edm schedule (σ(t) = t)", cfg.T,
+            "T",
+            "must equal schedule.sigma_max for the edm schedule (σ(t) = t)",
+            cfg.T,
             f"{cfg.schedule.sigma_max} (or leave T unset)",
         )
     if "sigma_inf" in cfg.model_fields_set:
-        raise InvalidParameter("sigma_inf", f"applies to vp and subvp, not to '{kind}'", cfg.sigma_inf)
+        raise InvalidParameter(
+            "sigma_inf", f"applies to vp and subvp, not to '{kind}'", cfg.sigma_inf
+        )
     schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T)
     return EDM(schedule, cfg.t_min) if kind == "edm" else VE(schedule, cfg.t_min)
 
@@ -552,10 +577,17 @@ def _build_gmm(cfg: GMMConfig, seed: int) -> tg.GaussianMixture:
     given = cfg.model_fields_set - {"kind", "preset"}
     if cfg.preset is None:
         if cfg.means is None:
-            raise InvalidParameter("means", "are required (or choose a preset)", None, "a list of mean vectors, or preset: ring8|mg25|random")
+            raise InvalidParameter(
+                "means",
+                "are required (or choose a preset)",
+                None,
+                "a list of mean vectors, or preset: ring8|mg25|random",
+            )
         extra = given & {"n_components", "radius", "std", "seed"}
         if extra:
-            raise InvalidParameter(sorted(extra)[0], "only applies with a preset", getattr(cfg, sorted(extra)[0]))
+            raise InvalidParameter(
+                sorted(extra)[0], "only applies with a preset", getattr(cfg, sorted(extra)[0])
+            )
         K = len(cfg.means)
         w = cfg.weights if cfg.weights is not None else [1 / K] * K
         covs = 1.0 if cfg.covs is None else cfg.covs
@@ -567,7 +599,9 @@ def _build_gmm(cfg: GMMConfig, seed: int) -> tg.GaussianMixture:
     if bad:
         key = sorted(bad)[0]
         raise InvalidParameter(
-            key, f"does not apply to preset '{cfg.preset}'", getattr(cfg, key),
+            key,
+            f"does not apply to preset '{cfg.preset}'",
+            getattr(cfg, key),
             ", ".join(sorted(_PRESET_KEYS[cfg.preset])),
         )
     kw = {k: getattr(cfg, k) for k in given}
@@ -583,7 +617,9 @@ def _build_empirical(cfg: EmpiricalConfig, seed: int) -> tg.Empirical:
     sources = [n for n in ("points", "path", "source") if getattr(cfg, n) is not None]
     if len(sources) != 1:
         raise InvalidParameter(
-            "points", "give exactly one of points, path or source", sources or None,
+            "points",
+            "give exactly one of points, path or source",
+            sources or None,
             "points: [[...], ...] | path: FILE | source: {kind: ...} with n",
         )
     if cfg.points is not None:
@@ -613,7 +649,8 @@ def _coerce(cfg: Any, models: Mapping[str, type[BaseModel]], where: str, single:
         kind = cfg.get("kind")
         if kind not in models:
             raise ConfigError(
-                f"{where}.kind: " + ("missing" if kind is None else f"unknown kind {kind!r}")
+                f"{where}.kind: "
+                + ("missing" if kind is None else f"unknown kind {kind!r}")
                 + f"; allowed: {', '.join(models)}"
             )
         model = models[kind]

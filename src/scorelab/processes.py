@@ -123,7 +123,9 @@ class VP(ForwardProcess):
     def __init__(self, schedule: BetaSchedule, sigma_inf: float = 1.0, t_min: float = 1e-3):
         if not isinstance(schedule, BetaSchedule):
             raise InvalidParameter(
-                "schedule", f"process '{self.kind}' needs a β-schedule", type(schedule).__name__,
+                "schedule",
+                f"process '{self.kind}' needs a β-schedule",
+                type(schedule).__name__,
                 "linear, parametric, cosine, constant, callable",
             )
         super().__init__(schedule.T, t_min)
@@ -200,7 +202,9 @@ class VE(ForwardProcess):
     def __init__(self, schedule: SigmaSchedule, t_min: float | None = None, kind: str = "ve"):
         if not isinstance(schedule, SigmaSchedule):
             raise InvalidParameter(
-                "schedule", f"process '{kind}' needs a σ-schedule", type(schedule).__name__,
+                "schedule",
+                f"process '{kind}' needs a σ-schedule",
+                type(schedule).__name__,
                 "geometric, edm, edm_vp, sigma_callable",
             )
         self.kind = kind

@@ -57,7 +57,9 @@ def run(out: Path) -> tuple[list[MarginalRow], Path]:
     cx, cy = torch.meshgrid(coarse, coarse, indexing="xy")
     arrows = torch.stack([cx.reshape(-1), cy.reshape(-1)], 1)
 
-    fig, axes = plt.subplots(1, len(TIMES), figsize=(3.2 * len(TIMES), 3.4), constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(TIMES), figsize=(3.2 * len(TIMES), 3.4), constrained_layout=True
+    )
     rows = []
     for ax, t in zip(axes, TIMES, strict=True):
         xt = process.sample_marginal(x0, t, g)
@@ -65,7 +67,11 @@ def run(out: Path) -> tuple[list[MarginalRow], Path]:
         exact_var = float(torch.trace(m**2 * cov0) / 2 + s**2)
         rows.append(
             MarginalRow(
-                t, m, s, float(xt.var(0).mean()), exact_var,
+                t,
+                m,
+                s,
+                float(xt.var(0).mean()),
+                exact_var,
                 float(target.log_prob_t(xt, t, process).mean()),
             )
         )
@@ -74,15 +80,24 @@ def run(out: Path) -> tuple[list[MarginalRow], Path]:
         ax.scatter(xt[:800, 0].numpy(), xt[:800, 1].numpy(), s=2, c="k", alpha=0.5)
         sc = target.score(arrows, t, process)
         sc = sc / (1 + sc.norm(dim=1, keepdim=True))  # bounded arrows; direction is what matters
-        ax.quiver(arrows[:, 0].numpy(), arrows[:, 1].numpy(), sc[:, 0].numpy(), sc[:, 1].numpy(),
-                  color="tab:red", alpha=0.7, width=0.004)
+        ax.quiver(
+            arrows[:, 0].numpy(),
+            arrows[:, 1].numpy(),
+            sc[:, 0].numpy(),
+            sc[:, 1].numpy(),
+            color="tab:red",
+            alpha=0.7,
+            width=0.004,
+        )
         ax.set_title(f"t = {t:g}   m = {m:.2f}, s = {s:.2f}", fontsize=9)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("ring8 mixture under VP (cosine): exact p_t (blue), samples (black), exact score (red)")
+    fig.suptitle(
+        "ring8 mixture under VP (cosine): exact p_t (blue), samples (black), exact score (red)"
+    )
     png = out / "marginals.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)

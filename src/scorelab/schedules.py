@@ -108,8 +108,10 @@ class BetaSchedule(ABC):
     def _check_integral_range(self, b: torch.Tensor, total: float) -> None:
         if b.numel() and not (float(b.min()) >= 0 and float(b.max()) <= total * (1 + 1e-12)):
             raise InvalidParameter(
-                "sigma", "is beyond the noise level the process reaches at T",
-                float(b.max()), f"B in [0, {total:g}]",
+                "sigma",
+                "is beyond the noise level the process reaches at T",
+                float(b.max()),
+                f"B in [0, {total:g}]",
             )
 
     def params(self) -> dict:
@@ -236,9 +238,7 @@ class CosineBeta(BetaSchedule):
         if self.clip_max is not None:
             beta0 = self._c * math.tan(self._theta0)
             if self.clip_max <= beta0:
-                raise InvalidParameter(
-                    "clip_max", "must exceed β(0)", clip_max, f"> {beta0:.6g}"
-                )
+                raise InvalidParameter("clip_max", "must exceed β(0)", clip_max, f"> {beta0:.6g}")
             theta_c = math.atan(self.clip_max / self._c)
             self._t_clip = theta_c / self._k - self.s * self.T
 
@@ -247,7 +247,9 @@ class CosineBeta(BetaSchedule):
         return torch.sin(self._k * (self.T - t))
 
     def _raw_integral(self, t):
-        return -2 * self.variance * (torch.log(self._cos_theta(t)) - math.log(math.cos(self._theta0)))
+        return (
+            -2 * self.variance * (torch.log(self._cos_theta(t)) - math.log(math.cos(self._theta0)))
+        )
 
     def _raw_integral_sq(self, t):
         theta = self._k * (self.s * self.T + t)
@@ -440,10 +442,14 @@ class SigmaSchedule(ABC):
 
     def _check_increment_range(self, v: torch.Tensor) -> None:
         total = float(self.increment(self.T))
-        if v.numel() and not (float(v.min()) >= -1e-12 * total and float(v.max()) <= total * (1 + 1e-12)):
+        if v.numel() and not (
+            float(v.min()) >= -1e-12 * total and float(v.max()) <= total * (1 + 1e-12)
+        ):
             raise InvalidParameter(
-                "sigma", "is beyond the range of noise levels of the schedule",
-                float(v.max()), f"σ² − σ(0)² in [0, {total:g}]",
+                "sigma",
+                "is beyond the range of noise levels of the schedule",
+                float(v.max()),
+                f"σ² − σ(0)² in [0, {total:g}]",
             )
 
     def params(self) -> dict:
@@ -464,7 +470,9 @@ class GeometricSigma(SigmaSchedule):
         self.sigma_min = _positive("sigma_min", sigma_min)
         self.sigma_max = _positive("sigma_max", sigma_max)
         if self.sigma_max <= self.sigma_min:
-            raise InvalidParameter("sigma_max", "must exceed sigma_min", sigma_max, f"> {sigma_min}")
+            raise InvalidParameter(
+                "sigma_max", "must exceed sigma_min", sigma_max, f"> {sigma_min}"
+            )
         self._r = math.log(self.sigma_max / self.sigma_min) / self.T  # d log σ / dt
 
     @_f64
@@ -498,7 +506,9 @@ class EDMSigma(SigmaSchedule):
         super().__init__(_positive("sigma_max", sigma_max))
         self.sigma_min = _positive("sigma_min", sigma_min)
         if self.sigma_max <= self.sigma_min:
-            raise InvalidParameter("sigma_max", "must exceed sigma_min", sigma_max, f"> {sigma_min}")
+            raise InvalidParameter(
+                "sigma_max", "must exceed sigma_min", sigma_max, f"> {sigma_min}"
+            )
 
     @property
     def sigma_max(self) -> float:

@@ -8,7 +8,6 @@ per example, and reshaping for any event shape (vectors and images alike).
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Callable
 
 import torch
@@ -24,7 +23,7 @@ class NotAvailable(ScorelabError, NotImplementedError):
     """The target does not know this quantity (e.g. the density of a dataset)."""
 
 
-class Target(ABC):
+class Target:
     """A distribution on R^{event_shape}.
 
     Subclasses implement ``_sample`` and, where known, the flat-tensor formulas ``_score``,
@@ -116,7 +115,9 @@ class Target(ABC):
             raise InvalidParameter("x", "must be a floating-point tensor", type(x).__name__)
         if tuple(x.shape[1:]) != self.event_shape:
             raise InvalidParameter(
-                "x", "has the wrong shape for this target", tuple(x.shape),
+                "x",
+                "has the wrong shape for this target",
+                tuple(x.shape),
                 f"[B, {', '.join(map(str, self.event_shape))}]",
             )
         return x.reshape(x.shape[0], -1)
@@ -137,8 +138,10 @@ class Target(ABC):
             m, v = m[:, None], v[:, None]
         if self.singular and bool((v <= 0).any()):
             raise InvalidParameter(
-                "t", f"must be > 0 for {what} of target '{self.kind}', which has no density "
-                "at t = 0 (s(t) = 0)", float(t.min()),
+                "t",
+                f"must be > 0 for {what} of target '{self.kind}', which has no density "
+                "at t = 0 (s(t) = 0)",
+                float(t.min()),
             )
         return flat, m, v
 

@@ -36,7 +36,9 @@ class Toy2D(Target):
 
     def __init__(self, name: str = "moons", noise: float = 0.05):
         if name not in TOY2D_NAMES:
-            raise InvalidParameter("name", "is not a known toy data set", name, ", ".join(TOY2D_NAMES))
+            raise InvalidParameter(
+                "name", "is not a known toy data set", name, ", ".join(TOY2D_NAMES)
+            )
         if not (noise >= 0 and math.isfinite(noise)):
             raise InvalidParameter("noise", "must be ≥ 0", noise)
         super().__init__((2,))
@@ -125,7 +127,9 @@ def load_array(path: str | Path, key: str | None = None, field: str = "path") ->
             with np.load(p, allow_pickle=False) as z:
                 names = list(z.keys())
                 if key is None:
-                    key = next((k for k in _NPZ_KEYS if k in names), names[0] if len(names) == 1 else None)
+                    key = next(
+                        (k for k in _NPZ_KEYS if k in names), names[0] if len(names) == 1 else None
+                    )
                 if key not in names:
                     raise InvalidParameter(
                         "key", "names no array in the .npz file", key, ", ".join(names)
@@ -134,7 +138,9 @@ def load_array(path: str | Path, key: str | None = None, field: str = "path") ->
         elif suffix == ".csv":
             arr = _read_csv(p)
         else:
-            raise InvalidParameter(field, "has an unsupported extension", str(path), ".npy, .npz, .csv")
+            raise InvalidParameter(
+                field, "has an unsupported extension", str(path), ".npy, .npz, .csv"
+            )
     except InvalidParameter:
         raise
     except (ValueError, OSError) as exc:

@@ -29,7 +29,9 @@ class Empirical(Target):
         if pts.ndim == 1:
             pts = pts[:, None]
         if pts.ndim < 2 or pts.shape[0] == 0:
-            raise InvalidParameter("points", "must be a non-empty array of shape [n, ...]", tuple(pts.shape))
+            raise InvalidParameter(
+                "points", "must be a non-empty array of shape [n, ...]", tuple(pts.shape)
+            )
         if not bool(torch.isfinite(pts).all()):
             raise InvalidParameter("points", "must be finite (found NaN or inf)", tuple(pts.shape))
         super().__init__(tuple(pts.shape[1:]))

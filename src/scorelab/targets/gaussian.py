@@ -105,7 +105,9 @@ class GaussianMixture(Target):
         if bool((w < 0).any()) or not bool(torch.isfinite(w).all()):
             raise InvalidParameter(f_w, "must be finite and ≥ 0", weights)
         if abs(float(w.sum()) - 1.0) > 1e-6:
-            raise InvalidParameter(f_w, f"must sum to 1 (they sum to {float(w.sum()):.6g})", weights)
+            raise InvalidParameter(
+                f_w, f"must sum to 1 (they sum to {float(w.sum()):.6g})", weights
+            )
         specs = self._split_covs(f_cov, covs, K)
         lams, Us = [], []
         for k, spec in enumerate(specs):
@@ -136,7 +138,8 @@ class GaussianMixture(Target):
             covs = list(covs)
         if not isinstance(covs, Sequence) or len(covs) != K:
             raise InvalidParameter(
-                field, f"must be one number (shared) or a list of {K} per-component covariances",
+                field,
+                f"must be one number (shared) or a list of {K} per-component covariances",
                 covs,
             )
         return list(covs)
@@ -153,7 +156,9 @@ class GaussianMixture(Target):
         """Cov[X] (float64)."""
         mu = self.mean()
         covs = self._component_covs()
-        second = (self.weights[:, None, None] * (covs + self.means[:, :, None] * self.means[:, None, :])).sum(0)
+        second = (
+            self.weights[:, None, None] * (covs + self.means[:, :, None] * self.means[:, None, :])
+        ).sum(0)
         return second - mu[:, None] * mu[None, :]
 
     def _component_covs(self) -> torch.Tensor:
@@ -180,7 +185,9 @@ class GaussianMixture(Target):
         if self.U is not None:
             y = torch.einsum("bkd,kde->bke", y, self.param("U", x))
         c = m3**2 * lam[None] + v3
-        log_n = -0.5 * ((y**2 / c).sum(-1) + torch.log(c).sum(-1) + self.dim * math.log(2 * math.pi))
+        log_n = -0.5 * (
+            (y**2 / c).sum(-1) + torch.log(c).sum(-1) + self.dim * math.log(2 * math.pi)
+        )
         log_r = self.param("log_weights", x)[None] + log_n  # [B, K]
         return y, c, log_r
 
@@ -217,7 +224,9 @@ class GaussianMixture(Target):
         return self._chunked(fn, x, m, v)
 
     def _log_prob_t(self, x, m, v):
-        return self._chunked(lambda x, m, v: torch.logsumexp(self._components(x, m, v)[2], 1), x, m, v)
+        return self._chunked(
+            lambda x, m, v: torch.logsumexp(self._components(x, m, v)[2], 1), x, m, v
+        )
 
     def __repr__(self):
         return f"{type(self).__name__}(K={self.n_components}, dim={self.dim})"

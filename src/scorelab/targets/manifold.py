@@ -72,7 +72,9 @@ class _SphereLike(Target):
         vv = v.reshape(-1) if v.ndim else v
         mm = m.reshape(-1) if m.ndim else m
         quad = ((x**2).sum(1) + (mm * self.radius) ** 2) / (2 * vv)
-        return -quad + self._log_mgf(kappa.reshape(-1)) - 0.5 * self.dim * torch.log(2 * math.pi * vv)
+        return (
+            -quad + self._log_mgf(kappa.reshape(-1)) - 0.5 * self.dim * torch.log(2 * math.pi * vv)
+        )
 
     def _rho_over_kappa(self, kappa):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -135,9 +137,7 @@ class Subspace(GaussianMixture):
 
     kind = "subspace"
 
-    def __init__(
-        self, dim: int = 3, k: int = 1, variances=1.0, mean=0.0, basis_seed: int = 0
-    ):
+    def __init__(self, dim: int = 3, k: int = 1, variances=1.0, mean=0.0, basis_seed: int = 0):
         if not 1 <= int(k) <= int(dim):
             raise InvalidParameter("k", f"must lie in [1, dim = {dim}]", k)
         dim, k = int(dim), int(k)

@@ -88,8 +88,10 @@ class GaussianTilt(Target):
     def _mehler(self, x, m, v, n_mc, generator):
         if bool(((m**2 + v) - 1).abs().max() > 1e-6):
             raise InvalidParameter(
-                "process", "the Mehler score needs a process whose stationary law is N(0, I)",
-                "m² + s² ≠ 1", "vp with sigma_inf = 1 (any β-schedule)",
+                "process",
+                "the Mehler score needs a process whose stationary law is N(0, I)",
+                "m² + s² ≠ 1",
+                "vp with sigma_inf = 1 (any β-schedule)",
             )
         B, D = x.shape
         s = torch.sqrt(v)
@@ -105,7 +107,9 @@ class GaussianTilt(Target):
             # c = s∇f(m x), weighted by the balance heuristic, e^{f(Y)}·φ(z)/q(z). The shifted half
             # is exact for affine f and tames the lognormal tails of e^{f}; the unshifted half
             # keeps the weights within 2× of the plain estimator's when f is multimodal.
-            z = torch.randn(xi.shape[0], n_mc, D, generator=generator, dtype=x.dtype, device=x.device)
+            z = torch.randn(
+                xi.shape[0], n_mc, D, generator=generator, dtype=x.dtype, device=x.device
+            )
             if self.shift:
                 c = self._shift(mi * xi, si)[:, None, :]
                 z = torch.cat([z[:, : n_mc // 2], z[:, n_mc // 2 :] + c], dim=1)
@@ -192,4 +196,3 @@ class TiltedGMM(GaussianMixture):
 
     def as_tilt(self, **kwargs) -> GaussianTilt:
         return GaussianTilt(self.f, self.dim, **kwargs)
-
