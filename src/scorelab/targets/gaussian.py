@@ -177,19 +177,19 @@ class GaussianMixture(Target):
 
     # --- exact noised quantities -------------------------------------------------------------
     def _components(self, x, m, v):
-        """y = U_kᵀ(x − mμ_k) ``[B, K, D]``, c = m²λ_k + s² and the log-responsibilities."""
+        """In each component's eigenbasis: w = C_k⁻¹ y with y = U_kᵀ(x − mμ_k) (``[B, K, D]``,
+        c = m²λ_k + s² on the diagonal) and the log-responsibilities ``[B, K]``."""
         mu, lam = self.param("means", x), self.param("lams", x)
         m3 = m if m.ndim == 0 else m[:, :, None]
         v3 = v if v.ndim == 0 else v[:, :, None]
         y = x[:, None, :] - m3 * mu[None]
         if self.U is not None:
             y = torch.einsum("bkd,kde->bke", y, self.param("U", x))
-        c = m3**2 * lam[None] + v3
-        log_n = -0.5 * (
-            (y**2 / c).sum(-1) + torch.log(c).sum(-1) + self.dim * math.log(2 * math.pi)
-        )
-        log_r = self.param("log_weights", x)[None] + log_n  # [B, K]
-        return y, c, log_r
+        c = m3**2 * lam[None] + v3  # [1, K, D] for one time, [B, K, D] for one per example
+        w = y / c
+        log_det = torch.log(c).sum(-1) + self.dim * math.log(2 * math.pi)
+        log_r = self.param("log_weights", x)[None] - 0.5 * ((y * w).sum(-1) + log_det)
+        return w, log_r
 
     def _chunked(self, fn, x, m, v):
         step = max(1, _CHUNK_ELEMENTS // (self.n_components * self.dim))
@@ -206,26 +206,26 @@ class GaussianMixture(Target):
 
     def _score(self, x, m, v):
         def fn(x, m, v):
-            y, c, log_r = self._components(x, m, v)
+            w, log_r = self._components(x, m, v)
             r = torch.softmax(log_r, dim=1)
-            return -(r[:, :, None] * self._rotate_back(y / c, x)).sum(1)
+            return -torch.einsum("bk,bkd->bd", r, self._rotate_back(w, x))
 
         return self._chunked(fn, x, m, v)
 
     def _denoise(self, x, m, v):
+        # E[X0 | x] = Σ_k r_k (μ_k + m Σ_k C_k⁻¹ (x − mμ_k)), with Σ_k C_k⁻¹ = U diag(λ/c) Uᵀ
         def fn(x, m, v):
-            y, c, log_r = self._components(x, m, v)
+            w, log_r = self._components(x, m, v)
             r = torch.softmax(log_r, dim=1)
             m3 = m if m.ndim == 0 else m[:, :, None]
-            lam = self.param("lams", x)[None]
-            post = self.param("means", x)[None] + self._rotate_back(m3 * lam * y / c, x)
-            return (r[:, :, None] * post).sum(1)
+            shift = self._rotate_back(m3 * self.param("lams", x)[None] * w, x)
+            return r @ self.param("means", x) + torch.einsum("bk,bkd->bd", r, shift)
 
         return self._chunked(fn, x, m, v)
 
     def _log_prob_t(self, x, m, v):
         return self._chunked(
-            lambda x, m, v: torch.logsumexp(self._components(x, m, v)[2], 1), x, m, v
+            lambda x, m, v: torch.logsumexp(self._components(x, m, v)[1], 1), x, m, v
         )
 
     def __repr__(self):
