@@ -1,0 +1,88 @@
+"""Time grids: the decreasing times t_0 = t_max > t_1 > … > t_N = t_min a sampler steps through.
+
+Grids are specified in t or in the noise level σ(t) = s/m and always returned as times (σ-spaced
+grids are mapped back with the process's exact ``t_of_sigma``), so every grid works with every
+process and every sampler. ``final="denoise"`` asks the sampler for a last Tweedie step from
+t_min to t = 0 (x ← E[X₀ | X_{t_min}]), one more score evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .errors import InvalidParameter
+from .processes import ForwardProcess
+
+GRID_KINDS = ("uniform", "edm", "geometric", "logsnr", "quadratic")
+FINAL_STEPS = ("none", "denoise")
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """``kind`` ∈ uniform (in t), edm (ρ-polynomial in σ), geometric (in σ), logsnr (uniform in
+    log SNR = −2 log σ, hence the same nodes as geometric), quadratic (in t, dense near t_min)."""
+
+    kind: str = "uniform"
+    steps: int = 100
+    t_min: float | None = None  # None: the process's t_min
+    t_max: float | None = None  # None: the process's T
+    rho: float = 7.0
+    final: str = "none"
+
+    def __post_init__(self):
+        if self.kind not in GRID_KINDS:
+            raise InvalidParameter("kind", "is not a time grid", self.kind, ", ".join(GRID_KINDS))
+        if int(self.steps) < 1:
+            raise InvalidParameter("steps", "must be ≥ 1", self.steps)
+        if not self.rho > 0:
+            raise InvalidParameter("rho", "must be > 0", self.rho)
+        if self.final not in FINAL_STEPS:
+            raise InvalidParameter(
+                "final", "is not a final step", self.final, ", ".join(FINAL_STEPS)
+            )
+
+    def times(self, process: ForwardProcess) -> torch.Tensor:
+        """The N + 1 decreasing times (float64)."""
+        t_max = process.T if self.t_max is None else float(self.t_max)
+        t_min = process.t_min if self.t_min is None else float(self.t_min)
+        if not 0 <= t_min < t_max <= process.T * (1 + 1e-12):
+            raise InvalidParameter(
+                "t_min",
+                "and t_max must satisfy 0 ≤ t_min < t_max ≤ T",
+                (t_min, t_max),
+                f"T = {process.T:g}",
+            )
+        n = int(self.steps)
+        u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
+        if self.kind == "uniform":
+            t = t_max + u * (t_min - t_max)
+        elif self.kind == "quadratic":
+            t = t_min + (t_max - t_min) * (1 - u) ** 2
+        else:
+            s_max, s_min = float(process.sigma(t_max)), float(process.sigma(t_min))
+            if not math.isfinite(s_max):
+                raise InvalidParameter(
+                    "t_max",
+                    "has an infinite noise level σ(t_max) (a cosine schedule without "
+                    "clip_max reaches σ = ∞ at T); set the schedule's clip_max or a grid t_max < T",
+                    t_max,
+                )
+            if self.kind == "edm":
+                a, b = s_max ** (1 / self.rho), s_min ** (1 / self.rho)
+                sig = (a + u * (b - a)) ** self.rho
+            else:
+                if s_min <= 0:
+                    raise InvalidParameter(
+                        "t_min", f"must be > 0 for a grid spaced in log σ ('{self.kind}')", t_min
+                    )
+                sig = torch.exp(math.log(s_max) + u * (math.log(s_min) - math.log(s_max)))
+            t = process.t_of_sigma(sig.clamp(min=0.0))
+        t[0], t[-1] = t_max, t_min  # exact end points despite round-off
+        if bool((t[1:] >= t[:-1]).any()):
+            raise InvalidParameter(
+                "steps", "give repeated times: the grid is finer than float64 resolves here", n
+            )
+        return t

@@ -1,0 +1,404 @@
+"""Samplers: pure functions turning a score model into samples.
+
+Every sampler has the signature ``sampler(score, process, grid, x_T, *, noise=None,
+callback=None, **params) -> SampleResult`` where
+
+* ``score(x, t)`` is any score model (``target.score_model(process)`` or a trained network),
+* ``grid`` is a ``TimeGrid`` (or a decreasing tensor of times),
+* ``noise`` is a ``SampleNoise`` (per-sample streams), a ``torch.Generator`` or None,
+* ``callback(step, t, x, denoised)`` is called after each step,
+
+and ``SampleResult`` holds the samples and the number of score evaluations (NFE). A sampler is
+one step function run by ``_integrate``; anything a step carries to the next (DPM-Solver++'s
+previous denoised estimate) travels in an explicit ``memory`` dict, never in hidden state.
+
+Two parametrisations are used, each where it is exact or standard:
+* the reverse SDE and the probability-flow ODE dx/dt = f x − ½ g² s in the process's time t
+  (Euler–Maruyama, the exponential integrator, ODE Euler/Heun/RK4/dopri5; Heun in t is EDM's
+  Algorithm 1 written through m(t) and σ(t));
+* EDM's scaled variables x̂ = x/m with the noise level σ as time, in which the flow
+  dx̂/dσ = (x̂ − D)/σ is the same for every process (EDM's stochastic sampler, DDIM,
+  DPM-Solver++(2M)); here D(x, t) = (x + s² ∇log p_t(x))/m is Tweedie's denoiser.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .errors import InvalidParameter
+from .grids import TimeGrid
+from .noise import normal_like
+from .processes import ForwardProcess
+
+ScoreModel = Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]
+Callback = Callable[[int, float, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass
+class SampleResult:
+    x: torch.Tensor
+    nfe: int
+
+
+class _Counted:
+    """A score model that counts its calls (one call = one NFE for the whole batch)."""
+
+    def __init__(self, score: ScoreModel):
+        self.score, self.calls = score, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.score(x, t)
+
+    def denoise(self, process: ForwardProcess, x, t: float):
+        """Tweedie: D = (x + s² ∇log p_t)/m, and the score it came from."""
+        s = self(x, t)
+        return (x + float(process.variance(t)) * s) / float(process.scale(t)), s
+
+
+def _coef(process: ForwardProcess, t: float) -> dict[str, float]:
+    return {
+        "m": float(process.scale(t)),
+        "sigma": float(process.sigma(t)),
+        "var": float(process.variance(t)),
+        "f": float(process.drift_coef(t)),
+        "g2": float(process.diffusion2(t)),
+    }
+
+
+def _times(grid: TimeGrid | torch.Tensor, process: ForwardProcess) -> tuple[list[float], str]:
+    if isinstance(grid, TimeGrid):
+        return grid.times(process).tolist(), grid.final
+    t = torch.as_tensor(grid, dtype=torch.float64)
+    if t.ndim != 1 or t.numel() < 2 or bool((t[1:] >= t[:-1]).any()):
+        raise InvalidParameter(
+            "grid", "must be a decreasing sequence of at least two times", tuple(t.shape)
+        )
+    return t.tolist(), "none"
+
+
+def _integrate(step, score, process, grid, x, noise, callback, memory=None) -> SampleResult:
+    times, final = _times(grid, process)
+    counted = _Counted(score)
+    memory = {} if memory is None else memory
+    n = len(times) - 1
+    for k in range(n):
+        x, denoised = step(counted, process, x, times[k], times[k + 1], noise, memory, k, n)
+        if callback is not None:
+            callback(k, times[k + 1], x, denoised)
+    if final == "denoise":
+        x, _ = counted.denoise(process, x, times[-1])
+        if callback is not None:
+            callback(n, 0.0, x, x)
+    return SampleResult(x, counted.calls)
+
+
+# --------------------------------------------------------------------------------------------
+# reverse SDE
+# --------------------------------------------------------------------------------------------
+
+
+def euler_maruyama(score, process, grid, x, *, noise=None, callback=None, eval_point="left"):
+    """Euler–Maruyama for the reverse SDE dx = [f x − g² s] dt + g dW̄ (t decreasing):
+    x' = x + h[−f(τ) x + g²(τ) s(x, τ)] + √(h g²(τ)) z, with τ the step's start (``left``) or
+    end (``right``, paper A's code)."""
+    if eval_point not in ("left", "right"):
+        raise InvalidParameter(
+            "eval_point", "is not an evaluation point", eval_point, "left, right"
+        )
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        tau = t0 if eval_point == "left" else t1
+        c, h = _coef(process, tau), t0 - t1
+        s = score(x, tau)
+        out = x + h * (-c["f"] * x + c["g2"] * s) + math.sqrt(h * c["g2"]) * normal_like(noise, x)
+        return out, (x + c["var"] * s) / c["m"]
+
+    return _integrate(step, score, process, grid, x, noise, callback)
+
+
+def exponential_integrator(score, process, grid, x, *, noise=None, callback=None):
+    """Paper A's exponential integrator for VP: the linear part solved exactly, the score frozen
+    at the step's start. With Δ = A(t_k) − A(t_{k+1}), A = B/(2σ∞²):
+    x' = e^Δ x + 2σ∞² (e^Δ − 1) s(x, t_k) + σ∞ √(e^{2Δ} − 1) z  (SCIENCE.md §2.1)."""
+    if getattr(process, "kind", None) != "vp":
+        raise InvalidParameter(
+            "sampler", "exponential_integrator is derived for the VP process", process.kind, "vp"
+        )
+    v = process.sigma_inf**2
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        delta = float((process.schedule.integral(t0) - process.schedule.integral(t1)) / (2 * v))
+        if not math.isfinite(delta):
+            raise InvalidParameter(
+                "grid",
+                "starts where B(t) is infinite (cosine without clip_max); set clip_max or "
+                "a grid t_max < T",
+                t0,
+            )
+        s = score(x, t0)
+        z = normal_like(noise, x)
+        out = (
+            math.exp(delta) * x
+            + 2 * v * math.expm1(delta) * s
+            + math.sqrt(v * math.expm1(2 * delta)) * z
+        )
+        c = _coef(process, t0)
+        return out, (x + c["var"] * s) / c["m"]
+
+    return _integrate(step, score, process, grid, x, noise, callback)
+
+
+# --------------------------------------------------------------------------------------------
+# probability-flow ODE in t
+# --------------------------------------------------------------------------------------------
+
+
+def _flow(score, process, x, t):
+    """dx/dt = f x − ½ g² s(x, t), and the denoised estimate."""
+    c = _coef(process, t)
+    s = score(x, t)
+    return c["f"] * x - 0.5 * c["g2"] * s, (x + c["var"] * s) / c["m"]
+
+
+def ode_euler(score, process, grid, x, *, noise=None, callback=None):
+    """Euler on the probability-flow ODE in t."""
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        d, den = _flow(score, process, x, t0)
+        return x - (t0 - t1) * d, den
+
+    return _integrate(step, score, process, grid, x, noise, callback)
+
+
+def heun(score, process, grid, x, *, noise=None, callback=None):
+    """Heun's method on the PF-ODE in t (EDM Algorithm 1): the trapezoidal correction is skipped
+    on a step that ends at t = 0."""
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        h = t0 - t1
+        d0, den = _flow(score, process, x, t0)
+        euler = x - h * d0
+        if t1 <= 0:
+            return euler, den
+        d1, den = _flow(score, process, euler, t1)
+        return x - 0.5 * h * (d0 + d1), den
+
+    return _integrate(step, score, process, grid, x, noise, callback)
+
+
+def rk4(score, process, grid, x, *, noise=None, callback=None):
+    """Classical fourth-order Runge–Kutta on the PF-ODE in t."""
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        h, tm = t0 - t1, 0.5 * (t0 + t1)
+        k1, den = _flow(score, process, x, t0)
+        k2, _ = _flow(score, process, x - 0.5 * h * k1, tm)
+        k3, _ = _flow(score, process, x - 0.5 * h * k2, tm)
+        k4, _ = _flow(score, process, x - h * k3, t1)
+        return x - h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), den
+
+    return _integrate(step, score, process, grid, x, noise, callback)
+
+
+def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, atol=1e-5):
+    """Adaptive Dormand–Prince through torchdiffeq from the grid's first time to its last (the
+    intermediate grid times are not used). Its step sizes are chosen for the whole batch, so
+    results agree across batch sizes only up to the tolerances."""
+    from torchdiffeq import odeint
+
+    times, final = _times(grid, process)
+    counted = _Counted(score)
+
+    lo, hi = min(times[0], times[-1]), max(times[0], times[-1])
+
+    def rhs(t, y):
+        # torchdiffeq's first-step heuristic may probe outside the interval: clamp there
+        return _flow(counted, process, y, min(max(float(t), lo), hi))[0]
+
+    span = torch.tensor([times[0], times[-1]], dtype=x.dtype, device=x.device)
+    out = odeint(rhs, x, span, method="dopri5", rtol=rtol, atol=atol)[-1]
+    if callback is not None:
+        callback(0, times[-1], out, out)
+    if final == "denoise":
+        out, _ = counted.denoise(process, out, times[-1])
+        if callback is not None:
+            callback(1, 0.0, out, out)
+    return SampleResult(out, counted.calls)
+
+
+# --------------------------------------------------------------------------------------------
+# samplers in EDM's scaled variables (x̂ = x/m, time = σ)
+# --------------------------------------------------------------------------------------------
+
+
+def edm_stochastic(
+    score,
+    process,
+    grid,
+    x,
+    *,
+    noise=None,
+    callback=None,
+    s_churn=0.0,
+    s_min=0.0,
+    s_max=float("inf"),
+    s_noise=1.0,
+):
+    """EDM's Algorithm 2: raise the noise level by γ = min(S_churn/N, √2 − 1) while
+    σ ∈ [S_min, S_max] (adding fresh noise), then a Heun step in σ down to the next level."""
+    sigma_top = float(process.sigma(process.T))
+
+    def den(score, process, xh, sigma):
+        t = float(process.t_of_sigma(torch.tensor(sigma, dtype=torch.float64)))
+        m = float(process.scale(t))
+        return score.denoise(process, m * xh, t)[0]
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        c0, c1 = _coef(process, t0), _coef(process, t1)
+        xh, s0, s1 = x / c0["m"], c0["sigma"], c1["sigma"]
+        gamma = min(s_churn / n, math.sqrt(2) - 1) if s_min <= s0 <= s_max else 0.0
+        s_hat = min(s0 * (1 + gamma), sigma_top)
+        if s_hat > s0:
+            xh = xh + math.sqrt(s_hat**2 - s0**2) * s_noise * normal_like(noise, xh)
+        d_hat = den(score, process, xh, s_hat)
+        d = (xh - d_hat) / s_hat
+        nxt = xh + (s1 - s_hat) * d
+        if s1 > 0:
+            d1 = (nxt - score.denoise(process, c1["m"] * nxt, t1)[0]) / s1
+            nxt = xh + (s1 - s_hat) * 0.5 * (d + d1)
+        return c1["m"] * nxt, d_hat
+
+    return _integrate(step, score, process, grid, x, noise, callback)
+
+
+def ddim(score, process, grid, x, *, noise=None, callback=None, eta=0.0):
+    """DDIM in σ form: x̂' = D + √(σ'² − c²) ε̂ + c z with ε̂ = (x̂ − D)/σ and
+    c² = η² σ'²(σ² − σ'²)/σ² (for VP this is DDIM's σ_η; η = 0 is Euler in σ)."""
+    if eta < 0:
+        raise InvalidParameter("eta", "must be ≥ 0", eta)
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        c0, c1 = _coef(process, t0), _coef(process, t1)
+        D, _ = score.denoise(process, x, t0)
+        s0, s1 = c0["sigma"], c1["sigma"]
+        eps = (x / c0["m"] - D) / s0
+        c2 = eta**2 * s1**2 * (s0**2 - s1**2) / s0**2
+        out = D + math.sqrt(max(s1**2 - c2, 0.0)) * eps
+        if c2 > 0:
+            out = out + math.sqrt(c2) * normal_like(noise, x)
+        return c1["m"] * out, D
+
+    return _integrate(step, score, process, grid, x, noise, callback)
+
+
+def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_final=True):
+    """DPM-Solver++(2M) (multistep, data prediction) in λ = −log σ: the first step, and the last
+    with ``lower_order_final``, are first order; a step to σ = 0 returns the denoised estimate."""
+
+    def step(score, process, x, t0, t1, noise, memory, k, n):
+        c0, c1 = _coef(process, t0), _coef(process, t1)
+        D, _ = score.denoise(process, x, t0)
+        s0, s1 = c0["sigma"], c1["sigma"]
+        xh = x / c0["m"]
+        if s1 <= 0:
+            out = D
+        else:
+            h = math.log(s0 / s1)
+            prev = memory.get("denoised")
+            first_order = prev is None or (lower_order_final and k == n - 1)
+            if first_order:
+                d_eff = D
+            else:
+                r = memory["h"] / h
+                d_eff = (1 + 1 / (2 * r)) * D - (1 / (2 * r)) * prev
+            out = (s1 / s0) * xh - math.expm1(-h) * d_eff
+            memory["h"] = h
+        memory["denoised"] = D
+        return c1["m"] * out, D
+
+    return _integrate(step, score, process, grid, x, noise, callback, memory={})
+
+
+# --------------------------------------------------------------------------------------------
+# predictor–corrector
+# --------------------------------------------------------------------------------------------
+
+_PREDICTORS = ("euler_maruyama", "exponential_integrator", "ode_euler", "ddim")
+
+
+def pc(
+    score,
+    process,
+    grid,
+    x,
+    *,
+    noise=None,
+    callback=None,
+    predictor="euler_maruyama",
+    snr=0.16,
+    n_corrector=1,
+    step="typical",
+):
+    """Predictor–corrector (Song et al.): at each time, ``n_corrector`` Langevin steps
+    x ← x + ε s + √(2ε) z, then one predictor step.
+
+    Song's step ε = 2 (snr ‖z‖/‖s‖)² uses norms averaged over the batch (``step="batch"``), so a
+    sample then depends on its batch. The default ``step="typical"`` replaces ‖z‖/‖s‖ by its
+    typical value s(t) (‖z‖ ≈ √D, ‖∇log p_t‖ ≈ √D/s(t) at high noise): ε = 2 (snr·s(t))², the
+    same for every sample, which keeps per-sample seeding exact and was as accurate in our
+    Gaussian checks. (Per-sample norms are unstable in low dimension: ‖s‖ → 0 at a mode.)
+    """
+    if predictor not in _PREDICTORS:
+        raise InvalidParameter("predictor", "is not a predictor", predictor, ", ".join(_PREDICTORS))
+    if not snr > 0:
+        raise InvalidParameter("snr", "must be > 0", snr)
+    if int(n_corrector) < 0:
+        raise InvalidParameter("n_corrector", "must be ≥ 0", n_corrector)
+    if step not in ("typical", "batch"):
+        raise InvalidParameter("step", "is not a Langevin step rule", step, "typical, batch")
+    times, final = _times(grid, process)
+    counted = _Counted(score)
+    pred = SAMPLERS[predictor]
+
+    def rms(v):
+        return v.reshape(v.shape[0], -1).norm(dim=1).mean()
+
+    for k in range(len(times) - 1):
+        t0 = times[k]
+        for _ in range(int(n_corrector)):
+            s = counted(x, t0)
+            z = normal_like(noise, x)
+            if step == "typical":
+                eps = 2 * (snr * float(process.std(t0))) ** 2
+            else:
+                eps = float(2 * (snr * rms(z) / rms(s).clamp(min=1e-30)) ** 2)
+            x = x + eps * s + math.sqrt(2 * eps) * z
+        pair = torch.tensor([t0, times[k + 1]], dtype=torch.float64)
+        x = pred(counted, process, pair, x, noise=noise).x
+        if callback is not None:
+            callback(k, times[k + 1], x, x)
+    if final == "denoise":
+        x, _ = counted.denoise(process, x, times[-1])
+        if callback is not None:
+            callback(len(times) - 1, 0.0, x, x)
+    return SampleResult(x, counted.calls)
+
+
+SAMPLERS: dict[str, Callable[..., SampleResult]] = {
+    "euler_maruyama": euler_maruyama,
+    "exponential_integrator": exponential_integrator,
+    "ode_euler": ode_euler,
+    "heun": heun,
+    "rk4": rk4,
+    "dopri5": dopri5,
+    "edm_stochastic": edm_stochastic,
+    "pc": pc,
+    "ddim": ddim,
+    "dpmpp_2m": dpmpp_2m,
+}
+STOCHASTIC = {"euler_maruyama", "exponential_integrator", "edm_stochastic", "pc", "ddim"}
