@@ -12,6 +12,7 @@ for users to get the exact error of a configuration.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 from scipy.integrate import quad
@@ -85,7 +86,7 @@ def sampler_moments(kind, process, times, lam, mu, mean0=0.0, var0=None, **param
     mean = np.broadcast_to(np.asarray(mean0, dtype=np.float64), lam.shape).copy()
     var = np.full_like(lam, process.prior_std**2 if var0 is None else var0)
     t = [float(u) for u in times]
-    for t0, t1 in zip(t[:-1], t[1:], strict=True):
+    for t0, t1 in pairwise(t):
         M, c, q = step_map(kind, process, t0, t1, lam, mu, **params)
         mean, var = M * mean + c, M**2 * var + q
     return mean, var
@@ -96,7 +97,7 @@ def affine_flow(kind, process, times, lam, mu, **params):
     lam = np.asarray(lam, dtype=np.float64)
     M_tot, c_tot = np.ones_like(lam), np.zeros_like(lam)
     t = [float(u) for u in times]
-    for t0, t1 in zip(t[:-1], t[1:], strict=True):
+    for t0, t1 in pairwise(t):
         M, c, q = step_map(kind, process, t0, t1, lam, mu, **params)
         if np.any(q != 0):
             raise InvalidParameter("kind", "is not deterministic with these parameters", kind)
