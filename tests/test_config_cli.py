@@ -63,7 +63,10 @@ BAD = [
     ({"process": {"kind": "edm", "T": 5}}, "process.T: must equal schedule.sigma_max"),
     ({"process": {"kind": "xx"}}, "process.kind: 'xx' is not allowed"),
     ({"seed": "abc"}, "seed: Input should be a valid integer"),
-    ({"sampler": {}}, "sampler: unknown key; allowed keys here: seed, target, process"),
+    ({"sampelr": {}}, "sampelr: unknown key; allowed keys here: seed, target, process, score"),
+    ({"sampler": {"kind": "euler"}}, "sampler.kind: 'euler' is not allowed"),
+    ({"sampler": {"grid": {"kind": "cosine"}}}, "sampler.grid.kind: 'cosine' is not allowed"),
+    ({"sampler": {"steps": 0}}, "sampler.steps: Input should be greater than or equal to 1"),
 ]
 
 
@@ -192,3 +195,52 @@ def test_quickstart_writes_its_figure(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "marginals.png").stat().st_size > 10_000
     assert "exact var" in result.output
+
+
+def _sample_config(tmp_path, **sampler):
+    import yaml
+
+    cfg = {
+        "seed": 5,
+        "target": {"kind": "gaussian", "dim": 2, "mean": [1.0, -1.0], "cov": [0.5, 0.1]},
+        "process": {"kind": "vp"},
+        "sampler": {"kind": "euler_maruyama", "steps": 30, "n": 600, **sampler},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_cli_sample_writes_npz_with_metadata_and_is_batch_size_independent(tmp_path):
+    from scorelab.storage import load_samples
+
+    path = _sample_config(tmp_path, eval_point="right", dtype="float64")
+    outs = []
+    for batch in (256, 600):
+        out = tmp_path / f"b{batch}.npz"
+        result = runner.invoke(
+            app, ["sample", str(path), "--out", str(out), "--set", f"sampler.batch_size={batch}"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "NFE 30" in result.output and "wall time" in result.output
+        outs.append(load_samples(out))
+    (x1, meta), (x2, _) = outs
+    assert x1.shape == (600, 2) and np.array_equal(x1, x2)
+    assert meta["nfe"] == 30 and meta["seconds"] > 0
+    assert meta["config"]["sampler"]["eval_point"] == "right"
+    # the samples are near the target (a coarse check; the samplers' own tests are exact)
+    assert np.allclose(x1.mean(0), [1.0, -1.0], atol=0.15)
+
+
+def test_cli_sample_refuses_options_of_other_samplers_and_scoreless_targets(tmp_path):
+    path = _sample_config(tmp_path)
+    result = runner.invoke(app, ["sample", str(path), "--set", "sampler.eta=0.5"])
+    assert result.exit_code == 2
+    assert "sampler.eta: does not apply to sampler 'euler_maruyama'" in result.output
+    result = runner.invoke(
+        app,
+        ["sample", str(path), "--set", "target={kind: toy2d}", "--out", str(tmp_path / "x.npz")],
+    )
+    assert result.exit_code == 2 and "score.kind" in result.output
+    result = runner.invoke(app, ["sample", str(path), "--out", str(tmp_path / "x.txt")])
+    assert result.exit_code == 2 and "must end in .npz" in result.output

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from . import schedules as sch
 from . import targets as tg
 from .errors import ConfigError, InvalidParameter
+from .grids import TimeGrid
 from .processes import EDM, VE, VP, ForwardProcess, SubVP
 
 
@@ -272,12 +273,91 @@ TargetConfig = Annotated[
 EmpiricalConfig.model_rebuild()
 
 
+# --------------------------------------------------------------------------------------------
+# sampling
+# --------------------------------------------------------------------------------------------
+
+
+class GridConfig(_Model):
+    """The time grid: uniform, edm (ρ-polynomial in σ), geometric / logsnr (in σ), quadratic."""
+
+    kind: Literal["uniform", "edm", "geometric", "logsnr", "quadratic"] = "uniform"
+    t_min: float | None = None
+    t_max: float | None = None
+    rho: float = 7.0
+    final: Literal["none", "denoise"] = "none"
+
+
+# Keys that only some samplers take; None means "the sampler's default".
+_SAMPLER_OPTIONS = (
+    "eval_point",
+    "eta",
+    "s_churn",
+    "s_min",
+    "s_max",
+    "s_noise",
+    "predictor",
+    "snr",
+    "n_corrector",
+    "step",
+    "rtol",
+    "atol",
+    "lower_order_final",
+)
+
+
+class SamplerConfig(_Model):
+    """How to sample: the sampler, its grid, how many samples and in what batches."""
+
+    kind: Literal[
+        "euler_maruyama",
+        "exponential_integrator",
+        "ode_euler",
+        "heun",
+        "rk4",
+        "dopri5",
+        "edm_stochastic",
+        "pc",
+        "ddim",
+        "dpmpp_2m",
+    ] = "heun"
+    steps: int = Field(50, ge=1)
+    n: int = Field(1000, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    dtype: Literal["float32", "float64"] = "float32"
+    grid: GridConfig = Field(default_factory=GridConfig)
+    eval_point: Literal["left", "right"] | None = None
+    eta: float | None = None
+    s_churn: float | None = None
+    s_min: float | None = None
+    s_max: float | None = None
+    s_noise: float | None = None
+    predictor: Literal["euler_maruyama", "exponential_integrator", "ode_euler", "ddim"] | None = (
+        None
+    )
+    snr: float | None = None
+    n_corrector: int | None = None
+    step: Literal["typical", "batch"] | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    lower_order_final: bool | None = None
+
+
+class ScoreConfig(_Model):
+    """Which score model to sample with: the target's exact score (trained models come with
+    the training commands)."""
+
+    kind: Literal["exact"] = "exact"
+
+
 class Config(_Model):
-    """A scorelab configuration (the keys other commands add are documented with them)."""
+    """A scorelab configuration."""
 
     seed: int = 0
     target: TargetConfig = Field(default_factory=lambda: GMMConfig(preset="ring8"))
     process: ProcessConfig = Field(default_factory=ProcessConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
 
 
 TARGET_MODELS = {m.model_fields["kind"].default: m for m in TargetConfig.__origin__.__args__}
@@ -664,3 +744,44 @@ def _coerce(cfg: Any, models: Mapping[str, type[BaseModel]], where: str, single:
 def build(cfg: Config) -> tuple[tg.Target, ForwardProcess]:
     """Target and process of a validated config."""
     return build_target(cfg.target, cfg.seed), build_process(cfg.process)
+
+
+def build_grid(cfg: SamplerConfig) -> TimeGrid:
+    g = cfg.grid
+    return _with_prefix(
+        "sampler.grid", TimeGrid, g.kind, cfg.steps, g.t_min, g.t_max, g.rho, g.final
+    )
+
+
+def sampler_options(cfg: SamplerConfig) -> dict[str, Any]:
+    """The sampler-specific keys that were given, checked against what the sampler takes."""
+    from .sampling import sampler_parameters
+
+    accepted = sampler_parameters(cfg.kind)
+    out = {}
+    for key in _SAMPLER_OPTIONS:
+        value = getattr(cfg, key)
+        if value is None:
+            continue
+        if key not in accepted:
+            raise InvalidParameter(
+                f"sampler.{key}",
+                f"does not apply to sampler '{cfg.kind}'",
+                value,
+                ", ".join(accepted) or "no options",
+            )
+        out[key] = value
+    return out
+
+
+def build_score(cfg: Config, target: tg.Target, process: ForwardProcess):
+    """The score model a config names (``score.kind: exact`` → the target's exact score)."""
+    if not target.has_score:
+        raise InvalidParameter(
+            "score.kind",
+            f"'exact' needs a target with an exact score; '{target.kind}' has none",
+            cfg.score.kind,
+            "a target with a known law (gaussian, gmm, tilted_gmm, empirical, "
+            "circle, sphere, subspace), or a trained model",
+        )
+    return target.score_model(process)

@@ -1,0 +1,57 @@
+"""Files scorelab writes: every write goes to a temporary file first and is renamed into
+place, so an interrupted run never leaves a half-written file where a good one was."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InvalidParameter
+
+
+def atomic_write(path: str | Path, write) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_samples(path: str | Path, samples: torch.Tensor, **metadata: Any) -> Path:
+    """Write ``samples`` (``[n, ...]``) and JSON metadata (config, NFE, wall time) to ``.npz``."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InvalidParameter("out", "must end in .npz", str(path))
+    arrays = {"samples": samples.detach().cpu().numpy(), "metadata": np.array(json.dumps(metadata))}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return atomic_write(path, write)
+
+
+def load_samples(path: str | Path) -> tuple[np.ndarray, dict]:
+    """(samples, metadata) from a file written by ``save_samples`` (or any .npz with
+    ``samples``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameter("samples", "file not found", str(path))
+    with np.load(path, allow_pickle=False) as z:
+        if "samples" not in z:
+            raise InvalidParameter("samples", "has no 'samples' array", str(path), ", ".join(z))
+        meta = json.loads(str(z["metadata"])) if "metadata" in z else {}
+        return z["samples"], meta
