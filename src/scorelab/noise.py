@@ -14,7 +14,7 @@ import torch
 
 from .errors import InvalidParameter
 
-DEFAULT_BLOCK = 256
+DEFAULT_BLOCK = 1024
 
 
 def _block_seed(seed: int, block: int) -> int:
@@ -49,13 +49,20 @@ class SampleNoise:
         ]
 
     def __call__(self) -> torch.Tensor:
-        """The next standard-normal draw, shape ``[n, *event_shape]``."""
-        # Drawn in float64 on the CPU and cast, so the numbers do not depend on dtype or device.
-        parts = [
-            torch.randn(self.block, *self.event_shape, generator=g, dtype=torch.float64)
-            for g in self.generators
-        ]
-        return torch.cat(parts)[: self.n].to(dtype=self.dtype, device=self.device)
+        """The next standard-normal draw, shape ``[n, *event_shape]``.
+
+        Drawn on the CPU (so the numbers do not depend on the device) in the sampling dtype,
+        straight into one buffer (no per-block concatenation: this keeps the cost within a few
+        per cent of one plain ``randn``)."""
+        buf = torch.empty(len(self.generators) * self.block, *self.event_shape, dtype=self.dtype)
+        for i, g in enumerate(self.generators):
+            torch.randn(
+                self.block,
+                *self.event_shape,
+                generator=g,
+                out=buf[i * self.block : (i + 1) * self.block],
+            )
+        return buf[: self.n].to(device=self.device)
 
 
 def normal_like(noise, x: torch.Tensor) -> torch.Tensor:

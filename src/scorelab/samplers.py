@@ -87,9 +87,11 @@ def _integrate(step, score, process, grid, x, noise, callback, memory=None) -> S
     memory = {} if memory is None else memory
     n = len(times) - 1
     for k in range(n):
+        # steps return the denoised estimate lazily: it costs passes over x that only a
+        # callback needs
         x, denoised = step(counted, process, x, times[k], times[k + 1], noise, memory, k, n)
         if callback is not None:
-            callback(k, times[k + 1], x, denoised)
+            callback(k, times[k + 1], x, denoised())
     if final == "denoise":
         x, _ = counted.denoise(process, x, times[-1])
         if callback is not None:
@@ -115,8 +117,9 @@ def euler_maruyama(score, process, grid, x, *, noise=None, callback=None, eval_p
         tau = t0 if eval_point == "left" else t1
         c, h = _coef(process, tau), t0 - t1
         s = score(x, tau)
-        out = x + h * (-c["f"] * x + c["g2"] * s) + math.sqrt(h * c["g2"]) * normal_like(noise, x)
-        return out, (x + c["var"] * s) / c["m"]
+        out = torch.add(x * (1 - h * c["f"]), s, alpha=h * c["g2"])
+        out.add_(normal_like(noise, x), alpha=math.sqrt(h * c["g2"]))
+        return out, lambda: (x + c["var"] * s) / c["m"]
 
     return _integrate(step, score, process, grid, x, noise, callback)
 
@@ -141,14 +144,10 @@ def exponential_integrator(score, process, grid, x, *, noise=None, callback=None
                 t0,
             )
         s = score(x, t0)
-        z = normal_like(noise, x)
-        out = (
-            math.exp(delta) * x
-            + 2 * v * math.expm1(delta) * s
-            + math.sqrt(v * math.expm1(2 * delta)) * z
-        )
+        out = torch.add(x * math.exp(delta), s, alpha=2 * v * math.expm1(delta))
+        out.add_(normal_like(noise, x), alpha=math.sqrt(v * math.expm1(2 * delta)))
         c = _coef(process, t0)
-        return out, (x + c["var"] * s) / c["m"]
+        return out, lambda: (x + c["var"] * s) / c["m"]
 
     return _integrate(step, score, process, grid, x, noise, callback)
 
@@ -159,10 +158,10 @@ def exponential_integrator(score, process, grid, x, *, noise=None, callback=None
 
 
 def _flow(score, process, x, t):
-    """dx/dt = f x − ½ g² s(x, t), and the denoised estimate."""
+    """dx/dt = f x − ½ g² s(x, t), and the denoised estimate (lazily)."""
     c = _coef(process, t)
     s = score(x, t)
-    return c["f"] * x - 0.5 * c["g2"] * s, (x + c["var"] * s) / c["m"]
+    return torch.add(x * c["f"], s, alpha=-0.5 * c["g2"]), lambda: (x + c["var"] * s) / c["m"]
 
 
 def ode_euler(score, process, grid, x, *, noise=None, callback=None):
@@ -170,7 +169,7 @@ def ode_euler(score, process, grid, x, *, noise=None, callback=None):
 
     def step(score, process, x, t0, t1, noise, memory, k, n):
         d, den = _flow(score, process, x, t0)
-        return x - (t0 - t1) * d, den
+        return torch.add(x, d, alpha=-(t0 - t1)), den
 
     return _integrate(step, score, process, grid, x, noise, callback)
 
@@ -182,11 +181,11 @@ def heun(score, process, grid, x, *, noise=None, callback=None):
     def step(score, process, x, t0, t1, noise, memory, k, n):
         h = t0 - t1
         d0, den = _flow(score, process, x, t0)
-        euler = x - h * d0
+        euler = torch.add(x, d0, alpha=-h)
         if t1 <= 0:
             return euler, den
         d1, den = _flow(score, process, euler, t1)
-        return x - 0.5 * h * (d0 + d1), den
+        return torch.add(x, d0.add_(d1), alpha=-0.5 * h), den
 
     return _integrate(step, score, process, grid, x, noise, callback)
 
@@ -223,7 +222,7 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
     span = torch.tensor([times[0], times[-1]], dtype=x.dtype, device=x.device)
     out = odeint(rhs, x, span, method="dopri5", rtol=rtol, atol=atol)[-1]
     if callback is not None:
-        callback(0, times[-1], out, out)
+        callback(0, times[-1], out, out)  # dopri5 has no per-step denoised estimate
     if final == "denoise":
         out, _ = counted.denoise(process, out, times[-1])
         if callback is not None:
@@ -271,7 +270,7 @@ def edm_stochastic(
         if s1 > 0:
             d1 = (nxt - score.denoise(process, c1["m"] * nxt, t1)[0]) / s1
             nxt = xh + (s1 - s_hat) * 0.5 * (d + d1)
-        return c1["m"] * nxt, d_hat
+        return c1["m"] * nxt, lambda: d_hat
 
     return _integrate(step, score, process, grid, x, noise, callback)
 
@@ -291,7 +290,7 @@ def ddim(score, process, grid, x, *, noise=None, callback=None, eta=0.0):
         out = D + math.sqrt(max(s1**2 - c2, 0.0)) * eps
         if c2 > 0:
             out = out + math.sqrt(c2) * normal_like(noise, x)
-        return c1["m"] * out, D
+        return c1["m"] * out, lambda: D
 
     return _integrate(step, score, process, grid, x, noise, callback)
 
@@ -319,7 +318,7 @@ def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_
             out = (s1 / s0) * xh - math.expm1(-h) * d_eff
             memory["h"] = h
         memory["denoised"] = D
-        return c1["m"] * out, D
+        return c1["m"] * out, lambda: D
 
     return _integrate(step, score, process, grid, x, noise, callback, memory={})
 
