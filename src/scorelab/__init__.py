@@ -15,14 +15,26 @@ from .processes import EDM, VE, VP, ForwardProcess, SubVP
 
 __version__ = "0.1.0"
 
+_LAZY = {"evaluate", "Evaluation", "MetricResult"}  # metrics pull in POT and scikit-learn
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import metrics
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module 'scorelab' has no attribute {name!r}")
+
 __all__ = [
     "EDM",
     "VE",
     "VP",
     "Config",
     "ConfigError",
+    "Evaluation",
     "ForwardProcess",
     "InvalidParameter",
+    "MetricResult",
     "ScorelabError",
     "SubVP",
     "__version__",
@@ -30,5 +42,6 @@ __all__ = [
     "build_process",
     "build_schedule",
     "build_target",
+    "evaluate",
     "load_config",
 ]

@@ -167,6 +167,72 @@ def sample(
     )
 
 
+def _target_mapping(text: str) -> dict:
+    """A target from a config file (a target mapping, or a full config with a ``target`` key)
+    or an inline YAML mapping such as '{kind: gmm, preset: ring8}'."""
+    from .errors import InvalidParameter
+
+    path = Path(text).expanduser()
+    raw = path.read_text() if path.is_file() else text
+    try:
+        cfg = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise InvalidParameter(
+            "--target", f"is neither a file nor valid YAML ({exc})", text
+        ) from None
+    if isinstance(cfg, dict) and "target" in cfg and "kind" not in cfg:
+        cfg = cfg["target"]
+    if not isinstance(cfg, dict):
+        raise InvalidParameter("--target", "must be a config file or a mapping with a 'kind'", text)
+    return cfg
+
+
+@app.command()
+@_friendly
+def evaluate(
+    samples: Annotated[Path, typer.Argument(help=".npz (from `scorelab sample`), .npy or .csv.")],
+    target: Annotated[
+        str,
+        typer.Option(help="Target: a config file, or inline YAML '{kind: gmm, preset: ring8}'."),
+    ],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+    metrics: Annotated[
+        str | None, typer.Option(help="Comma-separated subset (default: all that apply).")
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 200,
+    n_boot_ot: Annotated[int, typer.Option(help="Bootstrap resamples for OT metrics.")] = 25,
+    max_points: Annotated[int, typer.Option(help="Cap per side for exact OT and MMD.")] = 2000,
+    permutations: Annotated[int, typer.Option(help="MMD permutation test size (0: off).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    key: Annotated[str | None, typer.Option(help="Array name inside an .npz.")] = None,
+):
+    """How far samples are from a target: every metric with its finite-sample floor and CI."""
+    import json
+
+    from .config import build_target
+    from .metrics import evaluate as run_evaluate
+    from .targets import load_array
+
+    tgt = build_target(_target_mapping(target), seed=seed)
+    x = load_array(samples, key, field="samples")
+    ev = run_evaluate(
+        x,
+        tgt,
+        metrics.split(",") if metrics else None,
+        n_boot=n_boot,
+        generator=torch.Generator().manual_seed(seed),
+        max_points=max_points,
+        n_boot_ot=n_boot_ot,
+        n_permutations=permutations,
+    )
+    if json_out:
+        print(json.dumps(ev.to_json(), indent=2))
+    else:
+        out.print(ev.table(), highlight=False)
+
+
 @app.command()
 @_friendly
 def quickstart(

@@ -1,0 +1,52 @@
+"""Metrics: how far samples are from a target, each with its finite-sample floor and a CI.
+
+``evaluate(samples, target)`` runs every metric that applies; the functions below compute one
+metric each on plain tensors. See docs/metrics.md for definitions, estimators and biases.
+"""
+
+from .density import entropy, mean_nll, tv_histogram, tv_projections
+from .evaluate import METRICS, Evaluation, MetricResult, Skipped, evaluate
+from .features import DigitsClassifier, digits_classifier, digits_fd, frechet_distance
+from .gaussian import (
+    fit_gaussian,
+    gaussian_entropy,
+    kl_gaussian_fit,
+    kl_gaussians,
+    w2_gaussian_fit,
+    w2_gaussians,
+)
+from .kernel import mmd2
+from .knn import knn_kl
+from .memorisation import memorised_fraction, nn_ratio
+from .transport import sinkhorn_divergence, sliced_w2, w1, w2, wasserstein
+
+__all__ = [
+    "METRICS",
+    "DigitsClassifier",
+    "Evaluation",
+    "MetricResult",
+    "Skipped",
+    "digits_classifier",
+    "digits_fd",
+    "entropy",
+    "evaluate",
+    "fit_gaussian",
+    "frechet_distance",
+    "gaussian_entropy",
+    "kl_gaussian_fit",
+    "kl_gaussians",
+    "knn_kl",
+    "mean_nll",
+    "memorised_fraction",
+    "mmd2",
+    "nn_ratio",
+    "sinkhorn_divergence",
+    "sliced_w2",
+    "tv_histogram",
+    "tv_projections",
+    "w1",
+    "w2",
+    "w2_gaussian_fit",
+    "w2_gaussians",
+    "wasserstein",
+]

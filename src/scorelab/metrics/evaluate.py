@@ -1,0 +1,524 @@
+"""``evaluate``: every metric that applies, each with its finite-sample floor and a CI.
+
+floor: the same metric between two independent target samples of the size of ``samples``
+(for metrics against a closed form, kl_gaussian, w2_gaussian and nll: the metric of one target
+sample of that size). CI: percentile bootstrap over resamples of the generated samples (the
+resample enters as multiplicities, so OT and MMD never see duplicated points), or analytic
+(nll: mean ± 1.96 s.e.); each result's ``note`` says which.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import InvalidParameter
+from ..targets import FiniteDataset, GaussianMixture, NotAvailable, Target
+from . import density, gaussian, kernel, knn, memorisation, transport
+from ._checks import (
+    as_points,
+    basic_ci,
+    bootstrap_counts,
+    percentile_ci,
+    positive_int,
+    subsample,
+)
+from .features import digits_classifier, frechet_distance
+
+F64 = torch.float64
+KNN_MAX_DIM = 16
+KNN_K = 1
+N_REFERENCE = 20000
+
+METRICS = (
+    "kl_gaussian",
+    "w2_gaussian",
+    "w1",
+    "w2",
+    "sliced_w2",
+    "sinkhorn",
+    "mmd",
+    "kl_knn",
+    "kl_knn_reverse",
+    "nll",
+    "tv",
+    "tv_proj",
+    "memorised",
+    "nn_ratio",
+    "fd_digits",
+)
+
+
+@dataclass
+class MetricResult:
+    name: str
+    value: float
+    floor: float
+    ci: tuple[float, float] | None
+    note: str = ""
+
+
+@dataclass
+class Skipped:
+    name: str
+    reason: str
+
+
+@dataclass
+class Evaluation:
+    results: list[MetricResult] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    n: int = 0
+    target: str = ""
+
+    def __getitem__(self, name: str) -> MetricResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def __contains__(self, name: str) -> bool:
+        return any(r.name == name for r in self.results)
+
+    def to_json(self) -> dict:
+        """``{name: {"value", "floor", "ci": [lo, hi] | None}, "_skipped": {name: reason}}``."""
+        out: dict = {}
+        for r in self.results:
+            out[r.name] = {
+                "value": _num(r.value),
+                "floor": _num(r.floor),
+                "ci": None if r.ci is None else [_num(r.ci[0]), _num(r.ci[1])],
+            }
+        out["_skipped"] = {s.name: s.reason for s in self.skipped}
+        return out
+
+    def table(self) -> str:
+        """A plain-text table, then the notes and the skipped metrics with their reasons."""
+        rows = [("metric", "value", "floor", "95% CI")]
+        for r in self.results:
+            ci = "—" if r.ci is None else f"[{r.ci[0]:.4g}, {r.ci[1]:.4g}]"
+            rows.append((r.name, f"{r.value:.4g}", f"{r.floor:.4g}", ci))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [f"{self.n} samples vs target '{self.target}'"]
+        for j, row in enumerate(rows):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        notes = [f"  {r.name}: {r.note}" for r in self.results if r.note]
+        if notes:
+            lines += ["", "notes:", *notes]
+        if self.skipped:
+            lines += ["", "skipped:", *(f"  {s.name}: {s.reason}" for s in self.skipped)]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _num(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+class _TooFew(Exception):
+    """A metric needs more points than were given."""
+
+
+@dataclass
+class _Ctx:
+    x: torch.Tensor  # samples [n, D]
+    y: torch.Tensor  # target sample [n, D] (reference)
+    y2: torch.Tensor  # independent target sample [n, D] (for floors)
+    target: Target
+    g: torch.Generator
+    n_boot: int
+    n_boot_ot: int
+    max_points: int
+    n_permutations: int
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def D(self) -> int:
+        return self.x.shape[1]
+
+    def boot_index(self, B: int) -> torch.Tensor:
+        return torch.randint(0, self.n, (B, self.n), generator=self.g)
+
+
+# --- applicability ---------------------------------------------------------------------------
+
+
+def _is_finite_data(t: Target) -> bool:
+    return memorisation.as_train(t) is not None or isinstance(t, FiniteDataset)
+
+
+def _gaussian_moments(t: Target) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if isinstance(t, GaussianMixture) and t.n_components == 1 and t.has_density:
+        return t.mean(), t.covariance()
+    return None
+
+
+def _why_not(name: str, c: _Ctx) -> str | None:
+    t, D = c.target, c.D
+    if name == "kl_gaussian" and _gaussian_moments(t) is None:
+        return "needs a Gaussian target (closed-form KL to the fitted Gaussian)"
+    if name in ("kl_knn", "kl_knn_reverse"):
+        if t.singular or _is_finite_data(t):
+            return f"target '{t.kind}' has no density (kNN KL needs one)"
+        if D > KNN_MAX_DIM:
+            return f"d = {D} > {KNN_MAX_DIM}: the kNN KL estimator is unreliable there"
+    if name == "nll" and not t.has_density:
+        return f"target '{t.kind}' has no known density"
+    if name == "tv":
+        if not t.has_density:
+            return f"target '{t.kind}' has no known density"
+        if D > 2:
+            return f"d = {D} > 2: the histogram TV needs d ≤ 2 (see tv_proj)"
+    if name in ("memorised", "nn_ratio") and memorisation.as_train(t) is None:
+        return "needs an empirical or finite-dataset target (training points)"
+    if name == "fd_digits" and t.kind != "digits":
+        return "only for the digits data set"
+    return None
+
+
+def _min_n(name: str, D: int) -> int:
+    return {
+        "kl_gaussian": D + 2,
+        "w2_gaussian": 2,
+        "sinkhorn": 2,
+        "mmd": 2,
+        "kl_knn": KNN_K + 1,
+        "kl_knn_reverse": KNN_K + 1,
+        "nll": 2,
+        "fd_digits": 2,
+    }.get(name, 1)
+
+
+# --- the metrics ----------------------------------------------------------------------------
+
+
+def _boot_note(B: int, basic: bool = False) -> str:
+    kind = "basic (bias-corrected)" if basic else "percentile"
+    return f"CI: {kind} bootstrap, {B} resamples of the samples"
+
+
+def _m_kl_gaussian(c: _Ctx) -> MetricResult:
+    mu, cov = _gaussian_moments(c.target)
+    f = lambda z: gaussian.kl_gaussian_fit(z, mu, cov)  # noqa: E731
+    boot = [f(c.x[i]) for i in c.boot_index(c.n_boot)]
+    bias = c.D * (c.D + 3) / (4 * c.n)
+    note = (
+        f"KL(target ‖ N fitted to samples), nats; small-sample bias ≈ d(d+3)/(4n) = {bias:.3g}; "
+        f"floor: one target sample; {_boot_note(c.n_boot)}"
+    )
+    return MetricResult("kl_gaussian", f(c.x), f(c.y2), percentile_ci(boot), note)
+
+
+def _target_moments(c: _Ctx) -> tuple[torch.Tensor, torch.Tensor, str]:
+    t = c.target
+    if isinstance(t, GaussianMixture):
+        return t.mean(), t.covariance(), "exact target moments"
+    train = memorisation.as_train(t)
+    if train is not None:
+        m, v = gaussian.fit_gaussian(train)
+        return m, v, "moments of the training points"
+    ref = t.sample(N_REFERENCE, c.g, dtype=F64).reshape(N_REFERENCE, -1)
+    m, v = gaussian.fit_gaussian(ref)
+    return m, v, f"target moments from {N_REFERENCE} draws"
+
+
+def _m_w2_gaussian(c: _Ctx) -> MetricResult:
+    mu, cov, how = _target_moments(c)
+    f = lambda z: gaussian.w2_gaussian_fit(z, mu, cov)  # noqa: E731
+    boot = [f(c.x[i]) for i in c.boot_index(c.n_boot)]
+    note = f"Bures W2 between the Gaussian fits ({how}); floor: one target sample; " + _boot_note(
+        c.n_boot, True
+    )
+    v = f(c.x)
+    return MetricResult("w2_gaussian", v, f(c.y2), basic_ci(v, boot), note)
+
+
+def _weights_from_counts(counts: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    keep = torch.nonzero(counts).reshape(-1)
+    w = counts[keep].numpy()
+    return keep.numpy(), w / w.sum()
+
+
+def _m_exact_ot(p: int) -> Callable[[_Ctx], MetricResult]:
+    def run(c: _Ctx) -> MetricResult:
+        xs, ys = subsample(c.x, c.max_points, c.g), subsample(c.y, c.max_points, c.g)
+        y2s = subsample(c.y2, c.max_points, c.g)
+        M = transport.cost_matrix(xs, ys, p)
+        u = lambda k: np.full(k, 1.0 / k)  # noqa: E731
+        value = transport.emd_cost(u(len(xs)), u(len(ys)), M) ** (1 / p)
+        floor = transport.emd_cost(u(len(y2s)), u(len(ys)), transport.cost_matrix(y2s, ys, p))
+        boot = []
+        for counts in bootstrap_counts(len(xs), c.n_boot_ot, c.g):
+            keep, a = _weights_from_counts(counts)
+            boot.append(transport.emd_cost(a, u(len(ys)), M[keep]) ** (1 / p))
+        sub = f"subsampled to {c.max_points} per side; " if c.n > c.max_points else ""
+        note = f"exact OT (POT emd2); {sub}{_boot_note(c.n_boot_ot, True)}"
+        return MetricResult(f"w{p}", value, floor ** (1 / p), basic_ci(value, boot), note)
+
+    return run
+
+
+def _m_sliced(c: _Ctx) -> MetricResult:
+    th = transport.random_directions(c.D, 256, c.g)
+    f = lambda z: transport.sliced_w2(z, c.y, projections=th)  # noqa: E731
+    boot = [f(c.x[i]) for i in c.boot_index(c.n_boot_ot)]
+    note = f"256 random directions; {_boot_note(c.n_boot_ot, True)}"
+    v = f(c.x)
+    return MetricResult("sliced_w2", v, f(c.y2), basic_ci(v, boot), note)
+
+
+def _m_sinkhorn(c: _Ctx) -> MetricResult:
+    mp = min(c.max_points, transport.MAX_POINTS_SINKHORN)
+    xs, ys, y2s = (subsample(z, mp, c.g) for z in (c.x, c.y, c.y2))
+    eps = transport.default_eps(c.y)
+    Myy = transport.cost_matrix(ys, ys)
+    Mxy, Mxx = transport.cost_matrix(xs, ys), transport.cost_matrix(xs, xs)
+    u = lambda k: np.full(k, 1.0 / k)  # noqa: E731
+    value = transport.sinkhorn_from_costs(u(len(xs)), u(len(ys)), Mxy, Mxx, Myy, eps)
+    floor = transport.sinkhorn_from_costs(
+        u(len(y2s)),
+        u(len(ys)),
+        transport.cost_matrix(y2s, ys),
+        transport.cost_matrix(y2s, y2s),
+        Myy,
+        eps,
+    )
+    # OT_ε(b, b) does not depend on the resample: compute it once
+    ob = transport.entropic_ot(u(len(ys)), u(len(ys)), Myy, eps)
+    boot = []
+    for counts in bootstrap_counts(len(xs), c.n_boot_ot, c.g):
+        keep, a = _weights_from_counts(counts)
+        oxy = transport.entropic_ot(a, u(len(ys)), Mxy[keep], eps)
+        oxx = transport.entropic_ot(a, a, Mxx[np.ix_(keep, keep)], eps)
+        boot.append(oxy - 0.5 * oxx - 0.5 * ob)
+    sub = f"subsampled to {mp} per side; " if c.n > mp else ""
+    note = (
+        f"debiased Sinkhorn divergence, squared-Euclidean cost, ε = {eps:.3g} "
+        f"(0.05 × 2 tr Cov(target)); {sub}{_boot_note(c.n_boot_ot, True)}"
+    )
+    return MetricResult("sinkhorn", value, floor, basic_ci(value, boot), note)
+
+
+def _m_mmd(c: _Ctx) -> MetricResult:
+    xs, ys, y2s = (subsample(z, c.max_points, c.g) for z in (c.x, c.y, c.y2))
+    hs = kernel.bandwidths_for(ys)
+    value, pval = kernel.mmd2(
+        xs, ys, hs, max_points=None, n_permutations=c.n_permutations, generator=c.g
+    )
+    floor, _ = kernel.mmd2(y2s, ys, hs, max_points=None)
+    n, m = xs.shape[0], ys.shape[0]
+    Kxx, Kxy = kernel.rbf_kernel(xs, xs, hs), kernel.rbf_kernel(xs, ys, hs)
+    Kyy = kernel.rbf_kernel(ys, ys, hs)
+    syy = (Kyy.sum() - Kyy.diagonal().sum()) / (m * (m - 1))
+    C = bootstrap_counts(n, c.n_boot, c.g)  # [B, n]
+    sq = (C**2).sum(1)
+    sxx = (((C @ Kxx) * C).sum(1) - sq * Kxx.diagonal()[0]) / (n * n - sq)
+    sxy = (C @ Kxy).sum(1) / (n * m)
+    boot = (sxx + syy - 2 * sxy).tolist()
+    note = (
+        "unbiased MMD² (may be < 0), sum of RBF kernels at "
+        f"{', '.join(f'{h:.3g}' for h in hs)} (0.25–4 × median distance)"
+    )
+    if pval is not None:
+        note += f"; permutation p-value {pval:.3g} ({c.n_permutations} permutations)"
+    note += f"; {_boot_note(c.n_boot)} (pairs of copies excluded)"
+    return MetricResult("mmd", value, floor, percentile_ci(boot), note)
+
+
+def _m_knn(reverse: bool) -> Callable[[_Ctx], MetricResult]:
+    def run(c: _Ctx) -> MetricResult:
+        if reverse:
+            terms, const = knn.knn_kl_terms(c.y, c.x, KNN_K)
+            floor = knn.knn_kl(c.y, c.y2, KNN_K)
+        else:
+            terms, const = knn.knn_kl_terms(c.x, c.y, KNN_K)
+            floor = knn.knn_kl(c.y2, c.y, KNN_K)
+        idx = c.boot_index(c.n_boot).numpy()
+        boot = terms[idx].mean(1) + const
+        what = "KL(target ‖ samples)" if reverse else "KL(samples ‖ target)"
+        note = (
+            f"{what}, Wang–Kulkarni–Verdú k = {KNN_K}, nats; CI: bootstrap of the per-point "
+            f"terms with neighbour sets held fixed ({c.n_boot} resamples; approximate)"
+        )
+        name = "kl_knn_reverse" if reverse else "kl_knn"
+        return MetricResult(name, float(terms.mean() + const), floor, percentile_ci(boot), note)
+
+    return run
+
+
+def _m_nll(c: _Ctx) -> MetricResult:
+    value, se = density.mean_nll(c.x, c.target)
+    floor, _ = density.mean_nll(c.y2, c.target)
+    h, hse = density.entropy(c.target, N_REFERENCE, c.g)
+    how = "exact" if hse == 0 else f"± {hse:.2g}, Monte Carlo on {N_REFERENCE} draws"
+    note = (
+        f"mean −log p(samples), nats; target entropy H = {h:.4g} ({how}); floor: one target "
+        "sample; CI: analytic, mean ± 1.96 s.e."
+    )
+    return MetricResult("nll", value, floor, (value - 1.96 * se, value + 1.96 * se), note)
+
+
+def _m_tv(c: _Ctx) -> MetricResult:
+    bins = int(min(60, max(5, (c.n / 10) ** (1 / c.D))))
+    ref = c.target.sample(N_REFERENCE, c.g, dtype=F64).reshape(N_REFERENCE, -1)
+    grid = density.HistogramGrid.around(c.target, bins, ref)
+    cells = grid.cells(c.x)
+    K = grid.bins**grid.D + 1
+    value = grid.tv(c.x)
+    idx = c.boot_index(c.n_boot)
+    counts = torch.zeros(c.n_boot, K, dtype=F64).scatter_add_(
+        1, cells[idx], torch.ones(idx.shape, dtype=F64)
+    )
+    boot = grid.tv_from_counts(counts).tolist()
+    note = (
+        f"histogram TV on {bins}^{c.D} cells, cell masses by 8^{c.D}-point quadrature; "
+        + _boot_note(c.n_boot, True)
+    )
+    return MetricResult("tv", value, grid.tv(c.y2), basic_ci(value, boot), note)
+
+
+def _m_tv_proj(c: _Ctx) -> MetricResult:
+    P = 32
+    bins = int(min(50, max(5, math.sqrt(c.n) / 2)))
+    th = transport.random_directions(c.D, P, c.g)
+    ref = c.target.sample(N_REFERENCE, c.g, dtype=F64).reshape(N_REFERENCE, -1)
+    ph = density.ProjectedHistograms(c.target, th, bins, ref)
+    value, floor = float(ph.tv(c.x)[0]), float(ph.tv(c.y2)[0])
+    boot = ph.tv(c.x, bootstrap_counts(c.n, c.n_boot, c.g)).tolist()
+    how = "exact 1-D mixture" if ph.exact else f"{N_REFERENCE} target draws"
+    note = (
+        f"mean TV of {P} random 1-D projections, {bins} equal-mass cells, target cell masses "
+        f"from {how}; {_boot_note(c.n_boot, True)}"
+    )
+    return MetricResult("tv_proj", value, floor, basic_ci(value, boot), note)
+
+
+def _m_memorised(c: _Ctx) -> MetricResult:
+    train = memorisation.as_train(c.target)
+    r = memorisation.default_radius(train)
+    hit = (memorisation.nn_distances(c.x, train)[:, 0] <= r).astype(np.float64)
+    floor = memorisation.memorised_fraction(c.y2, train, r)
+    boot = hit[c.boot_index(c.n_boot).numpy()].mean(1)
+    note = (
+        f"fraction of samples within r = {r:.3g} (⅓ median NN spacing of the training points) "
+        f"of a training point; floor: target draws are training points; {_boot_note(c.n_boot)}"
+    )
+    return MetricResult("memorised", float(hit.mean()), floor, percentile_ci(boot), note)
+
+
+def _m_nn_ratio(c: _Ctx) -> MetricResult:
+    train = memorisation.as_train(c.target)
+    d = memorisation.nn_distances(c.x, train)
+    ratio = d[:, 0] / np.maximum(d[:, 1], np.finfo(np.float64).tiny)
+    floor, _ = memorisation.nn_ratio(c.y2, train)
+    boot = ratio[c.boot_index(c.n_boot).numpy()].mean(1)
+    note = (
+        f"mean d1/d2 to the two nearest distinct training points; fraction < 1/3: "
+        f"{float(np.mean(ratio < 1 / 3)):.3g}; {_boot_note(c.n_boot)}"
+    )
+    return MetricResult("nn_ratio", float(ratio.mean()), floor, percentile_ci(boot), note)
+
+
+def _m_fd_digits(c: _Ctx) -> MetricResult:
+    clf = digits_classifier(0)
+    fx, fy, fy2 = clf.features(c.x), clf.features(c.y), clf.features(c.y2)
+    boot = [frechet_distance(fx[i], fy) for i in c.boot_index(c.n_boot)]
+    note = (
+        "Fréchet distance in the 32-d penultimate features of a small MLP trained on the "
+        f"digits (test accuracy {clf.test_accuracy:.3f}); NOT Inception FID; "
+        + _boot_note(c.n_boot, True)
+    )
+    v = frechet_distance(fx, fy)
+    return MetricResult("fd_digits", v, frechet_distance(fy2, fy), basic_ci(v, boot), note)
+
+
+_RUN: dict[str, Callable[[_Ctx], MetricResult]] = {
+    "kl_gaussian": _m_kl_gaussian,
+    "w2_gaussian": _m_w2_gaussian,
+    "w1": _m_exact_ot(1),
+    "w2": _m_exact_ot(2),
+    "sliced_w2": _m_sliced,
+    "sinkhorn": _m_sinkhorn,
+    "mmd": _m_mmd,
+    "kl_knn": _m_knn(False),
+    "kl_knn_reverse": _m_knn(True),
+    "nll": _m_nll,
+    "tv": _m_tv,
+    "tv_proj": _m_tv_proj,
+    "memorised": _m_memorised,
+    "nn_ratio": _m_nn_ratio,
+    "fd_digits": _m_fd_digits,
+}
+
+
+def evaluate(
+    samples,
+    target: Target,
+    metrics: Sequence[str] | str | None = None,
+    n_boot: int = 200,
+    generator: torch.Generator | None = None,
+    max_points: int = 2000,
+    *,
+    n_boot_ot: int = 25,
+    n_permutations: int = 0,
+) -> Evaluation:
+    """Every requested metric (default: all that apply) with floor and CI.
+
+    ``samples`` ``[n, *event_shape]`` (or ``[n, D]``); ``max_points`` caps each side of exact
+    OT and MMD (Sinkhorn: min(max_points, 2000)); ``n_boot_ot`` is the number of bootstrap
+    resamples for the OT metrics (one OT solve each); ``n_permutations`` > 0 adds the MMD
+    permutation p-value to its note. ``generator`` (default: seeded with 0) drives every
+    random draw. A metric that does not apply is reported in ``skipped`` with the reason; an
+    explicitly requested one with too few samples raises ``InvalidParameter``.
+    """
+    if not isinstance(target, Target):
+        raise InvalidParameter("target", "must be a scorelab Target", type(target).__name__)
+    x = as_points(samples, "samples", event_shape=target.event_shape, min_n=2)
+    n_boot = positive_int("n_boot", n_boot, 10)
+    n_boot_ot = positive_int("n_boot_ot", n_boot_ot, 10)
+    max_points = positive_int("max_points", max_points, 2)
+    n_permutations = positive_int("n_permutations", n_permutations, 0)
+    explicit = metrics is not None
+    if metrics is None:
+        names = list(METRICS)
+    else:
+        names = [metrics] if isinstance(metrics, str) else list(metrics)
+        for nm in names:
+            if nm not in _RUN:
+                raise InvalidParameter("metrics", "names an unknown metric", nm, ", ".join(METRICS))
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    n = x.shape[0]
+    try:
+        y = target.sample(n, g, dtype=F64).reshape(n, -1)
+        y2 = target.sample(n, g, dtype=F64).reshape(n, -1)
+    except NotAvailable as exc:
+        raise InvalidParameter("target", f"cannot be sampled ({exc})", target.kind) from None
+    c = _Ctx(x, y, y2, target, g, n_boot, n_boot_ot, max_points, n_permutations)
+    ev = Evaluation(n=n, target=target.kind)
+    for nm in names:
+        reason = _why_not(nm, c)
+        if reason is None and n < _min_n(nm, c.D):
+            if explicit:
+                raise InvalidParameter(
+                    "samples", f"has too few points for {nm}", n, f"at least {_min_n(nm, c.D)}"
+                )
+            reason = f"needs at least {_min_n(nm, c.D)} samples (got {n})"
+        if reason is not None:
+            ev.skipped.append(Skipped(nm, reason))
+            continue
+        try:
+            ev.results.append(_RUN[nm](c))
+        except InvalidParameter as exc:  # e.g. duplicated samples for the kNN estimator
+            ev.skipped.append(Skipped(nm, str(exc)))
+    return ev
