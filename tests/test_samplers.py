@@ -210,8 +210,10 @@ def test_grids():
     assert torch.allclose(
         TimeGrid("logsnr", steps=10).times(p), TimeGrid("geometric", steps=10).times(p)
     )
-    with pytest.raises(InvalidParameter, match="infinite noise level"):
-        TimeGrid("edm").times(VP(sch.CosineBeta()))
+    for kind in GRID_KINDS:
+        with pytest.raises(InvalidParameter, match="coefficients are infinite"):
+            TimeGrid(kind).times(VP(sch.CosineBeta()))
+    assert TimeGrid("uniform", t_max=0.99).times(VP(sch.CosineBeta())).isfinite().all()
     with pytest.raises(InvalidParameter, match="must be > 0"):
         TimeGrid("geometric", t_min=0.0).times(p)
 

@@ -25,6 +25,7 @@ def __getattr__(name: str):
         return getattr(metrics, name)
     raise AttributeError(f"module 'scorelab' has no attribute {name!r}")
 
+
 __all__ = [
     "EDM",
     "VE",

@@ -55,6 +55,15 @@ class TimeGrid:
                 (t_min, t_max),
                 f"T = {process.T:g}",
             )
+        coefs = (process.sigma(t_max), process.diffusion2(t_max), process.drift_coef(t_max))
+        if not all(math.isfinite(float(c)) for c in coefs):
+            raise InvalidParameter(
+                "t_max",
+                "is where the process's coefficients are infinite (a cosine schedule "
+                "without clip_max has β(T) = ∞ and σ(T) = ∞); set the schedule's clip_max or a "
+                "grid t_max < T",
+                t_max,
+            )
         n = int(self.steps)
         u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
         if self.kind == "uniform":
@@ -63,13 +72,6 @@ class TimeGrid:
             t = t_min + (t_max - t_min) * (1 - u) ** 2
         else:
             s_max, s_min = float(process.sigma(t_max)), float(process.sigma(t_min))
-            if not math.isfinite(s_max):
-                raise InvalidParameter(
-                    "t_max",
-                    "has an infinite noise level σ(t_max) (a cosine schedule without "
-                    "clip_max reaches σ = ∞ at T); set the schedule's clip_max or a grid t_max < T",
-                    t_max,
-                )
             if self.kind == "edm":
                 a, b = s_max ** (1 / self.rho), s_min ** (1 / self.rho)
                 sig = (a + u * (b - a)) ** self.rho
