@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -41,6 +42,18 @@ class InvalidParameter(ScorelabError, ValueError):
 
 class ConfigError(ScorelabError, ValueError):
     """A configuration could not be read or validated; the message lists every problem."""
+
+
+def require_positive(field: str, value: float, *, allow_zero: bool = False) -> float:
+    """``value`` as a float if finite and > 0 (≥ 0 with ``allow_zero``); else a clear error."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameter(field, "must be a number", value) from None
+    ok = v >= 0 if allow_zero else v > 0
+    if not (ok and math.isfinite(v)):
+        raise InvalidParameter(field, "must be " + ("≥ 0" if allow_zero else "> 0"), value)
+    return v
 
 
 def _short(value: Any, limit: int = 80) -> str:

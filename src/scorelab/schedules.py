@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ._tensor import Time, as_tensor, phi
-from .errors import InvalidParameter
+from .errors import InvalidParameter, require_positive
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -32,14 +32,6 @@ def _f64(fn):
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
-
-
-def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    value = float(value)
-    ok = value >= 0 if allow_zero else value > 0
-    if not (ok and math.isfinite(value)):
-        raise InvalidParameter(name, "must be " + ("≥ 0" if allow_zero else "> 0"), value)
-    return value
 
 
 def invert_increasing(
@@ -83,7 +75,7 @@ class BetaSchedule(ABC):
     kind: str = "beta"
 
     def __init__(self, T: float = 1.0):
-        self.T = _positive("T", T)
+        self.T = require_positive("T", T)
 
     @abstractmethod
     def beta(self, t: Time) -> torch.Tensor:
@@ -129,8 +121,8 @@ class LinearBeta(BetaSchedule):
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0):
         super().__init__(T)
-        self.beta_min = _positive("beta_min", beta_min, allow_zero=True)
-        self.beta_max = _positive("beta_max", beta_max)
+        self.beta_min = require_positive("beta_min", beta_min, allow_zero=True)
+        self.beta_max = require_positive("beta_max", beta_max)
         if self.beta_max < self.beta_min:
             raise InvalidParameter("beta_max", "must be ≥ beta_min", beta_max, f"≥ {beta_min}")
         self._k = (self.beta_max - self.beta_min) / self.T
@@ -178,8 +170,8 @@ class ParametricBeta(BetaSchedule):
         self.a = float(a)
         if not (math.isfinite(self.a) and abs(self.a * self.T) <= 300):
             raise InvalidParameter("a", "must satisfy |a·T| ≤ 300", a)
-        self.beta_min = _positive("beta_min", beta_min, allow_zero=True)
-        self.beta_max = _positive("beta_max", beta_max)
+        self.beta_min = require_positive("beta_min", beta_min, allow_zero=True)
+        self.beta_max = require_positive("beta_max", beta_max)
         if self.beta_max < self.beta_min:
             raise InvalidParameter("beta_max", "must be ≥ beta_min", beta_max, f"≥ {beta_min}")
         self._delta = self.beta_max - self.beta_min
@@ -228,12 +220,12 @@ class CosineBeta(BetaSchedule):
         variance: float = 1.0,
     ):
         super().__init__(T)
-        self.s = _positive("s", s)
-        self.variance = _positive("variance", variance)
+        self.s = require_positive("s", s)
+        self.variance = require_positive("variance", variance)
         self._k = math.pi / (2 * self.T * (self.s + 1))  # dθ/dt
         self._c = 2 * self.variance * self._k  # β = c tan θ
         self._theta0 = self._k * self.s * self.T
-        self.clip_max = None if clip_max is None else _positive("clip_max", clip_max)
+        self.clip_max = None if clip_max is None else require_positive("clip_max", clip_max)
         self._t_clip = math.inf
         if self.clip_max is not None:
             beta0 = self._c * math.tan(self._theta0)
@@ -302,7 +294,7 @@ class ConstantBeta(BetaSchedule):
 
     def __init__(self, beta: float = 1.0, T: float = 1.0):
         super().__init__(T)
-        self.beta_value = _positive("beta", beta)
+        self.beta_value = require_positive("beta", beta)
 
     @_f64
     def beta(self, t):
@@ -416,7 +408,7 @@ class SigmaSchedule(ABC):
     kind: str = "sigma"
 
     def __init__(self, T: float):
-        self.T = _positive("T", T)
+        self.T = require_positive("T", T)
 
     @abstractmethod
     def sigma(self, t: Time) -> torch.Tensor:
@@ -467,8 +459,8 @@ class GeometricSigma(SigmaSchedule):
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0):
         super().__init__(T)
-        self.sigma_min = _positive("sigma_min", sigma_min)
-        self.sigma_max = _positive("sigma_max", sigma_max)
+        self.sigma_min = require_positive("sigma_min", sigma_min)
+        self.sigma_max = require_positive("sigma_max", sigma_max)
         if self.sigma_max <= self.sigma_min:
             raise InvalidParameter(
                 "sigma_max", "must exceed sigma_min", sigma_max, f"> {sigma_min}"
@@ -503,8 +495,8 @@ class EDMSigma(SigmaSchedule):
     kind = "edm"
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
-        super().__init__(_positive("sigma_max", sigma_max))
-        self.sigma_min = _positive("sigma_min", sigma_min)
+        super().__init__(require_positive("sigma_max", sigma_max))
+        self.sigma_min = require_positive("sigma_min", sigma_min)
         if self.sigma_max <= self.sigma_min:
             raise InvalidParameter(
                 "sigma_max", "must exceed sigma_min", sigma_max, f"> {sigma_min}"
@@ -548,8 +540,8 @@ class EDMVPSigma(SigmaSchedule):
 
     def __init__(self, beta_d: float = 19.9, beta_min: float = 0.1, T: float = 1.0):
         super().__init__(T)
-        self.beta_d = _positive("beta_d", beta_d, allow_zero=True)
-        self.beta_min = _positive("beta_min", beta_min, allow_zero=True)
+        self.beta_d = require_positive("beta_d", beta_d, allow_zero=True)
+        self.beta_min = require_positive("beta_min", beta_min, allow_zero=True)
         if self.beta_d == 0 and self.beta_min == 0:
             raise InvalidParameter("beta_d", "and beta_min cannot both be 0", 0.0)
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, require_positive
 from .base import Target
 
 CovSpec = float | Sequence[float] | Sequence[Sequence[float]] | torch.Tensor
@@ -271,8 +271,8 @@ def _infer_dim(dim, mean, cov) -> int:
 
 def ring8(radius: float = 2.0, std: float = 0.2) -> GaussianMixture:
     """Eight equal Gaussians N(·, std² I) evenly spaced on a circle in the plane."""
-    _check_positive("radius", radius)
-    _check_positive("std", std)
+    require_positive("radius", radius)
+    require_positive("std", std)
     angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
     means = radius * torch.stack([torch.cos(angles), torch.sin(angles)], 1)
     return GaussianMixture(torch.full((8,), 1 / 8, dtype=torch.float64), means, std**2)
@@ -283,8 +283,8 @@ def mg25(dim: int = 2, std: float = 0.1, std_rest: float = math.sqrt(0.1)) -> Ga
     (0 elsewhere), covariance diag(std², std², std_rest², …) = diag(0.01, 0.01, 0.1, …)."""
     if int(dim) < 2:
         raise InvalidParameter("dim", "must be ≥ 2 for the mg25 preset", dim)
-    _check_positive("std", std)
-    _check_positive("std_rest", std_rest)
+    require_positive("std", std)
+    require_positive("std_rest", std_rest)
     grid = torch.arange(-2, 3, dtype=torch.float64)
     xy = torch.cartesian_prod(grid, grid)
     means = torch.zeros(25, dim, dtype=torch.float64)
@@ -299,7 +299,7 @@ def random_means(n_components: int, dim: int, radius: float, seed: int) -> torch
         raise InvalidParameter("n_components", "must be ≥ 1", n_components)
     if int(dim) < 1:
         raise InvalidParameter("dim", "must be ≥ 1", dim)
-    _check_positive("radius", radius, allow_zero=True)
+    require_positive("radius", radius, allow_zero=True)
     g = torch.Generator().manual_seed(int(seed))
     z = torch.randn(int(n_components), int(dim), generator=g, dtype=torch.float64)
     return radius * z / z.norm(dim=1, keepdim=True)
@@ -309,13 +309,7 @@ def random_gmm(
     n_components: int = 8, dim: int = 2, radius: float = 3.0, std: float = 1.0, seed: int = 0
 ) -> GaussianMixture:
     """K equal Gaussians N(μ_k, std² I) with ‖μ_k‖ = radius in random directions."""
-    _check_positive("std", std)
+    require_positive("std", std)
     means = random_means(n_components, dim, radius, seed)
     K = means.shape[0]
     return GaussianMixture(torch.full((K,), 1 / K, dtype=torch.float64), means, std**2)
-
-
-def _check_positive(field: str, value: float, allow_zero: bool = False) -> None:
-    ok = value >= 0 if allow_zero else value > 0
-    if not (ok and math.isfinite(value)):
-        raise InvalidParameter(field, "must be " + ("≥ 0" if allow_zero else "> 0"), value)
