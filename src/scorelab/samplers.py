@@ -35,7 +35,6 @@ from .noise import normal_like
 from .processes import ForwardProcess
 
 ScoreModel = Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]
-Callback = Callable[[int, float, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass
