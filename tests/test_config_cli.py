@@ -244,3 +244,65 @@ def test_cli_sample_refuses_options_of_other_samplers_and_scoreless_targets(tmp_
     assert result.exit_code == 2 and "score.kind" in result.output
     result = runner.invoke(app, ["sample", str(path), "--out", str(tmp_path / "x.txt")])
     assert result.exit_code == 2 and "must end in .npz" in result.output
+
+
+def test_cli_bound_json_contract_and_refusals():
+    import json
+
+    result = runner.invoke(
+        app,
+        [
+            "bound",
+            str(CONFIGS / "paper_a_gaussian_d10.yaml"),
+            "--json",
+            "--set",
+            "sampler.steps=100",
+            "--score-error",
+            "0.1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    js = json.loads(result.output)
+    assert set(js) == {"kl", "w2", "ve", "w1_manifold"}
+    assert set(js["kl"]) == {"mixing", "approximation", "discretization", "total"}
+    assert set(js["w2"]) == {
+        "mixing",
+        "approx_discretization",
+        "score_error",
+        "time_regularity",
+        "total",
+    }
+    # E3 = 2hβ(T)·max(hβ(T)/4, 1)·I with h = 0.01, β(T) = 20, I = 15 (hand value: 6)
+    assert js["kl"]["discretization"] == pytest.approx(6.0, rel=1e-9)
+    # ε = 0.1 enters W2 as ε·T·β(T) = 2 and KL's E2 as ε²·B(T)
+    assert js["w2"]["score_error"] == pytest.approx(2.0)
+    assert js["kl"]["approximation"] == pytest.approx(0.01 * (0.1 + 19.9 / 2))
+    assert "refused" in js["ve"] and "refused" in js["w1_manifold"]
+    mix = runner.invoke(app, ["bound", str(CONFIGS / "quickstart.yaml"), "--json"])
+    assert "log-concave" in json.loads(mix.output)["w2"]["refused"]
+
+
+def test_cli_tune_schedule_finds_a_better_convex_schedule():
+    import json
+
+    result = runner.invoke(
+        app,
+        [
+            "tune-schedule",
+            str(CONFIGS / "paper_a_gaussian_d10.yaml"),
+            "--bound",
+            "w2",
+            "--json",
+            "--set",
+            "sampler.steps=100",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    js = json.loads(result.output)
+    assert js["bound_at_best"] <= min(js["grid_values"]) + 1e-9
+    assert js["bound_at_best"] < js["bound_at_default"]
+    assert 0 < js["best"] < 10  # paper A: moderately convex schedules are best
+    bad = runner.invoke(
+        app, ["tune-schedule", str(CONFIGS / "edm_2d.yaml"), "--family", "parametric"]
+    )
+    assert bad.exit_code == 2 and "must be vp" in bad.output

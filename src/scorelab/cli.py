@@ -228,9 +228,120 @@ def evaluate(
         n_permutations=permutations,
     )
     if json_out:
-        print(json.dumps(ev.to_json(), indent=2))
+        print(json.dumps(ev.to_json(), indent=2, ensure_ascii=False))
     else:
         out.print(ev.table(), highlight=False)
+
+
+@app.command()
+@_friendly
+def bound(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+    score_error: Annotated[
+        float, typer.Option(help="ε: a uniform L² bound on the score error (0 = exact score).")
+    ] = 0.0,
+    set_: SetOption = None,
+):
+    """Every theoretical error bound that applies to the configuration, with its terms.
+
+    N is sampler.steps; a bound whose assumptions fail is reported as refused, with why."""
+    import json
+
+    from .bounds import all_bounds
+
+    cfg = load_config(config, set_ or [])
+    target, process = build(cfg)
+    result = all_bounds(
+        target,
+        process,
+        cfg.sampler.steps,
+        score_error=score_error,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    if json_out:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"bounds for N = {cfg.sampler.steps} steps", title_justify="left")
+    table.add_column("bound", style="bold cyan")
+    table.add_column("term")
+    table.add_column("value", justify="right")
+    for family, terms in result.items():
+        if "refused" in terms:
+            table.add_row(family, "refused", terms["refused"])
+            continue
+        for name, value in terms.items():
+            table.add_row(family, name, "—" if value is None else f"{value:.6g}")
+    out.print(table)
+
+
+@app.command("tune-schedule")
+@_friendly
+def tune_schedule(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    family: Annotated[
+        str, typer.Option(help="parametric (paper A's β_a, VP) or edm (the ρ of EDM's grid, VE).")
+    ] = "parametric",
+    bound_kind: Annotated[str, typer.Option("--bound", help="kl or w2 (parametric).")] = "kl",
+    score_error: Annotated[float, typer.Option(help="ε, the score error in the bound.")] = 0.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    set_: SetOption = None,
+):
+    """Minimise a bound over a schedule family's parameter; report the optimum, the bound there
+    and at the default (a = 0, i.e. linear; ρ = 7)."""
+    import json
+
+    from .bounds import tune_edm_rho, tune_parametric
+    from .errors import InvalidParameter
+
+    cfg = load_config(config, set_ or [])
+    target, process = build(cfg)
+    N = cfg.sampler.steps
+    if family == "parametric":
+        if bound_kind not in ("kl", "w2"):
+            raise InvalidParameter("--bound", "is not a bound of paper A", bound_kind, "kl, w2")
+        sched = cfg.process.schedule
+        if cfg.process.kind != "vp" or sched.kind not in ("linear", "parametric"):
+            raise InvalidParameter(
+                "process",
+                "must be vp with a linear or parametric schedule for --family parametric",
+                f"{cfg.process.kind}/{sched.kind}",
+            )
+        res = tune_parametric(
+            target,
+            sched.beta_min,
+            sched.beta_max,
+            process.T,
+            process.sigma_inf,
+            N,
+            bound=bound_kind,
+            score_error=score_error,
+            seed=cfg.seed,
+        )
+    elif family == "edm":
+        res = tune_edm_rho(target, process, N, score_error=score_error)
+    else:
+        raise InvalidParameter("--family", "is not a schedule family", family, "parametric, edm")
+    summary = {
+        "family": family,
+        "parameter": res.parameter,
+        "best": res.best,
+        "bound_at_best": res.value,
+        "default": res.reference,
+        "bound_at_default": res.value_at_reference,
+        "grid": res.grid,
+        "grid_values": res.grid_values,
+    }
+    if json_out:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        out.print(
+            f"{family}: best {res.parameter} = {res.best:.4g} with bound {res.value:.6g}; "
+            f"at the default {res.parameter} = {res.reference:g}: {res.value_at_reference:.6g}",
+            highlight=False,
+        )
 
 
 @app.command()

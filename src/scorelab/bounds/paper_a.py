@@ -1,0 +1,333 @@
+"""Paper A (Strasman et al., TMLR 2025): computable KL and W2 bounds for VP diffusions.
+
+Setting (SCIENCE.md §2): dX = −β/(2σ²) X dt + √β dB with stationary law π∞ = N(0, σ² I)
+(σ = σ∞), sampled backwards on the uniform grid t_k = k h, h = T/N (the authors' code uses
+h = 1/N, which assumes T = 1; we use h = T/N).
+
+KL(π_data ‖ π̂_N) ≤ E1 + E2 + E3 with
+    E1 = KL(π_data ‖ π∞) e^{−B(T)/σ²}                   (e^{−B(T)/(2σ²)} without contraction)
+    E2 = Σ_k [B(T − t_k) − B(T − t_{k+1})] E‖s_θ − ∇log p‖²(T − t_k)
+    E3 = 2 h β(T) max(h β(T)/(4σ²), 1) I(π_data | π∞).
+
+W2(π_data, π̂_N) ≤ mixing + approx_discretization + score_error + time_regularity (§2.3), for
+C_0-strongly log-concave, L_0-smooth data (here: Gaussian data, C_0 = 1/λ_max, L_0 = 1/λ_min).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InvalidParameter
+from ..metrics.gaussian import kl_gaussians, w2_gaussians
+from ..processes import VP
+from ..schedules import ConstantBeta
+from .assumptions import (
+    F64,
+    AssumptionFailed,
+    Estimate,
+    check_nonneg,
+    check_positive_int,
+    gaussian_params,
+    generator_or_default,
+    require_vp,
+    second_moment,
+    trapezoid,
+)
+
+#: trapezoid sub-intervals per sampler step for the W2 integrals (∫C_t β, ℒ_k)
+W2_SUBSTEPS = 64
+
+
+def _target_name(target) -> str:
+    return getattr(target, "kind", type(target).__name__)
+
+
+def _require_density(target, bound: str) -> None:
+    if not getattr(target, "has_density", False):
+        raise AssumptionFailed(
+            bound,
+            f"target '{_target_name(target)}' has no Lebesgue density (e.g. it lives on a "
+            "manifold or a finite set), so KL(π_data ‖ π∞) and the relative Fisher "
+            "information are infinite",
+        )
+
+
+def _data_score(target, x: torch.Tensor, sigma_inf: float) -> torch.Tensor:
+    """∇log π_data(x) at t = 0: the target's exact score, or autograd of its log-density."""
+    if getattr(target, "has_score", False) and not getattr(target, "singular", False):
+        proc = VP(ConstantBeta(1.0), sigma_inf=sigma_inf, t_min=0.0)
+        return target.score(x, 0.0, proc)
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(target.log_prob(x).sum(), x)
+    return grad
+
+
+def _check_method(method: str) -> str:
+    if method not in ("auto", "closed_form", "monte_carlo"):
+        raise InvalidParameter("method", "is not known", method, "auto, closed_form, monte_carlo")
+    return method
+
+
+def relative_fisher(
+    target, sigma_inf: float = 1.0, n_mc: int = 4000, generator=None, method: str = "auto"
+) -> Estimate:
+    """I(π_data | N(0, σ²I)) = E‖∇log π_data(X) + X/σ²‖².
+
+    Closed form for a Gaussian, (tr Σ + ‖μ‖²)/σ⁴ − 2d/σ² + tr Σ⁻¹; Monte Carlo (mean ± s.e.
+    of n_mc draws) for any other target with a density (or when ``method="monte_carlo"``).
+    """
+    sigma_inf = float(sigma_inf)
+    if not (sigma_inf > 0 and math.isfinite(sigma_inf)):
+        raise InvalidParameter("sigma_inf", "must be > 0", sigma_inf)
+    n_mc = check_positive_int("n_mc", n_mc, 2)
+    _require_density(target, "kl")
+    g = gaussian_params(target)
+    v = sigma_inf**2
+    if _check_method(method) == "closed_form" and g is None:
+        raise InvalidParameter("method", "closed_form needs a Gaussian target", method)
+    if g is not None and method != "monte_carlo":
+        d = g.mean.shape[0]
+        val = (np.trace(g.cov) + g.mean @ g.mean) / v**2 - 2 * d / v + np.sum(1 / g.eigvals)
+        return Estimate(float(val), 0.0, "closed_form")
+    x = target.sample(n_mc, generator_or_default(generator), dtype=F64)
+    r = (_data_score(target, x, sigma_inf) + x / v).reshape(n_mc, -1)
+    sq = (r**2).sum(1)
+    return Estimate(float(sq.mean()), float(sq.std() / math.sqrt(n_mc)), "monte_carlo")
+
+
+def kl_to_stationary(
+    target, sigma_inf: float = 1.0, n_mc: int = 4000, generator=None, method: str = "auto"
+) -> Estimate:
+    """KL(π_data ‖ N(0, σ²I)): closed form for a Gaussian (§7.5), else Monte Carlo of
+    E[log π_data(X) − log N(X; 0, σ²I)]."""
+    sigma_inf = float(sigma_inf)
+    if not (sigma_inf > 0 and math.isfinite(sigma_inf)):
+        raise InvalidParameter("sigma_inf", "must be > 0", sigma_inf)
+    n_mc = check_positive_int("n_mc", n_mc, 2)
+    _require_density(target, "kl")
+    g = gaussian_params(target)
+    v = sigma_inf**2
+    if _check_method(method) == "closed_form" and g is None:
+        raise InvalidParameter("method", "closed_form needs a Gaussian target", method)
+    if g is not None and method != "monte_carlo":
+        d = g.mean.shape[0]
+        return Estimate(kl_gaussians(g.mean, g.cov, np.zeros(d), v), 0.0, "closed_form")
+    x = target.sample(n_mc, generator_or_default(generator), dtype=F64)
+    flat = x.reshape(n_mc, -1)
+    d = flat.shape[1]
+    log_ref = -0.5 * (flat**2).sum(1) / v - 0.5 * d * math.log(2 * math.pi * v)
+    diff = target.log_prob(x).to(F64) - log_ref
+    return Estimate(float(diff.mean()), float(diff.std() / math.sqrt(n_mc)), "monte_carlo")
+
+
+def score_mse(target, process, times, score_model, n_mc: int = 500, generator=None):
+    """E‖s_θ(X_t, t) − ∇log p_t(X_t)‖² at each forward time t (Monte Carlo over n_mc marginal
+    draws X_t = m x₀ + s z; the target's exact score is the reference). Returns an array."""
+    if not getattr(target, "has_score", False):
+        raise AssumptionFailed(
+            "score error",
+            f"target '{_target_name(target)}' has no exact score to measure the model against; "
+            "pass score_error instead",
+        )
+    n_mc = check_positive_int("n_mc", n_mc, 1)
+    gen = generator_or_default(generator)
+    out = []
+    for t in times:
+        x0 = target.sample(n_mc, gen, dtype=F64)
+        xt = process.sample_marginal(x0, float(t), generator=gen)
+        with torch.no_grad():
+            diff = score_model(xt, float(t)).to(F64) - target.score(xt, float(t), process)
+        out.append(float((diff.reshape(n_mc, -1) ** 2).sum(1).mean()))
+    return np.array(out)
+
+
+@dataclass(frozen=True)
+class KLBound:
+    mixing: float
+    approximation: float
+    discretization: float
+    total: float
+    kl_stationary: Estimate
+    fisher: Estimate
+    h: float
+    B_T: float
+    beta_T: float
+
+    def terms(self) -> dict:
+        return {k: getattr(self, k) for k in ("mixing", "approximation", "discretization", "total")}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def kl_bound(
+    target,
+    process,
+    N: int,
+    score_model=None,
+    contraction: bool = True,
+    n_mc: int = 500,
+    generator=None,
+    score_error: float = 0.0,
+) -> KLBound:
+    """Paper A's KL bound E1 + E2 + E3 for N uniform steps of size h = T/N from T to 0.
+
+    E2 is measured by Monte Carlo when ``score_model`` is given; otherwise it is
+    ε²·B(T) for a uniform L² score error ε = ``score_error`` (0: the exact score).
+    """
+    N = check_positive_int("N", N)
+    eps = check_nonneg("score_error", score_error)
+    B_T, beta_T = require_vp(process, "kl")
+    v = process.sigma_inf**2
+    T = process.T
+    h = T / N
+    kl0 = kl_to_stationary(target, process.sigma_inf, max(n_mc, 4000), generator)
+    fisher = relative_fisher(target, process.sigma_inf, max(n_mc, 4000), generator)
+    rate = 1.0 / v if contraction else 1.0 / (2 * v)
+    e1 = kl0.value * math.exp(-B_T * rate)
+    if score_model is None:
+        e2 = eps**2 * B_T
+    else:
+        t_back = T - h * np.arange(N + 1)  # T − t_k, k = 0..N
+        t_back[-1] = 0.0
+        B = process.schedule.integral(torch.as_tensor(t_back, dtype=F64)).numpy()
+        w = B[:-1] - B[1:]
+        e2 = float(w @ score_mse(target, process, t_back[:-1], score_model, n_mc, generator))
+    e3 = 2 * h * beta_T * max(h * beta_T / (4 * v), 1.0) * fisher.value
+    return KLBound(e1, e2, e3, e1 + e2 + e3, kl0, fisher, h, B_T, beta_T)
+
+
+# --- W2 -------------------------------------------------------------------------------------
+
+
+def _require_log_concave(target):
+    g = gaussian_params(target)
+    if g is not None:
+        return g
+    name = _target_name(target)
+    if getattr(target, "n_components", 1) > 1:
+        why = (
+            f"target '{name}' is a Gaussian mixture, which is not log-concave in general, so "
+            "the strong log-concavity constant C_0 > 0 the W2 bound needs does not exist"
+        )
+    elif getattr(target, "singular", False) or not getattr(target, "has_density", True):
+        why = (
+            f"target '{name}' has no density (singular support): it is neither strongly "
+            "log-concave nor L_0-smooth"
+        )
+    else:
+        why = (
+            f"target '{name}': strong log-concavity (C_0) and smoothness (L_0) are only "
+            "certified for Gaussian targets"
+        )
+    raise AssumptionFailed("w2", why)
+
+
+def w2_integrals(target, process, N: int, n_sub: int = W2_SUBSTEPS):
+    """(∫₀ᵀ C_t β(t) dt, [ℒ_j]_{j<N}) by the trapezoid rule, n_sub sub-intervals per step;
+    ℒ_j = ∫_{jh}^{(j+1)h} L_t β(t) dt on forward step j (ℒ_k of backward step k = N−1−k)."""
+    g = _require_log_concave(target)
+    N = check_positive_int("N", N)
+    n_sub = check_positive_int("n_sub", n_sub)
+    v = process.sigma_inf**2
+    C0, L0 = 1 / g.eigvals[-1], 1 / g.eigvals[0]
+    t = torch.linspace(0.0, process.T, N * n_sub + 1, dtype=F64)
+    m2 = (process.scale(t) ** 2).numpy()
+    s2 = process.variance(t).numpy()
+    beta = process.schedule.beta(t).numpy()
+    C = 1 / (m2 / C0 + s2) - 1 / v
+    with np.errstate(divide="ignore"):
+        L = np.minimum(np.where(s2 > 0, 1 / np.where(s2 > 0, s2, 1), np.inf), L0 / m2) - 1 / v
+    tt = t.numpy()
+    int_C = trapezoid(C * beta, tt)
+    y = (L * beta)[:-1].reshape(N, n_sub), (L * beta)[1:].reshape(N, n_sub)
+    dt = np.diff(tt).reshape(N, n_sub)
+    calL = (0.5 * (y[0] + y[1]) * dt).sum(1)
+    return int_C, calL
+
+
+def time_lipschitz(target, process, N: int) -> float:
+    """ℓ̄ = max_k max(κ1_k, κ2_k) (§2.3), maximised over all eigenvalues λ of Σ (the authors
+    use λ_min(Σ); both agree for isotropic Σ, and the max is the conservative choice)."""
+    g = _require_log_concave(target)
+    v = process.sigma_inf**2
+    t = torch.linspace(0.0, process.T, N + 1, dtype=F64)
+    m = process.scale(t).numpy()[:, None]
+    beta1 = process.schedule.beta(t).numpy()[1:, None]
+    lam = g.eigvals[None, :]
+    mk, mk1 = m[:-1], m[1:]
+    den = np.abs((v + mk**2 * (lam - v)) * (v + mk1**2 * (lam - v)))
+    k1 = beta1 * mk**2 * np.abs(lam - v) / (v * den)
+    mu_norm = float(np.linalg.norm(g.mean))
+    k2 = mu_norm * beta1 * mk * np.abs(mk * mk1 * (lam - v) - v) / (2 * v * den)
+    return float(max(k1.max(), k2.max()))
+
+
+@dataclass(frozen=True)
+class W2Bound:
+    mixing: float
+    approx_discretization: float
+    score_error: float
+    time_regularity: float
+    total: float
+    epsilon: float
+    w2_stationary: float
+    int_C_beta: float
+    B_bar: float
+    M2: float
+    ell_bar: float
+    h: float
+
+    def terms(self) -> dict:
+        keys = ("mixing", "approx_discretization", "score_error", "time_regularity", "total")
+        return {k: getattr(self, k) for k in keys}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def w2_bound(
+    target,
+    process,
+    N: int,
+    score_error: float = 0.0,
+    score_model=None,
+    n_mc: int = 500,
+    generator=None,
+    n_sub: int = W2_SUBSTEPS,
+) -> W2Bound:
+    """Paper A's W2 bound (§2.3) for a Gaussian target under a VP process, N uniform steps.
+
+    ε is ``score_error`` (a uniform L² bound on the score error) or, with ``score_model``,
+    max_k √E‖s_θ − ∇log p‖²(T − t_k) measured by Monte Carlo.
+    """
+    N = check_positive_int("N", N)
+    eps = check_nonneg("score_error", score_error)
+    B_T, beta_T = require_vp(process, "w2")
+    g = _require_log_concave(target)
+    v = process.sigma_inf**2
+    T = process.T
+    h = T / N
+    d = g.mean.shape[0]
+    w2_0 = w2_gaussians(g.mean, g.cov, np.zeros(d), v)
+    int_C, calL = w2_integrals(target, process, N, n_sub)
+    mixing = w2_0 * math.exp(-B_T / v - int_C)
+    M2 = math.sqrt(2 * h * beta_T) / process.sigma_inf + h * beta_T / (2 * v)
+    B_bar = math.sqrt(second_moment(target).value + v * d)
+    approx_disc = B_bar * float(np.sum(calL * (M2 + 2 * calL)))
+    if score_model is not None:
+        t_back = T - h * np.arange(N)
+        eps = math.sqrt(
+            float(score_mse(target, process, t_back, score_model, n_mc, generator).max())
+        )
+    score_term = eps * T * beta_T
+    ell_bar = time_lipschitz(target, process, N)
+    time_reg = ell_bar * h * T * beta_T * (1 + 2 * B_bar)
+    total = mixing + approx_disc + score_term + time_reg
+    return W2Bound(
+        mixing, approx_disc, score_term, time_reg, total, eps, w2_0, int_C, B_bar, M2, ell_bar, h
+    )

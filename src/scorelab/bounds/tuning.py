@@ -1,0 +1,125 @@
+"""Choosing a schedule by minimising a bound: paper A's β_a over a, EDM's ρ over ρ.
+
+Both scan a coarse grid first (the bounds need not be unimodal), then refine around the best
+grid point with scipy's bounded scalar minimiser; the returned optimum is never worse than the
+best grid point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.optimize import minimize_scalar
+
+from ..errors import InvalidParameter
+from ..grids import TimeGrid
+from ..processes import VP
+from ..schedules import ParametricBeta
+from .assumptions import check_positive_int
+from .paper_a import kl_bound, w2_bound
+from .paper_c import ve_terms
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    parameter: str  # "a" or "rho"
+    best: float
+    value: float  # the bound at the optimum
+    reference: float  # the parameter's reference value (a = 0, ρ = 7)
+    value_at_reference: float
+    grid: list = field(default_factory=list)
+    grid_values: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "parameter": self.parameter,
+            "best": self.best,
+            "value": self.value,
+            "reference": self.reference,
+            "value_at_reference": self.value_at_reference,
+            "grid": list(self.grid),
+            "grid_values": list(self.grid_values),
+        }
+
+
+def _check_range(name: str, rng, lo_min: float = -math.inf) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in rng)
+    except (TypeError, ValueError):
+        raise InvalidParameter(name, "must be a pair (low, high)", rng) from None
+    if not (lo_min <= lo < hi and math.isfinite(hi)):
+        raise InvalidParameter(name, f"must satisfy {lo_min:g} ≤ low < high < ∞", rng)
+    return lo, hi
+
+
+def _minimise(f, lo: float, hi: float, n_grid: int):
+    grid = np.linspace(lo, hi, n_grid)
+    vals = np.array([f(x) for x in grid])
+    i = int(np.argmin(vals))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
+    res = minimize_scalar(f, bounds=(a, b), method="bounded", options={"xatol": 1e-4})
+    best, val = (float(res.x), float(res.fun)) if res.fun <= vals[i] else (grid[i], vals[i])
+    return float(best), float(val), grid, vals
+
+
+def tune_parametric(
+    target,
+    beta_min: float = 0.1,
+    beta_max: float = 20.0,
+    T: float = 1.0,
+    sigma_inf: float = 1.0,
+    N: int = 100,
+    bound: str = "kl",
+    a_range=(-10.0, 10.0),
+    n_grid: int = 21,
+    score_error: float = 0.0,
+    score_model=None,
+    n_mc: int = 500,
+    seed: int = 0,
+) -> TuneResult:
+    """Minimise paper A's ``bound`` ("kl" or "w2") total over a for β_a (ParametricBeta).
+
+    With a ``score_model`` the Monte Carlo score error uses the same seed at every a (common
+    random numbers), so the objective is a smooth function of a.
+    """
+    if bound not in ("kl", "w2"):
+        raise InvalidParameter("bound", "is not a tunable bound", bound, "kl, w2")
+    lo, hi = _check_range("a_range", a_range)
+    n_grid = check_positive_int("n_grid", n_grid, 3)
+    N = check_positive_int("N", N)
+
+    def f(a: float) -> float:
+        proc = VP(ParametricBeta(a, beta_min, beta_max, T), sigma_inf, t_min=0.0)
+        gen = torch.Generator().manual_seed(seed)
+        fn = kl_bound if bound == "kl" else w2_bound
+        kw = {"score_error": score_error, "score_model": score_model, "n_mc": n_mc}
+        return fn(target, proc, N, generator=gen, **kw).total
+
+    best, val, grid, vals = _minimise(f, lo, hi, n_grid)
+    return TuneResult("a", best, val, 0.0, f(0.0), grid.tolist(), vals.tolist())
+
+
+def tune_edm_rho(
+    target,
+    process,
+    N: int,
+    rho_range=(1.0, 20.0),
+    n_grid: int = 20,
+    score_error=0.0,
+    normalized_score_error=0.0,
+) -> TuneResult:
+    """Minimise paper C's VE total E_I + E_D + E_S over ρ of EDM's grid with N steps from the
+    process's T down to its t_min (σ_min > 0)."""
+    lo, hi = _check_range("rho_range", rho_range, lo_min=1e-6)
+    n_grid = check_positive_int("n_grid", n_grid, 3)
+    N = check_positive_int("N", N)
+
+    def f(rho: float) -> float:
+        times = TimeGrid("edm", steps=N, rho=rho).times(process)
+        return ve_terms(target, process, times, score_error, normalized_score_error).total
+
+    best, val, grid, vals = _minimise(f, lo, hi, n_grid)
+    return TuneResult("rho", best, val, 7.0, f(7.0), grid.tolist(), vals.tolist())
