@@ -1,0 +1,144 @@
+"""Score-matching losses, per example (the trainer reduces).
+
+Denoising score matching in its generic form (SCIENCE.md §1):
+
+    ℓ(x₀, t, z) = λ(t) ‖s_θ(m x₀ + s z, t) + z/s‖²,
+
+with t drawn from a noise distribution and λ a weighting. Every weighting is written in this
+form, so that all of them share one code path; in particular EDM's λ_EDM(σ)‖D_θ − x₀‖² equals
+λ_EDM(σ)·σ²s²·‖s_θ + z/s‖² because D = (x + s² s_θ)/m and s = mσ, and the 1/σ² weighting of
+EDM's VE/VP losses is therefore the "convention" weight s².
+
+Noise distributions: ``uniform_t`` on [t_min, T]; ``lognormal`` σ (P_mean, P_std) and
+``loguniform`` σ on [σ(t_min), σ(T)], mapped to t by the process's exact inverse (σ outside the
+process's range is clamped to it). A user distribution is any callable (n, generator) → t.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .errors import InvalidParameter
+from .processes import ForwardProcess
+
+NOISE_DISTRIBUTIONS = ("uniform_t", "lognormal", "loguniform")
+WEIGHTINGS = ("s2", "g2", "edm", "inv_sigma2", "none")
+
+TimeSampler = Callable[[int, torch.Generator | None], torch.Tensor]
+Weighting = Callable[[torch.Tensor], torch.Tensor]
+
+
+def sample_times(
+    process: ForwardProcess,
+    n: int,
+    generator: torch.Generator | None = None,
+    kind: str | TimeSampler = "uniform_t",
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+) -> torch.Tensor:
+    """n training times (float64) from the chosen noise distribution."""
+    if callable(kind):
+        t = torch.as_tensor(kind(n, generator), dtype=torch.float64)
+    elif kind == "uniform_t":
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        t = process.t_min + (process.T - process.t_min) * u
+    elif kind in ("lognormal", "loguniform"):
+        s_lo = float(process.sigma(process.t_min))
+        s_hi = float(process.sigma(process.T))
+        if kind == "lognormal":
+            log_sigma = p_mean + p_std * torch.randn(n, generator=generator, dtype=torch.float64)
+        else:
+            if not (s_lo > 0 and math.isfinite(s_hi)):
+                raise InvalidParameter(
+                    "noise", "loguniform needs 0 < σ(t_min) and a finite σ(T)", (s_lo, s_hi)
+                )
+            u = torch.rand(n, generator=generator, dtype=torch.float64)
+            log_sigma = math.log(s_lo) + u * (math.log(s_hi) - math.log(s_lo))
+        sigma = torch.exp(log_sigma).clamp(min=max(s_lo, 1e-12), max=s_hi)
+        t = process.t_of_sigma(sigma)
+    else:
+        raise InvalidParameter(
+            "noise", "is not a noise distribution", kind, ", ".join(NOISE_DISTRIBUTIONS)
+        )
+    if t.shape != (n,):
+        raise InvalidParameter("noise", "must give one time per example", tuple(t.shape), f"({n},)")
+    return t.clamp(process.t_min, process.T)
+
+
+def weight(
+    process: ForwardProcess, t: torch.Tensor, kind: str | Weighting = "s2", sigma_data: float = 0.5
+) -> torch.Tensor:
+    """λ(t) multiplying ‖s_θ + z/s‖² (see the module docstring for the conversions)."""
+    if callable(kind):
+        return torch.as_tensor(kind(t), dtype=t.dtype)
+    var = process.variance(t)
+    if kind in ("s2", "inv_sigma2"):
+        return var
+    if kind == "g2":
+        return process.diffusion2(t)
+    if kind == "edm":
+        sigma2 = process.sigma(t) ** 2
+        lam = (sigma2 + sigma_data**2) / (sigma2 * sigma_data**2)
+        return lam * sigma2 * var
+    if kind == "none":
+        return torch.ones_like(t)
+    raise InvalidParameter("weighting", "is not a weighting", kind, ", ".join(WEIGHTINGS))
+
+
+def dsm_loss(
+    score_model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    process: ForwardProcess,
+    generator: torch.Generator | None = None,
+    *,
+    noise: str | TimeSampler = "uniform_t",
+    weighting: str | Weighting = "s2",
+    sigma_data: float = 0.5,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+    t: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-example denoising score-matching loss ``[B]`` (``t`` and ``z`` may be given)."""
+    n = x0.shape[0]
+    if t is None:
+        t = sample_times(process, n, generator, noise, p_mean, p_std)
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if z is None:
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    tx = t.to(x0.dtype)
+    shape = (n,) + (1,) * (x0.ndim - 1)
+    s = process.std(t).to(x0.dtype).reshape(shape)
+    xt = process.scale(t).to(x0.dtype).reshape(shape) * x0 + s * z
+    resid = score_model(xt, tx) + z / s
+    lam = weight(process, t, weighting, sigma_data).to(x0.dtype)
+    return lam * resid.reshape(n, -1).pow(2).sum(1)
+
+
+def esm_loss(
+    score_model,
+    x0: torch.Tensor,
+    process: ForwardProcess,
+    generator: torch.Generator | None = None,
+    *,
+    exact_score,
+    noise: str | TimeSampler = "uniform_t",
+    weighting: str | Weighting = "s2",
+    sigma_data: float = 0.5,
+) -> torch.Tensor:
+    """Per-example explicit score matching λ(t)‖s_θ − ∇log p_t‖² against an exact score
+    (paper A trains Gaussian targets this way); ``exact_score(x, t)``."""
+    n = x0.shape[0]
+    t = sample_times(process, n, generator, noise)
+    xt = process.perturb(
+        x0, t.to(x0.dtype), torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    )
+    diff = score_model(xt, t.to(x0.dtype)) - exact_score(xt, t.to(x0.dtype))
+    lam = weight(process, t, weighting, sigma_data).to(x0.dtype)
+    return lam * diff.reshape(n, -1).pow(2).sum(1)
+
+
+LOSSES = {"dsm": dsm_loss, "esm": esm_loss}

@@ -1,0 +1,98 @@
+"""Parameterisations: wrappers that turn a network's output into a score model ``score(x, t)``.
+
+A network maps (input, c_noise) to a tensor shaped like x and never sees the process; the
+wrapper supplies the conditioning and converts its output. With m = m(t), s = s(t), σ = s/m:
+
+* ``score``: s_θ = F(x, c)                                   (the raw output is the score)
+* ``eps``:   ε̂ = F(x, c),  s_θ = −ε̂ / s                       (noise prediction)
+* ``x0``:    x̂₀ = F(x, c), s_θ = (m x̂₀ − x)/s²                (data prediction)
+* ``edm``:   in x̂ = x/m, D = c_skip x̂ + c_out F(c_in x̂, c_noise) with EDM's
+  c_skip = σ_d²/(σ² + σ_d²), c_out = σσ_d/√(σ² + σ_d²), c_in = 1/√(σ² + σ_d²), c_noise = ¼ ln σ;
+  s_θ = (m D − x)/s².
+
+Every parameterisation conditions on c = ¼ ln σ(t) (clamped to σ ∈ [1e-8, 1e8]), so a network
+trained under one process sees the same conditioning scale under another.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ._tensor import Time, as_tensor, per_example
+from .errors import InvalidParameter
+from .processes import ForwardProcess
+
+PARAMETERISATIONS = ("score", "eps", "x0", "edm")
+
+
+def edm_coefficients(sigma: torch.Tensor, sigma_data: float):
+    """EDM's preconditioning (c_skip, c_out, c_in, c_noise) at noise level σ."""
+    sd2 = sigma_data**2
+    c_skip = sd2 / (sigma**2 + sd2)
+    c_out = sigma * sigma_data / torch.sqrt(sigma**2 + sd2)
+    c_in = 1 / torch.sqrt(sigma**2 + sd2)
+    c_noise = 0.25 * torch.log(sigma)
+    return c_skip, c_out, c_in, c_noise
+
+
+def estimate_sigma_data(data: torch.Tensor) -> float:
+    """σ_data: the standard deviation of the training data over all coordinates."""
+    return float(data.to(torch.float64).std())
+
+
+class ScoreNetwork(nn.Module):
+    """A network presented as a score model ``score(x, t)`` under ``process``."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        process: ForwardProcess,
+        kind: str = "edm",
+        sigma_data: float = 0.5,
+    ):
+        super().__init__()
+        if kind not in PARAMETERISATIONS:
+            raise InvalidParameter(
+                "parameterisation", "is not known", kind, ", ".join(PARAMETERISATIONS)
+            )
+        if not (sigma_data > 0 and math.isfinite(sigma_data)):
+            raise InvalidParameter("sigma_data", "must be > 0", sigma_data)
+        self.network, self.process, self.kind = network, process, kind
+        self.sigma_data = float(sigma_data)
+
+    def _coefficients(self, x: torch.Tensor, t: Time):
+        t = as_tensor(t, like=x)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        m = self.process.scale(t).to(x.dtype)
+        v = self.process.variance(t).to(x.dtype)
+        sigma = self.process.sigma(t).to(x.dtype).clamp(1e-8, 1e8)
+        return m, v, sigma
+
+    def denoise(self, x: torch.Tensor, t: Time) -> torch.Tensor:
+        """E[X₀ | X_t = x] as the model estimates it."""
+        m, v, sigma = self._coefficients(x, t)
+        if self.kind == "edm":
+            c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
+            xh = x / per_example(m, x)
+            out = self.network(per_example(c_in, x) * xh, c_noise)
+            return per_example(c_skip, x) * xh + per_example(c_out, x) * out
+        score = self.forward(x, t)
+        return (x + per_example(v, x) * score) / per_example(m, x)
+
+    def forward(self, x: torch.Tensor, t: Time) -> torch.Tensor:
+        """The score ∇ₓ log p_t(x) as the model estimates it."""
+        m, v, sigma = self._coefficients(x, t)
+        c_noise = 0.25 * torch.log(sigma)
+        if self.kind == "score":
+            return self.network(x, c_noise)
+        if self.kind == "eps":
+            return -self.network(x, c_noise) / per_example(torch.sqrt(v), x)
+        if self.kind == "x0":
+            x0 = self.network(x, c_noise)
+            return (per_example(m, x) * x0 - x) / per_example(v, x)
+        d = self.denoise(x, t)
+        return (per_example(m, x) * d - x) / per_example(v, x)
