@@ -190,11 +190,34 @@ def test_cli_version_help_and_list():
         assert kind in out
 
 
-def test_quickstart_writes_its_figure(tmp_path):
+def test_quickstart_runs_the_pipeline_on_its_defaults(tmp_path, monkeypatch):
+    import copy
+
+    from scorelab import quickstart
+
+    small = copy.deepcopy(quickstart.DEFAULTS)
+    small["train"].update(steps=40, log_every=10)
+    small["sampler"]["n"] = 400
+    small["run"].update(n_boot=10, metrics=["w2", "nll"])
+    monkeypatch.setattr(quickstart, "DEFAULTS", small)
     result = runner.invoke(app, ["quickstart", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "marginals.png").stat().st_size > 10_000
-    assert "exact var" in result.output
+    for name in ("report.html", "evaluation.json", "loss.png", "samples.png", "field.png"):
+        assert (tmp_path / name).is_file(), name
+    assert "report:" in result.output and "euler_maruyama" in result.output
+
+
+@pytest.mark.slow
+def test_quickstart_reaches_twice_the_w2_floor(tmp_path):
+    """The README's main job on its real defaults (≈ 40 s): W2 ≤ 2× its floor for both
+    samplers."""
+    import json
+
+    result = runner.invoke(app, ["quickstart", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for name, metrics in summary["samplers"].items():
+        assert metrics["w2"]["value"] <= 2 * metrics["w2"]["floor"], (name, metrics["w2"])
 
 
 def _sample_config(tmp_path, **sampler):

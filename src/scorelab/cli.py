@@ -344,31 +344,116 @@ def tune_schedule(
         )
 
 
+def _run_dir(config: Path, out_dir: Path | None) -> Path:
+    return out_dir if out_dir is not None else Path("runs") / config.stem
+
+
+OutOption = Annotated[
+    Path | None,
+    typer.Option("--out", help="Run directory (default: runs/<config name>)."),
+]
+ResumeOption = Annotated[
+    bool, typer.Option("--resume", help="Continue the run directory's checkpoint.")
+]
+
+
+@app.command()
+@_friendly
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    out_dir: OutOption = None,
+    resume: ResumeOption = False,
+    set_: SetOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+):
+    """Train the config's network (checkpoints, metrics.jsonl and config.yaml in the run
+    directory). Runs data-parallel under `torchrun --nproc_per_node=K -m scorelab train`."""
+    from . import pipeline
+
+    cfg = load_config(config, set_ or [])
+    run_dir = _run_dir(config, out_dir)
+    trainer, _ = pipeline.train(cfg, run_dir, resume=resume, progress=_interactive(progress))
+    if trainer.world.is_main:
+        out.print(
+            f"trained {trainer.step} steps; checkpoint: {trainer.checkpoint_path}", highlight=False
+        )
+    trainer.world.close()
+
+
+def _interactive(progress: bool) -> bool:
+    return progress and sys.stderr.isatty()
+
+
+@app.command()
+@_friendly
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    out_dir: OutOption = None,
+    resume: ResumeOption = False,
+    set_: SetOption = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+):
+    """The whole job: train → sample (every sampler) → evaluate → bounds → report.html."""
+    from . import pipeline
+
+    cfg = load_config(config, set_ or [])
+    result = pipeline.run(
+        cfg,
+        _run_dir(config, out_dir),
+        resume=resume,
+        progress=_interactive(progress),
+        log=lambda msg: err.print(msg, highlight=False),
+    )
+    if result.report is not None:
+        _print_run_summary(result)
+
+
+def _print_run_summary(result) -> None:
+    for o in result.outcomes:
+        js = o.evaluation.to_json()
+        table = Table(
+            title=f"{o.sampler}: NFE {o.nfe}, {o.seconds:.2f} s sampling", title_justify="left"
+        )
+        for col in ("metric", "value", "floor", "95% CI", "value / floor"):
+            table.add_column(col, justify="right")
+        for name, v in js.items():
+            if name == "_skipped":
+                continue
+            ratio = (
+                f"{v['value'] / v['floor']:.2f}"
+                if v["value"] is not None and v["floor"] not in (None, 0)
+                else "—"
+            )
+            ci = "—" if v["ci"] is None else f"[{v['ci'][0]:.4g}, {v['ci'][1]:.4g}]"
+            table.add_row(name, _g(v["value"]), _g(v["floor"]), ci, ratio)
+        out.print(table)
+    out.print(
+        f"training {result.train_seconds:.1f} s, whole run {result.seconds:.1f} s\n"
+        f"report: {result.report}",
+        highlight=False,
+    )
+
+
+def _g(v) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
 @app.command()
 @_friendly
 def quickstart(
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the figures.")] = Path(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the run.")] = Path(
         "scorelab-quickstart"
     ),
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ):
-    """The main job on embedded defaults: a 2-D mixture's noised marginals under VP (cosine)."""
+    """The main job on embedded defaults: train a small MLP on a 2-D Gaussian mixture (VP,
+    cosine schedule), sample with two samplers, evaluate against the exact target, report."""
     from . import quickstart as qs
 
-    rows, png = qs.run(out_dir)
-    table = Table(title="ring8 mixture under VP (cosine): marginal checks", title_justify="left")
-    for col in ("t", "m(t)", "s(t)", "sample var", "exact var", "mean log p_t"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(
-            f"{r.t:g}",
-            f"{r.m:.4f}",
-            f"{r.s:.4f}",
-            f"{r.sample_var:.4f}",
-            f"{r.exact_var:.4f}",
-            f"{r.mean_log_p:.3f}",
-        )
-    out.print(table)
-    out.print(f"figure: {png}")
+    result = qs.run(
+        out_dir, progress=_interactive(progress), log=lambda m: err.print(m, highlight=False)
+    )
+    _print_run_summary(result)
 
 
 def main() -> None:

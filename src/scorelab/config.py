@@ -344,20 +344,116 @@ class SamplerConfig(_Model):
 
 
 class ScoreConfig(_Model):
-    """Which score model to sample with: the target's exact score (trained models come with
-    the training commands)."""
+    """Which score model to sample with: the target's exact score, or a trained checkpoint
+    (a run directory or its ``checkpoint.safetensors``)."""
 
-    kind: Literal["exact"] = "exact"
+    kind: Literal["exact", "checkpoint"] = "exact"
+    path: Path | None = None
+    use_ema: bool = True
+
+    @model_validator(mode="after")
+    def _path_given(self):
+        if self.kind == "checkpoint" and self.path is None:
+            raise ValueError("score.kind 'checkpoint' needs score.path (a run directory or file)")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# networks and training
+# --------------------------------------------------------------------------------------------
+
+
+class NetworkConfig(_Model):
+    """The network and its parameterisation; unset keys take the network's defaults."""
+
+    kind: Literal["mlp", "resmlp", "unet"] = "mlp"
+    parameterisation: Literal["score", "eps", "x0", "edm"] = "edm"
+    sigma_data: float | None = Field(None, gt=0)  # None: estimated from the training data
+    width: int | None = Field(None, ge=1)
+    depth: int | None = Field(None, ge=1)
+    blocks: int | None = Field(None, ge=1)
+    embed_dim: int | None = Field(None, ge=2)
+    embedding: Literal["sinusoidal", "fourier"] | None = None
+    fourier_scale: float | None = Field(None, gt=0)
+    channels: int | None = Field(None, ge=1)
+    channel_mult: list[int] | None = None
+    groups: int | None = Field(None, ge=1)
+    dropout: float | None = Field(None, ge=0, lt=1)
+
+    def network_params(self) -> dict[str, Any]:
+        skip = {"kind", "parameterisation", "sigma_data"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+
+
+class FPConfig(_Model):
+    """The Fokker–Planck regulariser of loss 'fp_dsm' (SCIENCE.md §5.3)."""
+
+    alpha: float = Field(0.15, ge=0)
+    weighting: Literal["likelihood", "convention", "constant"] = "likelihood"
+    points: Literal["perturbed", "data", "box"] = "perturbed"
+    div: Literal["exact", "hutchinson"] = "exact"
+    n_probes: int = Field(1, ge=1)
+    scalar_beta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(_Model):
+    """Training: optimiser, loss, noise distribution, weighting, data and precision."""
+
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup: int = Field(100, ge=0)
+    decay: Literal["cosine", "none"] = "cosine"
+    grad_clip: float | None = Field(1.0, gt=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    ema_half_life: float | None = Field(None, gt=0)
+    loss: Literal["dsm", "esm", "fp_dsm"] = "dsm"
+    noise: Literal["uniform_t", "lognormal", "loguniform"] = "uniform_t"
+    weighting: Literal["s2", "g2", "edm", "inv_sigma2", "none"] = "s2"
+    p_mean: float = -1.2
+    p_std: float = Field(1.2, gt=0)
+    fp: FPConfig = Field(default_factory=FPConfig)
+    n_train: int | None = Field(None, ge=2)
+    dtype: Literal["float32", "float64", "bfloat16"] = "float32"
+    device: str = "cpu"
+    compile: bool = False
+    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+
+
+class RunConfig(_Model):
+    """What ``scorelab run`` does after training: extra samplers to compare, evaluation and
+    the bounds."""
+
+    # Samplers compared with `sampler`: each a kind, or a mapping of `sampler` keys to change
+    # (e.g. {kind: euler_maruyama, steps: 100}).
+    samplers: list[str | dict[str, Any]] = Field(default_factory=list)
+    metrics: list[str] | None = None  # None: every metric that applies
+    n_boot: int = Field(100, ge=10)
+    n_boot_ot: int = Field(25, ge=10)
+    max_points: int = Field(2000, ge=2)
+    bounds: bool = True
+    diagnose: bool = True
 
 
 class Config(_Model):
     """A scorelab configuration."""
+
+    @model_validator(mode="after")
+    def _compared_samplers_valid(self):
+        for i, _ in enumerate(self.run.samplers):
+            compared_sampler(self, i)
+        return self
 
     seed: int = 0
     target: TargetConfig = Field(default_factory=lambda: GMMConfig(preset="ring8"))
     process: ProcessConfig = Field(default_factory=ProcessConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
 
 TARGET_MODELS = {m.model_fields["kind"].default: m for m in TargetConfig.__origin__.__args__}
@@ -753,6 +849,22 @@ def build_grid(cfg: SamplerConfig) -> TimeGrid:
     )
 
 
+def compared_sampler(cfg: Config, i: int) -> SamplerConfig:
+    """The i-th entry of ``run.samplers`` as a full sampler config (``sampler`` with changes)."""
+    entry = cfg.run.samplers[i]
+    change = {"kind": entry} if isinstance(entry, str) else dict(entry)
+    base = cfg.sampler.model_dump()
+    if change.get("kind", base["kind"]) != base["kind"]:  # sampler-specific keys stay behind
+        base = {k: v for k, v in base.items() if k not in _SAMPLER_OPTIONS}
+    try:
+        return SamplerConfig.model_validate({**base, **change})
+    except ValidationError as exc:
+        msg = format_validation_error(exc, SamplerConfig)
+        raise ConfigError(
+            "\n".join(f"run.samplers.{i}.{line}" for line in msg.splitlines())
+        ) from None
+
+
 def sampler_options(cfg: SamplerConfig) -> dict[str, Any]:
     """The sampler-specific keys that were given, checked against what the sampler takes."""
     from .sampling import sampler_parameters
@@ -775,13 +887,19 @@ def sampler_options(cfg: SamplerConfig) -> dict[str, Any]:
 
 
 def build_score(cfg: Config, target: tg.Target, process: ForwardProcess):
-    """The score model a config names (``score.kind: exact`` → the target's exact score)."""
+    """The score model a config names: the target's exact score, or a trained checkpoint's
+    network (rebuilt from the config stored in the checkpoint) under this config's process."""
+    if cfg.score.kind == "checkpoint":
+        from .pipeline import load_score_model
+
+        dtype = getattr(torch, cfg.sampler.dtype)
+        return load_score_model(cfg.score.path, process, use_ema=cfg.score.use_ema, dtype=dtype)
     if not target.has_score:
         raise InvalidParameter(
             "score.kind",
             f"'exact' needs a target with an exact score; '{target.kind}' has none",
             cfg.score.kind,
             "a target with a known law (gaussian, gmm, tilted_gmm, empirical, "
-            "circle, sphere, subspace), or a trained model",
+            "circle, sphere, subspace), or checkpoint (with score.path)",
         )
     return target.score_model(process)

@@ -128,14 +128,18 @@ def esm_loss(
     noise: str | TimeSampler = "uniform_t",
     weighting: str | Weighting = "s2",
     sigma_data: float = 0.5,
+    t: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-example explicit score matching λ(t)‖s_θ − ∇log p_t‖² against an exact score
     (paper A trains Gaussian targets this way); ``exact_score(x, t)``."""
     n = x0.shape[0]
-    t = sample_times(process, n, generator, noise)
-    xt = process.perturb(
-        x0, t.to(x0.dtype), torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    )
+    if t is None:
+        t = sample_times(process, n, generator, noise)
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if z is None:
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    xt = process.perturb(x0, t.to(x0.dtype), z)
     diff = score_model(xt, t.to(x0.dtype)) - exact_score(xt, t.to(x0.dtype))
     lam = weight(process, t, weighting, sigma_data).to(x0.dtype)
     return lam * diff.reshape(n, -1).pow(2).sum(1)

@@ -72,8 +72,16 @@ class ScoreNetwork(nn.Module):
         sigma = self.process.sigma(t).to(x.dtype).clamp(1e-8, 1e8)
         return m, v, sigma
 
+    def _param_dtype(self, x: torch.Tensor) -> torch.dtype:
+        p = next(self.network.parameters(), None)
+        return x.dtype if p is None else p.dtype
+
     def denoise(self, x: torch.Tensor, t: Time) -> torch.Tensor:
-        """E[X₀ | X_t = x] as the model estimates it."""
+        """E[X₀ | X_t = x] as the model estimates it (computed in the network's dtype and
+        returned in x's, so a float32 network can be compared with float64 oracles)."""
+        dtype = self._param_dtype(x)
+        if x.dtype != dtype:
+            return self.denoise(x.to(dtype), as_tensor(t, like=x).to(dtype)).to(x.dtype)
         m, v, sigma = self._coefficients(x, t)
         if self.kind == "edm":
             c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
@@ -84,7 +92,10 @@ class ScoreNetwork(nn.Module):
         return (x + per_example(v, x) * score) / per_example(m, x)
 
     def forward(self, x: torch.Tensor, t: Time) -> torch.Tensor:
-        """The score ∇ₓ log p_t(x) as the model estimates it."""
+        """The score ∇ₓ log p_t(x) as the model estimates it (in x's dtype, see ``denoise``)."""
+        dtype = self._param_dtype(x)
+        if x.dtype != dtype:
+            return self.forward(x.to(dtype), as_tensor(t, like=x).to(dtype)).to(x.dtype)
         m, v, sigma = self._coefficients(x, t)
         c_noise = 0.25 * torch.log(sigma)
         if self.kind == "score":

@@ -44,6 +44,7 @@ def get_sampler(kind: str):
     return SAMPLERS[kind]
 
 
+@torch.no_grad()
 def generate(
     score: ScoreModel,
     process: ForwardProcess,

@@ -55,3 +55,19 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, dict]:
             raise InvalidParameter("samples", "has no 'samples' array", str(path), ", ".join(z))
         meta = json.loads(str(z["metadata"])) if "metadata" in z else {}
         return z["samples"], meta
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Atomically write JSON (NaN and infinities become null, so any reader can parse it)."""
+
+    def clean(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    text = json.dumps(clean(data), indent=2, ensure_ascii=False)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))

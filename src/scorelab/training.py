@@ -12,15 +12,17 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .distributed import World
 from .errors import InvalidParameter, ScorelabError
-from .losses import LOSSES
+from .losses import LOSSES, sample_times
 from .processes import ForwardProcess
 from .storage import atomic_write
 from .targets import Target
@@ -29,21 +31,25 @@ from .targets import Target
 @dataclass
 class TrainSettings:
     steps: int = 2000
-    batch_size: int = 256
+    batch_size: int = 256  # the global batch (split over the ranks under torchrun)
     lr: float = 2e-3
     weight_decay: float = 0.0
     warmup: int = 100
     decay: str = "cosine"  # or "none"
     grad_clip: float | None = 1.0
     ema_decay: float = 0.999
+    ema_half_life: float | None = None  # in steps; overrides ema_decay when given
     loss: str = "dsm"
     noise: str = "uniform_t"
     weighting: str = "s2"
     sigma_data: float = 0.5
     p_mean: float = -1.2
     p_std: float = 1.2
+    loss_options: dict = field(default_factory=dict)  # extra keywords of the loss (e.g. FP)
     n_train: int | None = None  # None: fresh target samples every step
-    dtype: str = "float32"
+    dtype: str = "float32"  # float32, float64, or bfloat16 (autocast; weights stay float32)
+    device: str = "cpu"  # cpu, cuda, cuda:N or auto
+    compile: bool = False
     log_every: int = 50
     checkpoint_every: int = 500
     seed: int = 0
@@ -56,12 +62,23 @@ class TrainSettings:
             raise InvalidParameter("lr", "must be > 0", self.lr)
         if not 0 <= self.ema_decay < 1:
             raise InvalidParameter("ema_decay", "must lie in [0, 1)", self.ema_decay)
+        if self.ema_half_life is not None and not self.ema_half_life > 0:
+            raise InvalidParameter("ema_half_life", "must be > 0 (in steps)", self.ema_half_life)
         if self.decay not in ("cosine", "none"):
             raise InvalidParameter("decay", "is not a schedule", self.decay, "cosine, none")
         if self.loss not in LOSSES:
             raise InvalidParameter("loss", "is not a loss", self.loss, ", ".join(LOSSES))
-        if self.dtype not in ("float32", "float64"):
-            raise InvalidParameter("dtype", "is not supported", self.dtype, "float32, float64")
+        if self.dtype not in DTYPES:
+            raise InvalidParameter("dtype", "is not supported", self.dtype, ", ".join(DTYPES))
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise InvalidParameter("device", "is not a device", self.device, "cpu, cuda, auto")
+
+    @property
+    def ema(self) -> float:
+        """The EMA decay per step (from the half-life when one is given)."""
+        if self.ema_half_life is not None:
+            return 0.5 ** (1.0 / self.ema_half_life)
+        return self.ema_decay
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to 0 (or constant)."""
@@ -72,6 +89,22 @@ class TrainSettings:
         return self.lr * warm * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+# parameter dtype and autocast dtype per setting
+DTYPES = {
+    "float32": (torch.float32, None),
+    "float64": (torch.float64, None),
+    "bfloat16": (torch.float32, torch.bfloat16),
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidParameter("train.device", "CUDA is not available here", name, "cpu, auto")
+    return torch.device(name)
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -80,7 +113,12 @@ class TrainResult:
 
 
 class Trainer:
-    """Fits ``model`` (a score model ``model(x, t)``, e.g. a ``ScoreNetwork``) to ``target``."""
+    """Fits ``model`` (a score model ``model(x, t)``, e.g. a ``ScoreNetwork``) to ``target``.
+
+    ``metadata`` (e.g. the resolved config) is stored in every checkpoint, so a checkpoint
+    says how to rebuild its network. Under torchrun every rank runs a Trainer; only rank 0
+    writes.
+    """
 
     def __init__(
         self,
@@ -89,58 +127,87 @@ class Trainer:
         process: ForwardProcess,
         settings: TrainSettings,
         run_dir: str | Path | None = None,
+        *,
+        metadata: dict | None = None,
+        world: World | None = None,
     ):
         self.model, self.target, self.process, self.s = model, target, process, settings
-        self.dtype = getattr(torch, settings.dtype)
-        self.model.to(self.dtype)
+        self.device = resolve_device(settings.device)
+        self.world = world or World.from_env(str(self.device))
+        if self.world.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
+        self.dtype, self.autocast = DTYPES[settings.dtype]
+        self.model.to(device=self.device, dtype=self.dtype)
+        self.world.broadcast_parameters(self.model)
+        self.forward = torch.compile(model) if settings.compile else model
         self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
             self.params, lr=settings.lr, weight_decay=settings.weight_decay
         )
+        # The data generator is identical on every rank: each draws the global batch and keeps
+        # its slice. Randomness inside a loss (e.g. the FP term's probes) comes from a generator
+        # reseeded per (step, rank), so it needs no saved state.
         self.gen = torch.Generator().manual_seed(settings.seed)
+        self.loss_gen = torch.Generator()
         self.step = 0
         self.run_dir = None if run_dir is None else Path(run_dir)
+        self.metadata = dict(metadata or {})
         self.data = None
         if settings.n_train is not None:
             self.data = target.sample(settings.n_train, self.gen, dtype=self.dtype)
+        self._loss_kw = self._loss_keywords()
 
     # --- one step -------------------------------------------------------------------------
-    def _batch(self) -> torch.Tensor:
+    def _loss_keywords(self) -> dict:
+        s = self.s
+        kw = dict(noise=s.noise, weighting=s.weighting, sigma_data=s.sigma_data, **s.loss_options)
+        if s.loss == "esm":
+            if not self.target.has_score:
+                raise InvalidParameter(
+                    "train.loss",
+                    f"'esm' needs a target with an exact score; '{self.target.kind}' has none",
+                    "esm",
+                    "dsm",
+                )
+            kw["exact_score"] = self.target.score_model(self.process)
+        else:
+            kw.update(p_mean=s.p_mean, p_std=s.p_std)
+        return kw
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The global batch (x₀, t, z) from the shared generator, then this rank's slice."""
         b = self.s.batch_size
         if self.data is None:
-            return self.target.sample(b, self.gen, dtype=self.dtype)
-        idx = torch.randint(0, self.data.shape[0], (b,), generator=self.gen)
-        return self.data[idx]
-
-    def _loss(self, x0: torch.Tensor) -> torch.Tensor:
-        s = self.s
-        kw = dict(noise=s.noise, weighting=s.weighting, sigma_data=s.sigma_data)
-        if s.loss == "esm":
-            return LOSSES["esm"](
-                self.model,
-                x0,
-                self.process,
-                self.gen,
-                exact_score=self.target.score_model(self.process),
-                **kw,
-            )
-        return LOSSES["dsm"](
-            self.model, x0, self.process, self.gen, p_mean=s.p_mean, p_std=s.p_std, **kw
-        )
+            x0 = self.target.sample(b, self.gen, dtype=self.dtype)
+        else:
+            x0 = self.data[torch.randint(0, self.data.shape[0], (b,), generator=self.gen)]
+        t = sample_times(self.process, b, self.gen, self.s.noise, self.s.p_mean, self.s.p_std)
+        z = torch.randn(x0.shape, generator=self.gen, dtype=self.dtype)
+        part = self.world.local_slice(b)
+        return tuple(v[part].to(self.device) for v in (x0, t, z))
 
     def train_step(self) -> tuple[float, float]:
         lr = self.s.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        loss = self._loss(self._batch()).mean()
+        x0, t, z = self._batch()
+        self.loss_gen.manual_seed(self.s.seed * 1_000_003 + self.step * 1009 + self.world.rank)
+        with torch.autocast(
+            self.device.type, dtype=self.autocast or torch.bfloat16, enabled=bool(self.autocast)
+        ):
+            per_example = LOSSES[self.s.loss](
+                self.forward, x0, self.process, self.loss_gen, t=t, z=z, **self._loss_kw
+            )
+        loss = per_example.float().mean() if self.autocast else per_example.mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.world.average_gradients(self.params)
         clip = self.s.grad_clip if self.s.grad_clip is not None else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
         self.opt.step()
         with torch.no_grad():
-            d = self.s.ema_decay
+            d = self.s.ema
             for k, v in self.model.state_dict().items():
                 if v.is_floating_point():
                     self.ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
@@ -154,7 +221,8 @@ class Trainer:
         self, progress: bool = False, on_log: Callable[[dict], None] | None = None
     ) -> TrainResult:
         losses, t0, last = [], time.perf_counter(), time.perf_counter()
-        bar = _progress(progress, self.s.steps, self.step)
+        last_step = first_step = self.step
+        bar = _progress(progress and self.world.is_main, self.s.steps, self.step)
         try:
             while self.step < self.s.steps:
                 loss, gnorm = self.train_step()
@@ -168,19 +236,20 @@ class Trainer:
                     now = time.perf_counter()
                     record = {
                         "step": self.step,
-                        "loss": loss,
+                        "loss": self.world.mean(loss),
                         "lr": self.s.lr_at(self.step - 1),
                         "grad_norm": gnorm,
-                        "it_s": self.s.log_every / max(now - last, 1e-9),
+                        "it_s": (self.step - last_step) / max(now - last, 1e-9),
                     }
-                    last = now
+                    last, last_step = now, self.step
                     self._log(record)
                     if on_log is not None:
                         on_log(record)
                 if self.run_dir is not None and self.step % self.s.checkpoint_every == 0:
                     self.save()
                 if bar is not None:
-                    bar.update(bar.task_ids[0], completed=self.step, description=f"loss {loss:.4g}")
+                    rate = (self.step - first_step) / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(bar.task_ids[0], completed=self.step, loss=loss, rate=rate)
         except KeyboardInterrupt:
             if self.run_dir is not None:
                 self.save()
@@ -193,7 +262,7 @@ class Trainer:
         return TrainResult(self.step, losses, time.perf_counter() - t0)
 
     def _log(self, record: dict) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not self.world.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.run_dir / "metrics.jsonl", "a") as fh:
@@ -204,47 +273,48 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         if self.run_dir is None:
             raise InvalidParameter("run_dir", "is needed to save or resume", None)
-        return self.run_dir / "checkpoint.safetensors"
+        return self.run_dir / CHECKPOINT
 
     def save(self) -> Path:
-        """Parameters, EMA, optimiser state, step and RNG state, written atomically."""
-        tensors = {
-            f"model.{k}": v.detach().contiguous() for k, v in self.model.state_dict().items()
-        }
-        tensors.update({f"ema.{k}": v.contiguous() for k, v in self.ema.items()})
-        state = self.opt.state_dict()["state"]
-        for i, st in state.items():
-            for name, value in st.items():
-                tensors[f"opt.{i}.{name}"] = torch.as_tensor(value).contiguous()
-        tensors["rng"] = self.gen.get_state()
-        if self.data is not None:
-            tensors["data"] = self.data.contiguous()
-        meta = {"step": str(self.step), "settings": json.dumps(asdict(self.s))}
-        return atomic_write(self.checkpoint_path, lambda tmp: save_file(tensors, str(tmp), meta))
+        """Parameters, EMA, optimiser state, step and RNG state, written atomically (rank 0)."""
+        path = self.checkpoint_path
+        if self.world.is_main:
+            tensors = {
+                f"model.{k}": v.detach().cpu().contiguous()
+                for k, v in self.model.state_dict().items()
+            }
+            tensors.update({f"ema.{k}": v.cpu().contiguous() for k, v in self.ema.items()})
+            state = self.opt.state_dict()["state"]
+            for i, st in state.items():
+                for name, value in st.items():
+                    tensors[f"opt.{i}.{name}"] = torch.as_tensor(value).cpu().contiguous()
+            tensors["rng"] = self.gen.get_state()
+            if self.data is not None:
+                tensors["data"] = self.data.contiguous()
+            meta = {
+                "step": str(self.step),
+                "settings": json.dumps(asdict(self.s)),
+                **{k: json.dumps(v) for k, v in self.metadata.items()},
+            }
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: save_file(tensors, str(tmp), meta))
+        self.world.barrier()
+        return path
 
     def resume(self) -> None:
         """Continue from the run directory's checkpoint (exactly where it stopped)."""
         path = self.checkpoint_path
         if not path.is_file():
             raise InvalidParameter("resume", "found no checkpoint in the run directory", str(path))
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
+        tensors, meta = read_checkpoint(path)
         model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        try:
-            self.model.load_state_dict(model_sd)
-        except RuntimeError as exc:
-            raise InvalidParameter(
-                "checkpoint", f"does not fit this network ({str(exc).splitlines()[0]})", str(path)
-            ) from None
-        self.ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        _load_state(self.model, model_sd, path, "checkpoint")
+        self.ema = {k[4:]: v.to(self.device) for k, v in tensors.items() if k.startswith("ema.")}
         opt_state: dict = {}
         for k, v in tensors.items():
             if k.startswith("opt."):
                 _, i, name = k.split(".", 2)
-                opt_state.setdefault(int(i), {})[name] = v
+                opt_state.setdefault(int(i), {})[name] = v.to(self.device)
         sd = self.opt.state_dict()
         sd["state"] = opt_state
         self.opt.load_state_dict(sd)
@@ -254,37 +324,63 @@ class Trainer:
         self.step = int(meta.get("step", 0))
 
 
-def load_model_weights(model: nn.Module, path: str | Path, use_ema: bool = True) -> nn.Module:
-    """Load a checkpoint's (EMA) weights into ``model`` (safetensors only; no pickle)."""
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A checkpoint's tensors and metadata (safetensors: no pickle is ever loaded)."""
     path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
     if not path.is_file():
-        raise InvalidParameter("score.path", "file not found", str(path))
-    tensors = load_file(str(path))
-    prefix = "ema." if use_ema else "model."
-    sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        raise InvalidParameter("score.path", "no checkpoint found there", str(path))
     try:
-        model.load_state_dict(sd)
-    except RuntimeError as exc:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for foreign files
         raise InvalidParameter(
-            "score.path",
-            f"is a checkpoint of another architecture ({str(exc).splitlines()[0]})",
+            "score.path", f"is not a safetensors checkpoint ({exc})", str(path)
+        ) from None
+    return tensors, meta
+
+
+def _load_state(model: nn.Module, state: dict, path: Path, field_name: str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise InvalidParameter(
+            field_name,
+            f"is a checkpoint of another architecture ({detail[:160]})",
             str(path),
         ) from None
+
+
+def load_model_weights(model: nn.Module, path: str | Path, use_ema: bool = True) -> nn.Module:
+    """Load a checkpoint's (EMA) weights into ``model`` (safetensors only; no pickle)."""
+    tensors, _ = read_checkpoint(path)
+    prefix = "ema." if use_ema else "model."
+    sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    _load_state(model, sd, Path(path), "score.path")
     return model
 
 
 def _progress(enabled: bool, total: int, done: int):
+    """A rich bar with the loss, steps per second and ETA."""
     if not enabled:
         return None
-    from rich.progress import BarColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
-        "[progress.description]{task.description}",
+        TextColumn("training"),
         BarColumn(),
-        "{task.completed}/{task.total} steps",
-        TimeElapsedColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("loss {task.fields[loss]:.4g}"),
+        TextColumn("[cyan]{task.fields[rate]:.0f} it/s"),
         TimeRemainingColumn(),
     )
-    bar.add_task("training", total=total, completed=done)
+    bar.add_task("training", total=total, completed=done, loss=float("nan"), rate=0.0)
     bar.start()
     return bar
