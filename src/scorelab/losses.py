@@ -69,18 +69,24 @@ def sample_times(
 
 
 def weight(
-    process: ForwardProcess, t: torch.Tensor, kind: str | Weighting = "s2", sigma_data: float = 0.5
+    process: ForwardProcess,
+    t: torch.Tensor,
+    kind: str | Weighting = "s2",
+    sigma_data: float = 0.5,
+    var: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """λ(t) multiplying ‖s_θ + z/s‖² (see the module docstring for the conversions)."""
+    """λ(t) multiplying ‖s_θ + z/s‖² (see the module docstring for the conversions);
+    ``var`` = s(t)² when the caller has it already."""
     if callable(kind):
         return torch.as_tensor(kind(t), dtype=t.dtype)
-    var = process.variance(t)
+    if var is None:
+        var = process.variance(t)
     if kind in ("s2", "inv_sigma2"):
         return var
     if kind == "g2":
         return process.diffusion2(t)
     if kind == "edm":
-        sigma2 = process.sigma(t) ** 2
+        sigma2 = var / process.scale(t) ** 2
         lam = (sigma2 + sigma_data**2) / (sigma2 * sigma_data**2)
         return lam * sigma2 * var
     if kind == "none":
@@ -111,10 +117,11 @@ def dsm_loss(
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     tx = t.to(x0.dtype)
     shape = (n,) + (1,) * (x0.ndim - 1)
-    s = process.std(t).to(x0.dtype).reshape(shape)
+    var = process.variance(t)
+    s = torch.sqrt(var).to(x0.dtype).reshape(shape)
     xt = process.scale(t).to(x0.dtype).reshape(shape) * x0 + s * z
     resid = score_model(xt, tx) + z / s
-    lam = weight(process, t, weighting, sigma_data).to(x0.dtype)
+    lam = weight(process, t, weighting, sigma_data, var=var).to(x0.dtype)
     return lam * resid.reshape(n, -1).pow(2).sum(1)
 
 

