@@ -84,7 +84,8 @@ def main() -> None:
     print(f"hand-written DSM step: {result['hand_step_ms']:.3f} ms")
     print(f"Trainer.train_step:    {result['trainer_step_ms']:.3f} ms")
     print(
-        f"ratio (median of {args.repeats} paired blocks): {result['ratio_median']:.3f}  (goal ≤ 1.10)"
+        f"ratio (median of {args.repeats} paired blocks): "
+        f"{result['ratio_median']:.3f}  (goal ≤ 1.10)"
     )
     print(
         f"quickstart network: {result['quickstart_steps_per_s']:.0f} steps/s at batch {args.batch}"

