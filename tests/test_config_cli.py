@@ -110,6 +110,27 @@ def test_shipped_configs_are_valid(path):
         assert torch.isfinite(target.score(xt, process.T / 2, process)).all()
 
 
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_build_their_network_and_samplers(path):
+    from scorelab.config import compared_sampler, sampler_options
+    from scorelab.pipeline import build_model
+
+    cfg = load_config(path, ["network.sigma_data=1.0"])
+    target, process = build(cfg)
+    model = build_model(cfg, target.event_shape, process)
+    x = target.sample(3, torch.Generator().manual_seed(0))
+    assert model(x, torch.full((3,), 0.5)).shape == x.shape
+    sampler_options(cfg.sampler)
+    for i in range(len(cfg.run.samplers)):
+        sampler_options(compared_sampler(cfg, i))
+
+
+def test_quickstart_config_is_the_quickstart_defaults():
+    from scorelab.quickstart import DEFAULTS
+
+    assert load_config(CONFIGS / "quickstart.yaml") == parse_config(DEFAULTS)
+
+
 def test_cli_missing_config_file_and_bad_override(tmp_path):
     result = runner.invoke(app, ["check", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2 and "file not found" in result.output
