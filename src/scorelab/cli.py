@@ -456,6 +456,43 @@ def quickstart(
     _print_run_summary(result)
 
 
+@app.command()
+@_friendly
+def study(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="noise-schedule, dimension-free, design-space, fokker-planck, manifold or all."
+        ),
+    ],
+    quick: Annotated[bool, typer.Option("--quick", help="CI-sized mode (≤ 2 min each).")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Writes into OUT/NAME/.")] = Path(
+        "studies"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of every random draw of the study.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+):
+    """Reproduce a paper's claims: results.json, PNG figures and report.html in OUT/NAME/."""
+    from .studies import run_study
+
+    done = run_study(
+        name,
+        out_dir,
+        quick=quick,
+        seed=seed,
+        log=lambda m: err.print(m, highlight=False),
+        progress=_interactive(progress),
+    )
+    for s in done:
+        table = Table(title=f"{s.name}: {s.title}", title_justify="left")
+        for col in ("claim", "measured", "holds here?"):
+            table.add_column(col)
+        for c in s.claims:
+            table.add_row(c.claim, c.measured, {True: "yes", False: "no"}.get(c.holds, "—"))
+        out.print(table)
+        out.print(f"report: {s.out_dir / 'report.html'}", highlight=False)
+
+
 def main() -> None:
     app(prog_name="scorelab")
 
