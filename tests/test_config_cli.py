@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 import scorelab
@@ -108,6 +109,20 @@ def test_shipped_configs_are_valid(path):
     assert xt.shape == x.shape and torch.isfinite(xt).all()
     if target.has_score:
         assert torch.isfinite(target.score(xt, process.T / 2, process)).all()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_a_fully_written_config_reads_back_as_the_same_config(path):
+    # A run's config.yaml writes every field out, nulls and defaults included.
+    cfg = load_config(path)
+    again = parse_config(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json"))))
+    assert again == cfg
+    (t1, p1), (t2, p2) = build(cfg), build(again)
+    g = torch.Generator
+    x1 = t1.sample(8, g().manual_seed(0), dtype=torch.float64)
+    x2 = t2.sample(8, g().manual_seed(0), dtype=torch.float64)
+    torch.testing.assert_close(x1, x2, rtol=0, atol=0)
+    assert p1.T == p2.T and p1.t_min == p2.t_min
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)

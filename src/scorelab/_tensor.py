@@ -38,6 +38,7 @@ def check_time(t: torch.Tensor, T: float, *, name: str = "t") -> None:
     if t.numel() == 0:
         return
     slack = 1e-9 * max(T, 1.0)
+    t = t.detach()  # a time that requires grad (∂_t s by autograd) is still just checked
     lo, hi = float(t.min()), float(t.max())
     if not (lo >= -slack and hi <= T + slack):  # also catches NaN
         bad = lo if not lo >= -slack else hi

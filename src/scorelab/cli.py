@@ -17,7 +17,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import SCHEDULE_MODELS, TARGET_MODELS, ProcessConfig, build, load_config
-from .errors import ScorelabError
+from .errors import InvalidParameter, ScorelabError
 
 app = typer.Typer(
     name="scorelab",
@@ -170,7 +170,6 @@ def sample(
 def _target_mapping(text: str) -> dict:
     """A target from a config file (a target mapping, or a full config with a ``target`` key)
     or an inline YAML mapping such as '{kind: gmm, preset: ring8}'."""
-    from .errors import InvalidParameter
 
     path = Path(text).expanduser()
     raw = path.read_text() if path.is_file() else text
@@ -294,7 +293,6 @@ def tune_schedule(
     import json
 
     from .bounds import tune_edm_rho, tune_parametric
-    from .errors import InvalidParameter
 
     cfg = load_config(config, set_ or [])
     target, process = build(cfg)
@@ -454,6 +452,62 @@ def quickstart(
         out_dir, progress=_interactive(progress), log=lambda m: err.print(m, highlight=False)
     )
     _print_run_summary(result)
+
+
+@app.command()
+@_friendly
+def diagnose(
+    source: Annotated[
+        Path, typer.Argument(help="A YAML config (its score) or a run directory (its checkpoint).")
+    ],
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+    set_: SetOption = None,
+    n: Annotated[int, typer.Option(help="Points per time for the FPE residual.")] = 512,
+):
+    """Paper D's diagnostics: FPE residual (mean and profile over t), conservativity, PF-ODE
+    NLL on target samples and, where the target has a density, the exact NLL."""
+    import json
+
+    from .diagnostics import diagnose as run_diagnose
+
+    if source.is_dir():
+        from .pipeline import load_score_model
+        from .training import CHECKPOINT
+
+        cfg = load_config(source / "config.yaml", set_ or [])
+        target, process = build(cfg)
+        score = load_score_model(source / CHECKPOINT, process, dtype=torch.float64)
+    else:
+        from .config import build_score
+
+        cfg = load_config(source, set_ or [])
+        target, process = build(cfg)
+        score = build_score(cfg, target, process)
+    if n < 2:
+        raise InvalidParameter("--n", "must be ≥ 2", n)
+    d = run_diagnose(score, target, process, n_residual=n, seed=cfg.seed)
+    if json_out:
+        print(json.dumps(d, indent=2, ensure_ascii=False))
+        return
+    table = Table(title="Fokker–Planck diagnostics", title_justify="left")
+    for col in ("diagnostic", "value", "95% CI"):
+        table.add_column(col, justify="right")
+    ci = d["fpe_residual"]["ci"]
+    table.add_row(
+        "FPE residual E‖ε‖²/D", _g(d["fpe_residual"]["value"]), f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+    )
+    table.add_row("non-conservativity", _g(d["conservativity"]["value"]), "—")
+    ci = d["nll"]["ci"]
+    table.add_row(
+        f"PF-ODE NLL (nats, NFE {d['nll']['nfe']})",
+        _g(d["nll"]["value"]),
+        f"[{ci[0]:.4g}, {ci[1]:.4g}]",
+    )
+    if d["nll_exact"] is not None:
+        table.add_row(f"exact NLL of {d['nll_exact']['of']}", _g(d["nll_exact"]["value"]), "—")
+    out.print(table)
 
 
 @app.command()

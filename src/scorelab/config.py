@@ -703,7 +703,7 @@ def _build_process(cfg: ProcessConfig) -> ForwardProcess:
             cfg.T,
             f"{cfg.schedule.sigma_max} (or leave T unset)",
         )
-    if "sigma_inf" in cfg.model_fields_set:
+    if "sigma_inf" in _given(cfg):
         raise InvalidParameter(
             "sigma_inf", f"applies to vp and subvp, not to '{kind}'", cfg.sigma_inf
         )
@@ -732,7 +732,7 @@ def _build_target(cfg: Any, seed: int) -> tg.Target:
             return tg.TiltedGMM.random(cfg.dim, cfg.n_components, cfg.radius, s)
         means = torch.as_tensor(cfg.means, dtype=torch.float64)
         w = cfg.weights if cfg.weights is not None else [1 / len(cfg.means)] * len(cfg.means)
-        if "dim" in cfg.model_fields_set and means.ndim == 2 and means.shape[1] != cfg.dim:
+        if "dim" in _given(cfg) and means.ndim == 2 and means.shape[1] != cfg.dim:
             raise InvalidParameter("dim", f"disagrees with the means ({means.shape[1]})", cfg.dim)
         return tg.TiltedGMM(w, means)
     if k == "empirical":
@@ -759,8 +759,16 @@ _PRESET_KEYS = {
 }
 
 
+def _given(cfg: BaseModel) -> set[str]:
+    """The fields a config section sets to something other than their default. A value equal
+    to the default is treated as not given, so that a resolved config, which writes every
+    field out (config.yaml of a run), reads back as the same config."""
+    fields = type(cfg).model_fields
+    return {k for k in cfg.model_fields_set if getattr(cfg, k) != fields[k].default}
+
+
 def _build_gmm(cfg: GMMConfig, seed: int) -> tg.GaussianMixture:
-    given = cfg.model_fields_set - {"kind", "preset"}
+    given = _given(cfg) - {"kind", "preset"}
     if cfg.preset is None:
         if cfg.means is None:
             raise InvalidParameter(

@@ -152,4 +152,14 @@ def esm_loss(
     return lam * diff.reshape(n, -1).pow(2).sum(1)
 
 
-LOSSES = {"dsm": dsm_loss, "esm": esm_loss}
+def _fp_dsm_loss(*args, **kwargs) -> torch.Tensor:
+    # Imported on call: fokker_planck builds on this module (sample_times, weight).
+    from .fokker_planck import fp_dsm_loss
+
+    return fp_dsm_loss(*args, **kwargs)
+
+
+_fp_dsm_loss.__doc__ = "DSM plus the Fokker–Planck regulariser: see fokker_planck.fp_dsm_loss."
+
+# The loss registry: name → per-example loss with dsm_loss's calling convention.
+LOSSES = {"dsm": dsm_loss, "esm": esm_loss, "fp_dsm": _fp_dsm_loss}

@@ -10,6 +10,7 @@ A run directory holds everything a run produced:
     evaluation-<sampler>.json the same for every compared sampler
     score_error.json          the score error against the exact score over t (when known)
     bounds.json               the theoretical bounds with the measured score error (when known)
+    diagnostics.json          FPE residual and profile, conservativity, PF-ODE NLL (paper D)
     summary.json              the headline numbers
     *.png, report.html        figures and the self-contained report
 
@@ -19,7 +20,6 @@ Each stage is a plain function, so notebooks can call them one by one.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +75,10 @@ def train_settings(cfg: Config, sigma_data: float) -> TrainSettings:
     t = cfg.train
     options = {}
     if t.loss == "fp_dsm":
-        options = {f"fp_{k}": v for k, v in t.fp.model_dump().items()}
+        # The FP section's keys are fp_dsm_loss's keywords, except its weighting, which is
+        # named apart from the DSM term's.
+        fp = t.fp.model_dump()
+        options = {("fp_weighting" if k == "weighting" else k): v for k, v in fp.items()}
     return TrainSettings(
         steps=t.steps,
         batch_size=t.batch_size,
@@ -215,6 +218,7 @@ def run(
     log=print,
 ) -> RunOutcome:
     """train → sample (every sampler) → evaluate → score error → bounds → report."""
+    from .diagnostics import diagnose, log_sigma_times
     from .metrics import evaluate
     from .metrics.score_error import score_error_profile
 
@@ -254,7 +258,7 @@ def run(
             write_json(run_dir / "evaluation.json", ev.to_json())
         result.outcomes.append(SamplerOutcome(kind, gen.samples, gen.nfe, gen.seconds, ev))
     if target.has_score:
-        times = _profile_times(process)
+        times = log_sigma_times(process)
         result.score_error = score_error_profile(
             model, target, process, times, n=2000, generator=torch.Generator().manual_seed(1)
         )
@@ -262,20 +266,16 @@ def run(
     if cfg.run.bounds:
         result.bounds = _bounds(cfg, target, process, model)
         write_json(run_dir / "bounds.json", result.bounds)
+    if cfg.run.diagnose:
+        log("diagnostics: FPE residual, conservativity, PF-ODE likelihood")
+        result.diagnostics = diagnose(model, target, process, seed=cfg.seed)
+        write_json(run_dir / "diagnostics.json", result.diagnostics)
     write_json(run_dir / "summary.json", summary(result))
     from .report import write_run_report
 
     result.report = write_run_report(cfg, result, trainer, model)
     result.seconds = time.perf_counter() - t_start
     return result
-
-
-def _profile_times(process: ForwardProcess, k: int = 12) -> list[float]:
-    """k times spread evenly in log σ between the process's ends."""
-    lo, hi = float(process.sigma(process.t_min)), float(process.sigma(process.T))
-    hi = min(hi, 1e3)
-    sig = torch.logspace(math.log10(max(lo, 1e-4)), math.log10(hi), k, dtype=torch.float64)
-    return [float(process.t_of_sigma(s)) for s in sig]
 
 
 def _bounds(cfg: Config, target, process, model) -> dict:

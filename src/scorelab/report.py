@@ -230,6 +230,35 @@ def score_error_figure(rows: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def residual_figure(diagnostics: dict[str, dict], path: Path) -> Path:
+    """E‖ε‖²/D against σ(t) with 95% bands, one curve per labelled ``diagnose`` result."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    for label, d in diagnostics.items():
+        prof = d["fpe_profile"]
+        sig = [p["sigma"] for p in prof]
+        line = ax.loglog(sig, [max(p["value"], 1e-30) for p in prof], "o-", label=label)[0]
+        lo = [max(p["ci"][0], 1e-30) for p in prof]
+        ax.fill_between(sig, lo, [p["ci"][1] for p in prof], color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("σ(t)")
+    ax.set_ylabel("E‖ε(x,t)‖²/D, x ~ p_t")
+    ax.set_title("score Fokker–Planck residual")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def diagnostics_table(d: dict) -> str:
+    exact = d.get("nll_exact")
+    rows = [
+        ["FPE residual (mean over t)", d["fpe_residual"]["value"], _ci(d["fpe_residual"]["ci"])],
+        ["non-conservativity ‖J−Jᵀ‖²/‖J‖²", d["conservativity"]["value"], "—"],
+        [f"PF-ODE NLL, nats (NFE {d['nll']['nfe']})", d["nll"]["value"], _ci(d["nll"]["ci"])],
+    ]
+    if exact is not None:
+        rows.append([f"exact NLL of {exact['of']}, nats", exact["value"], "—"])
+    return table_html(["diagnostic", "value", "95% CI"], rows)
+
+
 # --- the run report -------------------------------------------------------------------------
 def write_run_report(cfg, result, trainer, model) -> Path:
     """Figures and report.html of a finished ``scorelab run``."""
@@ -283,8 +312,9 @@ def write_run_report(cfg, result, trainer, model) -> Path:
                 rows.append([family, name, value])
         rep.table(["bound", "term", "value"], rows)
     if result.diagnostics:
-        rep.heading("Fokker–Planck diagnostics")
-        rep.code(json.dumps(result.diagnostics, indent=2))
+        rep.heading("Fokker–Planck diagnostics (paper D)")
+        rep.raw(diagnostics_table(result.diagnostics))
+        rep.image(residual_figure({"model": result.diagnostics}, run_dir / "fpe_residual.png"))
     rep.heading("Configuration")
     import yaml
 

@@ -68,6 +68,10 @@ class TrainSettings:
             raise InvalidParameter("decay", "is not a schedule", self.decay, "cosine, none")
         if self.loss not in LOSSES:
             raise InvalidParameter("loss", "is not a loss", self.loss, ", ".join(LOSSES))
+        if self.compile and self.loss == "fp_dsm":
+            # The FP term differentiates the score in x and t with create_graph; compiled
+            # graphs do not support double backward.
+            raise InvalidParameter("compile", "is not supported with loss 'fp_dsm'", True, "false")
         if self.dtype not in DTYPES:
             raise InvalidParameter("dtype", "is not supported", self.dtype, ", ".join(DTYPES))
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
