@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from scorelab import schedules as sch
 from scorelab.processes import EDM, VE, VP, SubVP
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One intra-op thread per xdist worker: k workers × k threads oversubscribe the cores,
+    # which slowed small-network training by an order of magnitude on a loaded machine.
+    torch.set_num_threads(1)
 
 
 def _beta_callable(t):

@@ -80,7 +80,7 @@ def test_fokker_planck_quick_study(fp_study):
     out, output = fp_study
     js = json.loads((out / "results.json").read_text())
     assert js["study"] == "fokker-planck" and js["quick"] is True and _finite(js["results"])
-    fields = {"fpe_residual", "fpe_profile", "conservativity", "nll", "w2", "train_seconds"}
+    fields = {"fpe_residual", "fpe_profile", "conservativity", "nll", "w2", "finetune_seconds"}
     for name in ("mixture", "digits"):
         for loss in ("dsm", "fp_dsm"):
             r = js["results"][name][loss]

@@ -50,6 +50,9 @@ def _friendly(fn):
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # output piped into `head` and the like: not an error
+            sys.stderr.close()
+            raise typer.Exit(0) from None
         except Exception as exc:
             if os.environ.get("SCORELAB_DEBUG"):
                 raise
