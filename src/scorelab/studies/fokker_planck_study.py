@@ -71,18 +71,18 @@ def _settings(quick: bool) -> dict:
             "target": {"kind": "gmm", "preset": "ring8", "radius": 2.0, "std": 0.2},
             "process": process,
             "network": {"kind": "mlp", "parameterisation": "eps", "width": 128, "depth": 3},
-            "train": {**train, "steps": 1500 if quick else 4000, "batch_size": 256 if quick
+            "train": {**train, "steps": 1000 if quick else 4000, "batch_size": 256 if quick
                       else 512, "fp": {"div": "exact"}},
-            "finetune": {**finetune, "steps": 300 if quick else 2000},
+            "finetune": {**finetune, "steps": 200 if quick else 2000},
             "sampler": {**sampler, "n": 1000 if quick else 4000},
         },
         "digits": {
             "target": {"kind": "digits", "flatten": True},
             "process": process,
             "network": {"kind": "mlp", "parameterisation": "eps", "width": 256, "depth": 3},
-            "train": {**train, "steps": 1500 if quick else 6000, "batch_size": 128 if quick
+            "train": {**train, "steps": 600 if quick else 6000, "batch_size": 128 if quick
                       else 256, "fp": {"div": "hutchinson", "n_probes": 1}},
-            "finetune": {**finetune, "steps": 300 if quick else 2000},
+            "finetune": {**finetune, "steps": 100 if quick else 2000},
             "sampler": {**sampler, "n": 400 if quick else 1500},
         },
     }  # fmt: skip
