@@ -24,6 +24,7 @@ from scorelab.processes import VP
 from scorelab.schedules import ConstantBeta
 from scorelab.studies import manifold as mf
 from scorelab.studies import run_study
+from scorelab.studies.common import one_thread
 from scorelab.targets import Circle, Empirical
 
 FIGURES = ("w1_vs_eps", "w1_vs_T", "bound_shape", "memorisation")
@@ -192,7 +193,7 @@ def test_training_and_sampling_are_deterministic():
 
 def test_one_thread_restores_the_setting():
     before = torch.get_num_threads()
-    with mf._one_thread():
+    with one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 

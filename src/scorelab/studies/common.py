@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,20 @@ def _finite(obj, where: str):
     return obj
 
 
+@contextmanager
+def one_thread():
+    """One intra-op thread, the caller's setting restored afterwards. Studies run small
+    networks and small tensors, for which a second thread buys nothing, and on a busy 2-core
+    machine (CI beside test workers) threads spinning against each other made training steps
+    and small matmuls 20–70× slower (measured by three of the studies' authors)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def timed_run(module, out_dir: Path, quick: bool, seed: int, log, progress) -> Study:
     study = Study(
         module.NAME,
@@ -159,6 +174,7 @@ def timed_run(module, out_dir: Path, quick: bool, seed: int, log, progress) -> S
         progress=progress,
     )
     start = time.perf_counter()
-    module.run(study)
+    with one_thread():
+        module.run(study)
     study.write(time.perf_counter() - start)
     return study

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -125,18 +124,6 @@ def settings_for(quick: bool) -> Settings:
         n_profile=33,
         n_samples=4000,
     )
-
-
-@contextmanager
-def _single_thread():
-    # Small MLP batches run fastest on one thread, and a busy machine makes multi-thread
-    # spin-waits costly; restored afterwards so the caller's setting is untouched.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- the setting ------------------------------------------------------------------------------
@@ -761,13 +748,12 @@ def run(study: Study) -> None:
         "ring_std": RING_STD,
         "sigma_data": sigma_data,
     }
-    with _single_thread():
-        _weights_part(study, process, sigma_data)
-        trained = {}
-        for key in DESIGNS:
-            study.log(f"training the {key} design ({s.steps} steps)")
-            trained[key] = train_design(study, key, target, process, s, sigma_data)
-        _training_part(study, trained, s)
-        _profile_part(study, trained, target, process, s)
-        study.log("sampling")
-        _sampling_part(study, trained, target, process, s, sigma_data)
+    _weights_part(study, process, sigma_data)
+    trained = {}
+    for key in DESIGNS:
+        study.log(f"training the {key} design ({s.steps} steps)")
+        trained[key] = train_design(study, key, target, process, s, sigma_data)
+    _training_part(study, trained, s)
+    _profile_part(study, trained, target, process, s)
+    study.log("sampling")
+    _sampling_part(study, trained, target, process, s, sigma_data)

@@ -23,7 +23,6 @@ projection on (x₁, x₂) and the sliced W2 in R^d, each beside its finite-samp
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -394,24 +393,7 @@ def plot_sample_metrics(study: Study, res: dict) -> None:
 
 
 # --- the study -----------------------------------------------------------------------------------
-@contextmanager
-def _single_thread():
-    # Small MLP batches run fastest on one thread, and on a busy machine two threads' spin-waits
-    # made a step 20–40× slower (measured); the caller's setting is restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(study: Study) -> None:
-    with _single_thread():
-        _run(study)
-
-
-def _run(study: Study) -> None:
     s = QUICK if study.quick else FULL
     process = ou_process(s)
     res: dict = {"dims": list(s.dims), "settings": _settings_json(s)}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -83,18 +82,6 @@ def settings(quick: bool) -> dict:
         "network_geometries": 2,  # circle and sphere
         "profile_n": 2000,
     }
-
-
-@contextmanager
-def _one_thread():
-    """Small tensors: one intra-op thread is ~50× faster on a loaded 2-core machine (thread
-    wake-ups dominate a [1000, 8] matmul); the caller's setting is restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- scores -------------------------------------------------------------------------------------
@@ -670,8 +657,7 @@ def table_memorisation(study: Study, mem: dict) -> None:
 def run(study: Study) -> None:
     cfg = settings(study.quick)
     study.results["settings"] = {k: v for k, v in cfg.items()}
-    with _one_thread():
-        _run(study, cfg)
+    _run(study, cfg)
 
 
 def _run(study: Study, cfg: dict) -> None:

@@ -21,7 +21,6 @@ the exponential integrator):
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -937,27 +936,7 @@ def report_trained(study: Study, trained: dict, gauss: dict) -> None:
 
 
 # --- entry point -----------------------------------------------------------------------------
-@contextmanager
-def _threads(n: int | None):
-    """Run with n intra-op threads (None: unchanged), restoring the setting afterwards."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(study: Study) -> None:
-    # Quick mode runs in CI beside other test workers on 2 cores, where two intra-op threads
-    # per process spin against each other (measured: a 2000×64 linear layer 70× slower); its
-    # tensors are small enough that one thread loses nothing.
-    with _threads(1 if study.quick else None):
-        _run(study)
-
-
-def _run(study: Study) -> None:
     st = QUICK if study.quick else FULL
     study.section("Setting")
     study.text(
