@@ -10,7 +10,6 @@ import torch
 from scorelab import schedules as sch
 from scorelab.processes import EDM, VE, VP, SubVP
 
-
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One intra-op thread per xdist worker: k workers × k threads oversubscribe the cores,
     # which slowed small-network training by an order of magnitude on a loaded machine.
