@@ -166,3 +166,19 @@ def test_checkpoint_errors(tmp_path):
         fresh.resume()
     with pytest.raises(InvalidParameter, match="lr"):
         TrainSettings(lr=0)
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_follows_its_recursion_with_and_without_warm_up(warmup):
+    trainer, _, _ = _setup(steps=5, ema_decay=0.9, ema_warmup=warmup)
+    ema = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    for k in range(5):
+        trainer.train_step()
+        d = min(0.9, (1 + k) / (10 + k)) if warmup else 0.9
+        for name, v in trainer.model.state_dict().items():
+            ema[name] = d * ema[name] + (1 - d) * v
+    for name, v in ema.items():
+        torch.testing.assert_close(trainer.ema[name], v, rtol=1e-12, atol=1e-12)
+    # with the warm-up the zero-output initialisation is mostly gone after 5 steps
+    if warmup:
+        assert trainer.s.ema_at(0) == pytest.approx(0.1) and trainer.s.ema_at(10**6) == 0.9

@@ -89,6 +89,7 @@ def train_settings(cfg: Config, sigma_data: float) -> TrainSettings:
         grad_clip=t.grad_clip,
         ema_decay=t.ema_decay,
         ema_half_life=t.ema_half_life,
+        ema_warmup=t.ema_warmup,
         loss=t.loss,
         noise=t.noise,
         weighting=t.weighting,
