@@ -182,3 +182,10 @@ def test_ema_follows_its_recursion_with_and_without_warm_up(warmup):
     # with the warm-up the zero-output initialisation is mostly gone after 5 steps
     if warmup:
         assert trainer.s.ema_at(0) == pytest.approx(0.1) and trainer.s.ema_at(10**6) == 0.9
+
+
+def test_ema_warm_up_is_on_by_default_with_a_decay_and_off_with_a_half_life():
+    assert TrainSettings(ema_decay=0.9).ema_at(0) == pytest.approx(0.1)
+    half = TrainSettings(ema_half_life=10.0)
+    assert half.ema_at(0) == pytest.approx(0.5**0.1)
+    assert TrainSettings(ema_half_life=10.0, ema_warmup=True).ema_at(0) == pytest.approx(0.1)

@@ -416,7 +416,8 @@ class TrainConfig(_Model):
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float = Field(0.999, ge=0, lt=1)
     ema_half_life: float | None = Field(None, gt=0)
-    ema_warmup: bool = True  # cap the decay at (1 + k)/(10 + k) over the first updates
+    # cap the decay at (1 + k)/(10 + k) over the first updates; null: only with ema_decay
+    ema_warmup: bool | None = None
     loss: Literal["dsm", "esm", "fp_dsm"] = "dsm"
     noise: Literal["uniform_t", "lognormal", "loguniform"] = "uniform_t"
     weighting: Literal["s2", "g2", "edm", "inv_sigma2", "none"] = "s2"

@@ -39,7 +39,7 @@ class TrainSettings:
     grad_clip: float | None = 1.0
     ema_decay: float = 0.999
     ema_half_life: float | None = None  # in steps; overrides ema_decay when given
-    ema_warmup: bool = True  # decay min(d, (1 + k)/(10 + k)) at update k: see ema_at
+    ema_warmup: bool | None = None  # None: with ema_decay only (see ema_at)
     loss: str = "dsm"
     noise: str = "uniform_t"
     weighting: str = "s2"
@@ -86,11 +86,13 @@ class TrainSettings:
         return self.ema_decay
 
     def ema_at(self, step: int) -> float:
-        """The EMA decay of update ``step`` (0-based). With ``ema_warmup`` it is capped at
+        """The EMA decay of update ``step`` (0-based). With the warm-up it is capped at
         (1 + k)/(10 + k), so the zero-output initialisation does not linger: with d = 0.999
         alone, 22 % of it was still in the EMA after 1500 steps, which spoiled short runs'
-        samples."""
-        if not self.ema_warmup:
+        samples. By default the warm-up applies to ``ema_decay`` only: a half-life is an
+        explicit averaging window, kept as given (and so are the results measured with it)."""
+        warmup = self.ema_half_life is None if self.ema_warmup is None else self.ema_warmup
+        if not warmup:
             return self.ema
         return min(self.ema, (1.0 + step) / (10.0 + step))
 
