@@ -230,7 +230,9 @@ def score_error_figure(rows: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def residual_figure(diagnostics: dict[str, dict], path: Path) -> Path:
+def residual_profile_figure(
+    diagnostics: dict[str, dict], title: str = "score Fokker–Planck residual"
+):
     """E‖ε‖²/D against σ(t) with 95% bands, one curve per labelled ``diagnose`` result."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
@@ -242,9 +244,9 @@ def residual_figure(diagnostics: dict[str, dict], path: Path) -> Path:
         ax.fill_between(sig, lo, [p["ci"][1] for p in prof], color=line.get_color(), alpha=0.2)
     ax.set_xlabel("σ(t)")
     ax.set_ylabel("E‖ε(x,t)‖²/D, x ~ p_t")
-    ax.set_title("score Fokker–Planck residual")
+    ax.set_title(title)
     ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return fig
 
 
 def diagnostics_table(d: dict) -> str:
@@ -314,7 +316,8 @@ def write_run_report(cfg, result, trainer, model) -> Path:
     if result.diagnostics:
         rep.heading("Fokker–Planck diagnostics (paper D)")
         rep.raw(diagnostics_table(result.diagnostics))
-        rep.image(residual_figure({"model": result.diagnostics}, run_dir / "fpe_residual.png"))
+        fig = residual_profile_figure({"trained model": result.diagnostics})
+        rep.image(save_figure(fig, run_dir / "fpe_residual.png"))
     rep.heading("Configuration")
     import yaml
 

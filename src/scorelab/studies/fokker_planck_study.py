@@ -29,6 +29,7 @@ from ..diagnostics import diagnose
 from ..likelihood import bits_per_dim, dequantise
 from ..metrics import evaluate
 from ..pipeline import build_model, resolve_sigma_data, sample_with, train_settings
+from ..report import residual_profile_figure
 from ..targets import Target
 from ..training import Trainer
 from .common import Study
@@ -224,7 +225,10 @@ def run(study: Study) -> None:
         }
         study.results[name] = r
         study.section(f"{name}: residual against σ(t)")
-        study.figure(_profile_figure(diag, name), f"fpe_residual_{name}")
+        fig = residual_profile_figure(
+            {"DSM": diag["dsm"], "DSM + FP": diag["fp_dsm"]}, f"score-FPE residual, {name}"
+        )
+        study.figure(fig, f"fpe_residual_{name}")
         rows = [
             [
                 loss, v["fpe_residual"], v["conservativity"], v["nll"],
@@ -237,23 +241,3 @@ def run(study: Study) -> None:
             ["continued with", "FPE residual", "NC", "PF-ODE NLL (nats)", last, "W2", "seconds"],
             rows,
         )
-
-
-def _profile_figure(diag: dict, name: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
-    for label, d in (("DSM", diag["dsm"]), ("DSM + FP", diag["fp_dsm"])):
-        prof = d["fpe_profile"]
-        sig = [p["sigma"] for p in prof]
-        line = ax.loglog(sig, [max(p["value"], 1e-30) for p in prof], "o-", label=label)[0]
-        lo = [max(p["ci"][0], 1e-30) for p in prof]
-        ax.fill_between(sig, lo, [p["ci"][1] for p in prof], color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("σ(t)")
-    ax.set_ylabel("E‖ε(x,t)‖²/D")
-    ax.set_title(f"score-FPE residual, {name}")
-    ax.legend(fontsize=8)
-    return fig
