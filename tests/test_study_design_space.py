@@ -21,6 +21,8 @@ from scorelab.studies import design_space as ds
 from scorelab.studies import run_study
 from scorelab.studies.common import Study
 
+from .helpers.results import numbers
+
 FIGURES = ("weights", "training", "score_error", "w2_vs_n", "samples")
 
 
@@ -32,26 +34,13 @@ def quick(tmp_path_factory):
     return folder, json.loads((folder / "results.json").read_text())
 
 
-def _numbers(obj):
-    if isinstance(obj, dict):
-        for v in obj.values():
-            yield from _numbers(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _numbers(v)
-    elif isinstance(obj, bool) or obj is None:
-        return
-    else:
-        yield obj
-
-
 def test_outputs_exist_and_are_finite(quick):
     folder, data = quick
     assert data["study"] == "design-space" and data["quick"] is True
     res = data["results"]
     for key in ("settings", "weighting", "training", "score_error", "sampling"):
         assert key in res
-    nums = list(_numbers(res))
+    nums = list(numbers(res))
     assert nums and all(isinstance(v, int | float) and math.isfinite(v) for v in nums)
     html = (folder / "report.html").read_text()
     assert html.count("data:image/png;base64") >= len(FIGURES)

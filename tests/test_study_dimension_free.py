@@ -11,6 +11,8 @@ import torch
 from scorelab.studies import dimension_free as df
 from scorelab.studies import run_study
 
+from .helpers.results import numbers
+
 FAMILY_FIELDS = (
     "relative",
     "relative_mean",
@@ -35,17 +37,6 @@ def quick(tmp_path_factory):
     return d, json.loads((d / "results.json").read_text())
 
 
-def _numbers(obj):
-    if isinstance(obj, dict):
-        for v in obj.values():
-            yield from _numbers(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _numbers(v)
-    elif isinstance(obj, int | float) and not isinstance(obj, bool):
-        yield obj
-
-
 def test_results_fields_are_finite(quick):
     _, payload = quick
     res = payload["results"]
@@ -59,7 +50,7 @@ def test_results_fields_are_finite(quick):
     for key in ("tv_axes", "w2_plane"):
         assert res["floors"][key] > 0
     assert set(res["mehler_check"]) == {"fixed_d8", "control_d2", "control_d8"}
-    assert all(math.isfinite(x) for x in _numbers(res))
+    assert all(math.isfinite(x) for x in numbers(res))
 
 
 def test_report_figures_and_claims(quick):

@@ -27,6 +27,8 @@ from scorelab.studies import run_study
 from scorelab.studies.common import one_thread
 from scorelab.targets import Circle, Empirical
 
+from .helpers.results import numbers
+
 FIGURES = ("w1_vs_eps", "w1_vs_T", "bound_shape", "memorisation")
 
 
@@ -36,19 +38,6 @@ def quick(tmp_path_factory):
     run_study("manifold", out, quick=True, seed=0)
     folder = out / "manifold"
     return folder, json.loads((folder / "results.json").read_text())
-
-
-def _numbers(obj):
-    if isinstance(obj, dict):
-        for v in obj.values():
-            yield from _numbers(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _numbers(v)
-    elif isinstance(obj, bool) or obj is None:
-        return
-    else:
-        yield obj
 
 
 def _process(T=8.0, t_min=1e-5):
@@ -62,7 +51,7 @@ def test_outputs_exist_and_are_finite(quick):
     res = data["results"]
     for key in ("settings", "eps_sweep", "T_sweep", "bound_shape", "memorisation", "networks"):
         assert key in res
-    nums = list(_numbers(res))
+    nums = list(numbers(res))
     assert nums and all(isinstance(v, int | float) and math.isfinite(v) for v in nums)
     html = (folder / "report.html").read_text()
     assert html.count("data:image/png;base64") >= len(FIGURES)
@@ -211,7 +200,7 @@ def test_full_mode_structure_on_tiny_settings(tmp_path, monkeypatch):
     res = data["results"]
     assert len(res["eps_sweep"]["sphere"]["network"]["w1"]) == 3
     assert set(res["networks"]) == {"circle", "sphere", "empirical"}
-    assert all(math.isfinite(v) for v in _numbers(res))
+    assert all(math.isfinite(v) for v in numbers(res))
 
 
 @pytest.mark.slow

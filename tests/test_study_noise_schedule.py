@@ -16,6 +16,8 @@ from scorelab.sampling import generate
 from scorelab.studies import noise_schedule as ns
 from scorelab.studies import run_study
 
+from .helpers.results import numbers
+
 SAMPLERS = ("euler_maruyama", "exponential_integrator")
 
 
@@ -25,17 +27,6 @@ def quick(tmp_path_factory):
     (study,) = run_study("noise-schedule", out, quick=True, seed=0)
     folder = out / "noise-schedule"
     return study, folder, json.loads((folder / "results.json").read_text())
-
-
-def _numbers(obj):
-    if isinstance(obj, dict):
-        for v in obj.values():
-            yield from _numbers(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _numbers(v)
-    elif isinstance(obj, int | float) and not isinstance(obj, bool):
-        yield obj
 
 
 # --- the contract -----------------------------------------------------------------------------
@@ -71,9 +62,9 @@ def test_results_have_the_documented_fields(quick):
             assert set(row[s]) == {"kl", "w2"}
 
 
-def test_results_are_finite_numbers(quick):
+def test_results_are_finitenumbers(quick):
     _, _, payload = quick
-    values = list(_numbers(payload["results"]))
+    values = list(numbers(payload["results"]))
     assert len(values) > 300
     assert all(math.isfinite(v) for v in values)
 
