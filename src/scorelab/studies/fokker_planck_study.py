@@ -96,7 +96,8 @@ def _config(study: Study, raw: dict, **train):
 
 def _fit(study: Study, cfg, target: Target, start: dict | None, k: int):
     """Train ``cfg``'s model, from ``start`` (a state dict) or from the seed's initial network;
-    returns the trainer (its ``ema`` is the model to evaluate) and the wall time."""
+    returns the trainer (its ``ema`` is the model to evaluate), the process and the wall
+    time."""
     _, process = build(cfg)
     cfg.network.sigma_data = resolve_sigma_data(cfg, target)
     torch.manual_seed(study.seed * 7919 + k)
@@ -125,9 +126,9 @@ def _experiment(study: Study, name: str, raw: dict, k: int) -> dict:
         model = trainer.model
         model.load_state_dict(trainer.ema)
         model.eval()
-        model64 = model.double()
+        model.double()  # the diagnostics' derivatives in float64; back to float32 to sample
         diag = diagnose(
-            model64, target, process,
+            model, target, process,
             n_residual=128 if quick else 1024,
             n_conservativity=64 if quick else 512,
             n_nll=200 if quick else 1000,
