@@ -55,7 +55,14 @@ import torch
 from ._tensor import as_tensor, check_time
 from .divergence import sample_probes
 from .errors import InvalidParameter
-from .losses import TimeSampler, Weighting, sample_times, weight
+from .losses import (
+    TimeSampler,
+    Weighting,
+    denoising_error,
+    perturbed_batch,
+    sample_times,
+    weight,
+)
 from .processes import ForwardProcess
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -536,22 +543,14 @@ def fp_dsm_loss(
     """
     _check_fp_options(fp_weighting, points, div, dt, alpha, scalar_beta)
     n = x0.shape[0]
-    if t is None:
-        t = sample_times(process, n, generator, noise, p_mean, p_std)
-    t = torch.as_tensor(t, dtype=torch.float64)
-    if z is None:
-        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-    shape = (n,) + (1,) * (x0.ndim - 1)
-    s_t = process.std(t).to(x0.dtype).reshape(shape).to(x0.device)
-    xt = process.scale(t).to(x0.dtype).reshape(shape).to(x0.device) * x0 + s_t * z
-    lam = weight(process, t, weighting, sigma_data).to(x0.dtype).to(x0.device)
+    t, z, var, xt = perturbed_batch(process, x0, generator, noise, p_mean, p_std, t, z)
+    lam = weight(process, t, weighting, sigma_data, var=var).to(x0.dtype).to(x0.device)
     opts = dict(
         alpha=alpha, weighting=fp_weighting, div=div, n_probes=n_probes, probe=probe, dt=dt,
         fd_step=fd_step, scalar_beta=scalar_beta,
     )  # fmt: skip
     if alpha == 0 and scalar_beta == 0:
-        score = score_model(xt, t.to(x0.dtype).to(x0.device))
-        return lam * (score + z / s_t).reshape(n, -1).pow(2).sum(1)
+        return denoising_error(score_model(xt, t.to(x0.dtype).to(x0.device)), z, var, lam)
     if share_points and points == "perturbed":
         fp, parts = _fp_terms(score_model, xt, t.to(x0.device), process, generator, **opts)
         score = parts.score.reshape(x0.shape)
@@ -560,5 +559,4 @@ def fp_dsm_loss(
         t_fp = sample_times(process, n, generator, "uniform_t").to(x0.device)
         x_fp = _fp_points(points, x0, t_fp, None, process, generator)
         fp, _ = _fp_terms(score_model, x_fp, t_fp, process, generator, **opts)
-    dsm = lam * (score + z / s_t).reshape(n, -1).pow(2).sum(1)
-    return dsm + fp
+    return denoising_error(score, z, var, lam) + fp

@@ -109,20 +109,43 @@ def dsm_loss(
     z: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-example denoising score-matching loss ``[B]`` (``t`` and ``z`` may be given)."""
+    t, z, var, xt = perturbed_batch(process, x0, generator, noise, p_mean, p_std, t, z)
+    lam = weight(process, t, weighting, sigma_data, var=var).to(x0.dtype).to(x0.device)
+    return denoising_error(score_model(xt, t.to(x0.dtype).to(x0.device)), z, var, lam)
+
+
+def perturbed_batch(
+    process: ForwardProcess,
+    x0: torch.Tensor,
+    generator: torch.Generator | None = None,
+    noise: str | TimeSampler = "uniform_t",
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+    t: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+):
+    """The DSM term's draw: (t, z, s(t)², x_t = m x₀ + s z), drawing t (float64, ``[B]``)
+    from ``noise`` and z where they are not given."""
     n = x0.shape[0]
     if t is None:
         t = sample_times(process, n, generator, noise, p_mean, p_std)
     t = torch.as_tensor(t, dtype=torch.float64)
     if z is None:
         z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-    tx = t.to(x0.dtype)
-    shape = (n,) + (1,) * (x0.ndim - 1)
     var = process.variance(t)
-    s = torch.sqrt(var).to(x0.dtype).reshape(shape)
-    xt = process.scale(t).to(x0.dtype).reshape(shape) * x0 + s * z
-    resid = score_model(xt, tx) + z / s
-    lam = weight(process, t, weighting, sigma_data, var=var).to(x0.dtype)
-    return lam * resid.reshape(n, -1).pow(2).sum(1)
+    shape = (n,) + (1,) * (x0.ndim - 1)
+    s = torch.sqrt(var).to(x0.dtype).reshape(shape).to(x0.device)
+    xt = process.scale(t).to(x0.dtype).reshape(shape).to(x0.device) * x0 + s * z
+    return t, z, var, xt
+
+
+def denoising_error(
+    score: torch.Tensor, z: torch.Tensor, var: torch.Tensor, lam: torch.Tensor
+) -> torch.Tensor:
+    """λ(t)‖s_θ + z/s‖² per example, from the score at x_t and the draw's z and s(t)²."""
+    n = z.shape[0]
+    s = torch.sqrt(var).to(z.dtype).reshape((n,) + (1,) * (z.ndim - 1)).to(z.device)
+    return lam * (score + z / s).reshape(n, -1).pow(2).sum(1)
 
 
 def esm_loss(
