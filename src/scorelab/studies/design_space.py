@@ -16,6 +16,7 @@ condition on ¼ ln σ, so they are sampled under that process unchanged).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -94,36 +95,28 @@ class Settings:
     rho: float = 7.0
 
 
+FULL = Settings(
+    steps=4000,
+    batch_size=512,
+    width=128,
+    depth=3,
+    lr=2e-3,
+    early_fraction=0.1,
+    ema_half_life=200.0,
+    log_every=100,
+    n_eval=4096,
+    n_err=4000,
+    n_profile=33,
+    n_samples=4000,
+)
+QUICK = dataclasses.replace(
+    FULL, steps=600, batch_size=256, ema_half_life=30.0, log_every=50, n_eval=1024,
+    n_err=1000, n_profile=17, n_samples=1000,
+)  # fmt: skip
+
+
 def settings_for(quick: bool) -> Settings:
-    if quick:
-        return Settings(
-            steps=600,
-            batch_size=256,
-            width=128,
-            depth=3,
-            lr=2e-3,
-            early_fraction=0.1,
-            ema_half_life=30.0,
-            log_every=50,
-            n_eval=1024,
-            n_err=1000,
-            n_profile=17,
-            n_samples=1000,
-        )
-    return Settings(
-        steps=4000,
-        batch_size=512,
-        width=128,
-        depth=3,
-        lr=2e-3,
-        early_fraction=0.1,
-        ema_half_life=200.0,
-        log_every=100,
-        n_eval=4096,
-        n_err=4000,
-        n_profile=33,
-        n_samples=4000,
-    )
+    return QUICK if quick else FULL
 
 
 # --- the setting ------------------------------------------------------------------------------
