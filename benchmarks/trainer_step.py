@@ -43,7 +43,7 @@ def main() -> None:
 
     hand_model, _ = make_trainer(parse_config(cfg), None)
     model = hand_model.model  # same architecture and initial weights
-    opt = torch.optim.AdamW(model.parameters(), lr=trainer.s.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=trainer.train.lr)
     g = torch.Generator().manual_seed(0)
 
     def hand_step() -> None:

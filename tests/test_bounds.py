@@ -50,7 +50,7 @@ def vp(a: float, sigma_inf: float = 1.0) -> VP:
 
 
 def kl_iso_hand(d, mu, lam, s2):
-    """(d/2)[λ/σ² + ‖μ‖²/(dσ²) − 1 − ln(λ/σ²)] for N(μ𝟙, λI) vs N(0, σ²I) (§7.5)."""
+    """(d/2)[λ/σ² + ‖μ‖²/(dσ²) − 1 − ln(λ/σ²)] for N(μ𝟙, λI) vs N(0, σ²I) (docs/theory.md §8.4)."""
     return 0.5 * d * (lam / s2 + mu**2 / s2 - 1 - math.log(lam / s2))
 
 

@@ -21,7 +21,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 runner = CliRunner()
 
 BAD = [
-    ({"target": {"kind": "nope"}}, "target.kind: unknown kind 'nope'; allowed: gaussian, gmm"),
+    ({"target": {"kind": "nope"}}, "target.kind: unknown kind 'nope'; allowed: gmm, gaussian"),
     ({"target": {"dim": 2}}, "target: missing 'kind'"),
     (
         {"target": {"kind": "gaussian", "covv": 1}},

@@ -16,11 +16,10 @@ from scorelab.config import load_config
 from scorelab.diagnostics import diagnose
 from scorelab.errors import InvalidParameter
 from scorelab.fokker_planck import fp_dsm_loss
-from scorelab.pipeline import make_trainer, train_settings
+from scorelab.pipeline import make_trainer
 from scorelab.processes import VP
 from scorelab.schedules import CosineBeta
 from scorelab.targets import ring8
-from scorelab.training import TrainSettings
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 runner = CliRunner()
@@ -60,10 +59,10 @@ def test_a_rotated_score_has_a_residual_and_is_not_conservative(setting):
 
 def test_the_fp_config_section_maps_onto_the_loss_keywords():
     cfg = load_config(CONFIGS / "quickstart.yaml", ["train.loss=fp_dsm", "train.fp.alpha=0.5"])
-    s = train_settings(cfg, sigma_data=1.0)
+    options = cfg.train.loss_options()
     accepted = set(inspect.signature(fp_dsm_loss).parameters)
-    assert set(s.loss_options) <= accepted
-    assert s.loss_options["alpha"] == 0.5 and s.loss_options["fp_weighting"] == "likelihood"
+    assert set(options) <= accepted
+    assert options["alpha"] == 0.5 and options["fp_weighting"] == "likelihood"
 
 
 def test_fp_dsm_trains_through_the_config_path(tmp_path):
@@ -79,8 +78,9 @@ def test_fp_dsm_trains_through_the_config_path(tmp_path):
 
 
 def test_compile_is_refused_with_the_fp_loss():
-    with pytest.raises(InvalidParameter, match="compile"):
-        TrainSettings(loss="fp_dsm", compile=True)
+    cfg = load_config(CONFIGS / "quickstart.yaml", ["train.loss=fp_dsm", "train.compile=true"])
+    with pytest.raises(InvalidParameter, match=r"train\.compile"):
+        make_trainer(cfg, None)
 
 
 def test_cli_diagnose_a_config_and_a_run_directory(tmp_path):

@@ -1,11 +1,12 @@
-"""Score Fokker–Planck machinery (SCIENCE.md §5, §8 item 4) against closed forms.
+"""Score Fokker–Planck machinery (docs/theory.md §7) against closed forms.
 
 * divergence / Jacobian / conservativity of linear fields (known by hand) and of exact scores;
 * Hutchinson estimates unbiased (mean over many probes within a few standard errors);
 * the FPE residual of exact Gaussian and mixture scores is 0 for VP (linear, clipped cosine),
   VE (geometric) and sub-VP, by exact AD in t and (to a looser, stated tolerance) by finite
   differences, whose error is second order; it is clearly positive for perturbed scores, and
-  ≈ 0 for the exact score of a *different* Gaussian too (§5.2: zero residual ≠ right law);
+  ≈ 0 for the exact score of a *different* Gaussian too (docs/theory.md §7.4: zero residual ≠
+  right law);
 * the regulariser has finite, nonzero parameter gradients for every option and is ≈ 0 for the
   exact score; fp_dsm_loss reduces to dsm_loss at α = 0.
 """
@@ -278,8 +279,8 @@ def test_residual_of_perturbed_scores_is_clearly_positive(pname, process):
 
 
 def test_exact_score_of_a_wrong_gaussian_also_has_zero_residual():
-    # §5.2: every Gaussian's score solves the same PDE; evaluate the wrong model where the
-    # *true* (ring8) marginal puts its points
+    # docs/theory.md §7.4: every Gaussian's score solves the same PDE; evaluate the wrong model
+    # where the *true* (ring8) marginal puts its points
     process, truth = VP(sch.LinearBeta()), ring8()
     wrong = Gaussian([1.5, -0.5], [[0.3, 0.1], [0.1, 2.0]])
     for t in (0.05, 0.4):

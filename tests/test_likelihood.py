@@ -1,4 +1,4 @@
-"""PF-ODE likelihood against exact densities (SCIENCE.md §5.4, §7.6), bits/dim by hand.
+"""PF-ODE likelihood against exact densities (docs/theory.md §8.1, §8.2), bits/dim by hand.
 
 The ODE starts at t_min, so its NLL is that of p_{t_min}, which exact targets know in closed
 form (``log_prob_t``); with the exact end density log p_T as the prior, the only error left is

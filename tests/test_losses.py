@@ -1,6 +1,7 @@
-"""Losses and parameterisations against closed forms: the DSM minimum d/s² − tr A⁻¹ (SCIENCE.md
-§7.2), EDM's weighting in its own (denoiser) form, EDM's c-functions, and wrappers that must
-reproduce the exact score when the network outputs the exact quantity it is meant to predict."""
+"""Losses and parameterisations against closed forms: the DSM minimum d/s² − tr A⁻¹
+(docs/theory.md §6.2), EDM's weighting in its own (denoiser) form, EDM's c-functions, and
+wrappers that must reproduce the exact score when the network outputs the exact quantity it
+is meant to predict."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_edm_and_inverse_sigma2_weightings_match_the_denoiser_form():
     lam_edm = (t**2 + sd**2) / (t * sd) ** 2
     ours = dsm_loss(model, x0, process, t=t, z=z, weighting="edm", sigma_data=sd)
     assert torch.allclose(ours, lam_edm * sq, rtol=1e-12)
-    inv = dsm_loss(model, x0, process, t=t, z=z, weighting="inv_sigma2")
+    inv = dsm_loss(model, x0, process, t=t, z=z, weighting="s2")
     assert torch.allclose(inv, sq / t**2, rtol=1e-12)
 
 

@@ -12,7 +12,6 @@ import torch
 from scorelab.errors import InvalidParameter
 from scorelab.networks import (
     MLP,
-    NETWORKS,
     ResidualMLP,
     UNet,
     build_network,
@@ -20,10 +19,12 @@ from scorelab.networks import (
 )
 from scorelab.parameterisations import edm_coefficients
 from scorelab.processes import VP
+from scorelab.registry import names
 from scorelab.schedules import CosineBeta
 from scorelab.targets import ring8
 
 F64 = torch.float64
+NETWORKS = names("network")
 
 # Small variants keep the file fast; the defaults are exercised where they matter.
 SMALL = {
@@ -53,8 +54,8 @@ def _one_thread():
 
 
 def _net(kind, shape, seed=0, dtype=torch.float32, **params):
-    torch.manual_seed(seed)
-    return build_network(kind, shape, **{**SMALL[kind], **params}).to(dtype)
+    g = torch.Generator().manual_seed(seed)
+    return build_network(kind, shape, generator=g, **{**SMALL[kind], **params}).to(dtype)
 
 
 def _output_layer(net):
@@ -235,10 +236,12 @@ def test_mlp_learns_the_edm_target_at_a_fixed_noise_level():
 
 
 @pytest.mark.parametrize("kind", list(NETWORKS))
-def test_construction_is_deterministic_under_the_global_seed(kind):
+def test_construction_draws_from_its_generator_only(kind):
     shape = (1, 8, 8) if kind == "unet" else (2,)
     params = {"embedding": "fourier"}
+    state = torch.get_rng_state()
     a = _net(kind, shape, seed=3, **params).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
     b = _net(kind, shape, seed=3, **params).state_dict()
     c = _net(kind, shape, seed=4, **params).state_dict()
     assert a.keys() == b.keys()
@@ -246,6 +249,21 @@ def test_construction_is_deterministic_under_the_global_seed(kind):
     # The Fourier frequencies are a saved buffer, drawn like the weights.
     assert "embed.freqs" in a
     assert not torch.equal(a["embed.freqs"], c["embed.freqs"])
+
+
+@pytest.mark.parametrize("kind", list(NETWORKS))
+def test_a_seeded_generator_gives_the_weights_of_the_global_seed(kind):
+    # Networks drew from the global generator before they took one: the same seed must keep
+    # giving the same initial weights (the draws are made in the same order).
+    shape = (1, 8, 8) if kind == "unet" else (3,)
+    params = {**SMALL[kind], "embedding": "fourier"}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        old = build_network(kind, shape, **params).state_dict()
+    new = build_network(kind, shape, generator=torch.Generator().manual_seed(5), **params)
+    new = new.state_dict()
+    assert old.keys() == new.keys()
+    assert all(torch.equal(old[k], new[k]) for k in old)
 
 
 def test_sinusoidal_frequencies_are_not_saved_but_fourier_ones_are():

@@ -82,7 +82,7 @@ def test_checkpoint_model_is_the_trained_ema_network(tmp_path):
     trainer.model.load_state_dict(trainer.ema)
     with torch.no_grad():
         assert torch.allclose(model(x, t), trainer.model(x, t), atol=1e-6)
-    assert resolved.network.sigma_data == pytest.approx(float(trainer.s.sigma_data))
+    assert resolved.network.sigma_data == pytest.approx(trainer.sigma_data)
 
 
 def test_bad_runs_fail_clearly(tmp_path):

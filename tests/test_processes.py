@@ -43,7 +43,7 @@ def test_marginal_coefficients_solve_their_odes(process):
 
 
 def test_boundary_values_and_monotonicity(process):
-    """SCIENCE.md §7.8: m(0) = 1, s(0) = 0, m non-increasing, s increasing."""
+    """docs/theory.md §5.4: m(0) = 1, s(0) = 0, m non-increasing, s increasing."""
     assert float(process.scale(0.0)) == 1.0
     assert float(process.std(0.0)) == 0.0
     assert float(process.sigma(0.0)) == 0.0

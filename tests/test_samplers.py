@@ -1,4 +1,4 @@
-"""Samplers against exact truth: the Gaussian recursions of SCIENCE.md §7.7 (oracles module),
+"""Samplers against exact truth: the Gaussian recursions of docs/theory.md §5 (oracles module),
 the exact probability-flow map, convergence orders, per-sample seeding and finiteness."""
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import torch
 from scorelab import oracles
 from scorelab import schedules as sch
 from scorelab.errors import InvalidParameter
-from scorelab.grids import GRID_KINDS, TimeGrid
+from scorelab.grids import TimeGrid
+from scorelab.registry import names
 from scorelab.processes import EDM, VE, VP, SubVP
-from scorelab.samplers import SAMPLERS
+from scorelab.registry import entries
+
+SAMPLERS = {name: e.obj for name, e in entries("sampler").items()}
 from scorelab.sampling import generate
 from scorelab.targets import Gaussian, ring8
 
@@ -166,7 +169,7 @@ def test_edm_stochastic_and_pc_sample_the_target_with_many_steps():
 
 
 @pytest.mark.parametrize("proc", list(PROCS))
-@pytest.mark.parametrize("grid_kind", GRID_KINDS)
+@pytest.mark.parametrize("grid_kind", names("grid"))
 def test_every_sampler_is_finite_down_to_sigma_zero(proc, grid_kind):
     p = PROCS[proc]
     target = ring8()
@@ -196,7 +199,7 @@ def test_callback_sees_every_step():
 
 def test_grids():
     p = VP(sch.LinearBeta())
-    for kind in GRID_KINDS:
+    for kind in names("grid"):
         t = TimeGrid(kind, steps=10).times(p)
         assert tuple(t.shape) == (11,) and float(t[0]) == 1.0 and float(t[-1]) == p.t_min
         assert torch.all(t[1:] < t[:-1])
@@ -210,7 +213,7 @@ def test_grids():
     assert torch.allclose(
         TimeGrid("logsnr", steps=10).times(p), TimeGrid("geometric", steps=10).times(p)
     )
-    for kind in GRID_KINDS:
+    for kind in names("grid"):
         with pytest.raises(InvalidParameter, match="coefficients are infinite"):
             TimeGrid(kind).times(VP(sch.CosineBeta()))
     assert TimeGrid("uniform", t_max=0.99).times(VP(sch.CosineBeta())).isfinite().all()
@@ -220,7 +223,7 @@ def test_grids():
 
 def test_bad_sampler_inputs():
     p = PROCS["ve"]
-    with pytest.raises(InvalidParameter, match="derived for the VP"):
+    with pytest.raises(InvalidParameter, match="derived for the vp process"):
         _run("exponential_integrator", p, TimeGrid(steps=3), 10)
     with pytest.raises(InvalidParameter, match="is not a sampler"):
         _run("euler", p, TimeGrid(steps=3), 10)

@@ -91,7 +91,7 @@ def test_parametric_convexity_sign():
 
 def test_cosine_matches_nichol_dhariwal_and_beta0():
     s = sch.CosineBeta(s=0.021122)
-    assert float(s.beta(0.0)) == pytest.approx(0.1, rel=1e-3)  # SCIENCE.md §1: β(0) = β_min
+    assert float(s.beta(0.0)) == pytest.approx(0.1, rel=1e-3)  # docs/theory.md §2.1
     t = torch.linspace(0, 0.99, 50, dtype=torch.float64)
     theta = lambda u: math.pi / 2 * (0.021122 + u) / 1.021122  # noqa: E731
     m_expected = torch.cos(theta(t)) / math.cos(theta(0.0))

@@ -15,6 +15,8 @@ from scorelab.errors import InvalidParameter
 from scorelab.studies import STUDIES, run_study
 from scorelab.studies.common import Study
 
+pytestmark = pytest.mark.studies
+
 runner = CliRunner()
 
 

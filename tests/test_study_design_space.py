@@ -23,6 +23,8 @@ from scorelab.studies.common import Study
 
 from .helpers.results import numbers
 
+pytestmark = pytest.mark.studies
+
 FIGURES = ("weights", "training", "score_error", "w2_vs_n", "samples")
 
 
@@ -84,7 +86,7 @@ def test_terms_against_closed_forms(quick):
             assert row["E_S"] == 0.0
             assert row["E_I"] == pytest.approx(e_i, rel=1e-9)
             assert row["total"] == pytest.approx(row["E_I"] + row["E_D"] + row["E_S"])
-    for n in ns:  # SCIENCE.md §4.3: EDM's ρ-grid has the larger E_D at every finite ρ
+    for n in ns:  # docs/theory.md §9.3: EDM's ρ-grid has the larger E_D at every finite ρ
         geo = samp["exact"]["exact"]["geometric"][str(n)]["E_D_log"]
         edm = samp["exact"]["exact"]["edm"][str(n)]["E_D_log"]
         assert geo < edm

@@ -13,6 +13,8 @@ from scorelab.studies import run_study
 
 from .helpers.results import numbers
 
+pytestmark = pytest.mark.studies
+
 FAMILY_FIELDS = (
     "relative",
     "relative_mean",

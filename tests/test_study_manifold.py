@@ -29,6 +29,8 @@ from scorelab.targets import Circle, Empirical
 
 from .helpers.results import numbers
 
+pytestmark = pytest.mark.studies
+
 FIGURES = ("w1_vs_eps", "w1_vs_T", "bound_shape", "memorisation")
 
 

@@ -18,6 +18,8 @@ from scorelab.studies import run_study
 
 from .helpers.results import numbers
 
+pytestmark = pytest.mark.studies
+
 SAMPLERS = ("euler_maruyama", "exponential_integrator")
 
 
@@ -135,7 +137,7 @@ def test_exact_error_falls_with_n_and_bounds_hold(quick):
 
 
 def test_paper_values_and_tuning(quick):
-    """Exact-score KL at N = 25 is the authors' (SCIENCE.md §2.5) and the W2-bound optimum
+    """Exact-score KL at N = 25 is the authors' (docs/theory.md §11.1) and the W2-bound optimum
     sits near a = 4 (docs/bounds.md: a = 4.05 at N = 100)."""
     _, _, payload = quick
     res = payload["results"]

@@ -123,7 +123,7 @@ def test_gaussian_log_density_against_torch_distributions(cov):
 
 
 def test_gaussian_optimal_dsm_identity():
-    """SCIENCE.md §7.2: E‖∇log p_t(x_t) + z/s‖² = d/s² − tr A_t⁻¹ (Monte Carlo, 5 SE)."""
+    """docs/theory.md §6.2: E‖∇log p_t(x_t) + z/s‖² = d/s² − tr A_t⁻¹ (Monte Carlo, 5 SE)."""
     target = Gaussian(mean=[1.0, 0.0, -1.0], cov=FULL_COV)
     process = VP(sch.LinearBeta())
     t, n = 0.2, 200_000
@@ -209,7 +209,7 @@ def test_chunked_evaluation_equals_unchunked(monkeypatch):
 
 
 def test_mehler_monte_carlo_score_matches_closed_form():
-    """SCIENCE.md §3.2 vs §3.3: the Mehler oracle of the tilt f = log Σ w exp(⟨μ,x⟩ − ‖μ‖²/2)
+    """docs/theory.md §3.4 vs §3.5: the Mehler oracle of the tilt f = log Σ w exp(⟨μ,x⟩ − ‖μ‖²/2)
     against the closed-form mixture score. Every estimator lies within 4.5 standard errors; the
     default one (gradient form, shifted) is also within 1e-2 relative with 10⁵ draws."""
     target = TiltedGMM.random(dim=8, n_components=4, radius=3.0, seed=0)
@@ -303,7 +303,7 @@ def test_manifold_samples_lie_on_the_manifold():
 
 
 def test_empirical_exact_score_memorises():
-    """SCIENCE.md §6.4: as s → 0 the denoiser returns the nearest training point."""
+    """docs/theory.md §3.6: as s → 0 the denoiser returns the nearest training point."""
     g = torch.Generator().manual_seed(0)
     pts = torch.randn(30, 2, generator=g, dtype=F64)
     target = Empirical(pts)

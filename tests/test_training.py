@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from scorelab import schedules as sch
-from scorelab.errors import InvalidParameter
+from scorelab.config import TrainConfig
+from scorelab.errors import ConfigError, InvalidParameter
 from scorelab.parameterisations import ScoreNetwork
 from scorelab.processes import VP
 from scorelab.targets import ring8
-from scorelab.training import Trainer, TrainSettings, load_model_weights
+from scorelab.training import Trainer, load_model_weights
 
 F64 = torch.float64
 
@@ -47,7 +48,7 @@ def _setup(run_dir=None, steps=40, dtype="float64", width=64, **kw):
     process = VP(sch.CosineBeta(clip_max=20.0))
     target = ring8()
     model = ScoreNetwork(TinyNet(width=width), process, "edm", sigma_data=1.4)
-    settings = TrainSettings(
+    train = dict(
         steps=steps,
         batch_size=64,
         lr=3e-3,
@@ -55,10 +56,10 @@ def _setup(run_dir=None, steps=40, dtype="float64", width=64, **kw):
         log_every=5,
         checkpoint_every=10,
         dtype=dtype,
-        seed=3,
         **kw,
     )
-    return Trainer(model, target, process, settings, run_dir), target, process
+    trainer = Trainer(model, target, process, train, run_dir, seed=3, sigma_data=0.5)
+    return trainer, target, process
 
 
 def _score_error(model, target, process, n=4000):
@@ -164,8 +165,18 @@ def test_checkpoint_errors(tmp_path):
     fresh, _, _ = _setup(tmp_path / "empty", steps=5)
     with pytest.raises(InvalidParameter, match="no checkpoint"):
         fresh.resume()
-    with pytest.raises(InvalidParameter, match="lr"):
-        TrainSettings(lr=0)
+    with pytest.raises(ConfigError, match=r"train\.lr"):
+        _setup(lr=0)
+
+
+def test_settings_pydantic_cannot_check_are_refused_at_construction():
+    with pytest.raises(InvalidParameter, match=r"train\.device: is not a device"):
+        _setup(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidParameter, match=r"train\.device: CUDA is not available"):
+            _setup(device="cuda:0")
+    with pytest.raises(InvalidParameter, match=r"train\.compile: is not supported"):
+        _setup(loss="fp_dsm", compile=True)
 
 
 @pytest.mark.parametrize("warmup", [True, False])
@@ -181,11 +192,12 @@ def test_ema_follows_its_recursion_with_and_without_warm_up(warmup):
         torch.testing.assert_close(trainer.ema[name], v, rtol=1e-12, atol=1e-12)
     # with the warm-up the zero-output initialisation is mostly gone after 5 steps
     if warmup:
-        assert trainer.s.ema_at(0) == pytest.approx(0.1) and trainer.s.ema_at(10**6) == 0.9
+        assert trainer.train.ema_at(0) == pytest.approx(0.1)
+        assert trainer.train.ema_at(10**6) == 0.9
 
 
 def test_ema_warm_up_is_on_by_default_with_a_decay_and_off_with_a_half_life():
-    assert TrainSettings(ema_decay=0.9).ema_at(0) == pytest.approx(0.1)
-    half = TrainSettings(ema_half_life=10.0)
+    assert TrainConfig(ema_decay=0.9).ema_at(0) == pytest.approx(0.1)
+    half = TrainConfig(ema_half_life=10.0)
     assert half.ema_at(0) == pytest.approx(0.5**0.1)
-    assert TrainSettings(ema_half_life=10.0, ema_warmup=True).ema_at(0) == pytest.approx(0.1)
+    assert TrainConfig(ema_half_life=10.0, ema_warmup=True).ema_at(0) == pytest.approx(0.1)

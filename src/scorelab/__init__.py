@@ -9,9 +9,17 @@ The entry points a user meets first::
     s = target.score(process.sample_marginal(x, 0.5), 0.5, process)
 """
 
-from .config import Config, build, build_process, build_schedule, build_target, load_config
+from .registry import entries, entry, get, names, provide, register  # noqa: I001 (bottom layer)
+
+# The built-in components register themselves when their modules are imported; the metrics
+# (POT, scikit-learn) when the metric group is first looked up.
+from . import fokker_planck, grids, losses, networks, parameterisations, samplers, schedules
+
+provide("metric", "scorelab.metrics")
+from .config import build, build_process, build_schedule, build_target, config_model, load_config
 from .errors import ConfigError, InvalidParameter, ScorelabError
 from .processes import EDM, VE, VP, ForwardProcess, SubVP
+from .targets import Target
 
 __version__ = "0.1.0"
 
@@ -23,6 +31,8 @@ def __getattr__(name: str):
         from . import metrics
 
         return getattr(metrics, name)
+    if name == "Config":  # built from the registries: the model of what is registered now
+        return config_model()
     raise AttributeError(f"module 'scorelab' has no attribute {name!r}")
 
 
@@ -38,11 +48,18 @@ __all__ = [
     "MetricResult",
     "ScorelabError",
     "SubVP",
+    "Target",
     "__version__",
     "build",
     "build_process",
     "build_schedule",
     "build_target",
+    "config_model",
+    "entries",
+    "entry",
     "evaluate",
+    "get",
     "load_config",
+    "names",
+    "register",
 ]

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .config import SCHEDULE_MODELS, TARGET_MODELS, ProcessConfig, build, load_config
+from .config import build, load_config
 from .errors import InvalidParameter, ScorelabError
 
 app = typer.Typer(
@@ -81,33 +84,62 @@ def main_callback(
     """scorelab: every design choice of a diffusion model as a swappable, tested component."""
 
 
-def _fields_text(model) -> str:
-    parts = []
-    for name, f in model.model_fields.items():
-        if name == "kind":
-            continue
-        default = "required" if f.is_required() else repr(f.default)
-        parts.append(f"{name}={default}")
-    return ", ".join(parts)
+def _default_text(value) -> str:
+    if value is inspect.Parameter.empty:
+        return "required"
+    return repr(value)
+
+
+def _json_default(value):
+    """A parameter's default as JSON: numbers, strings, lists and null as they are; inf as
+    "inf"; a required parameter as "required"; anything else as its repr."""
+    if value is inspect.Parameter.empty:
+        return "required"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_default(v) for v in value]
+    return repr(value)
 
 
 @app.command("list")
 @_friendly
-def list_components():
-    """List every kind of schedule, process and target, with its parameters and defaults."""
-    groups = [
-        ("process", {"vp / subvp / ve / edm": ProcessConfig}),
-        ("process.schedule", SCHEDULE_MODELS),
-        ("target", TARGET_MODELS),
-    ]
-    for title, models in groups:
-        table = Table(title=f"{title}.kind", title_justify="left", show_lines=False)
+def list_components(
+    group: Annotated[
+        str | None,
+        typer.Argument(help="One group (schedule, target, sampler, metric, …); default: all."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print {group: {kind: {parameter: default}}}.")
+    ] = False,
+):
+    """List every registered component (built-in and plugin) with its parameters and defaults."""
+    from . import registry
+
+    groups = list(registry.GROUPS) if group is None else [group]
+    for g in groups:
+        if g not in registry.GROUPS:
+            raise InvalidParameter("GROUP", "is not a component group", g, ", ".join(registry.GROUPS))
+    if json_out:
+        listing = {
+            g: {
+                name: {k: _json_default(v) for k, v in e.parameters.items()}
+                for name, e in registry.entries(g).items()
+            }
+            for g in groups
+        }
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        return
+    for g in groups:
+        table = Table(title=f"{g}: {registry.GROUPS[g]}", title_justify="left")
         table.add_column("kind", style="bold cyan", no_wrap=True)
         table.add_column("parameters (default)")
         table.add_column("what it is")
-        for kind, model in models.items():
-            doc = (model.__doc__ or "").strip().splitlines()[0]
-            table.add_row(kind, _fields_text(model), doc)
+        for name, e in registry.entries(g).items():
+            params = ", ".join(f"{k}={_default_text(v)}" for k, v in e.parameters.items())
+            table.add_row(name, params or "—", e.doc)
         out.print(table)
 
 
@@ -211,8 +243,6 @@ def evaluate(
     key: Annotated[str | None, typer.Option(help="Array name inside an .npz.")] = None,
 ):
     """How far samples are from a target: every metric with its finite-sample floor and CI."""
-    import json
-
     from .config import build_target
     from .metrics import evaluate as run_evaluate
     from .targets import load_array
@@ -250,8 +280,6 @@ def bound(
     """Every theoretical error bound that applies to the configuration, with its terms.
 
     N is sampler.steps; a bound whose assumptions fail is reported as refused, with why."""
-    import json
-
     from .bounds import all_bounds
 
     cfg = load_config(config, set_ or [])
@@ -293,8 +321,6 @@ def tune_schedule(
 ):
     """Minimise a bound over a schedule family's parameter; report the optimum, the bound there
     and at the default (a = 0, i.e. linear; ρ = 7)."""
-    import json
-
     from .bounds import tune_edm_rho, tune_parametric
 
     cfg = load_config(config, set_ or [])
@@ -471,12 +497,10 @@ def diagnose(
 ):
     """Paper D's diagnostics: FPE residual (mean and profile over t), conservativity, PF-ODE
     NLL on target samples and, where the target has a density, the exact NLL."""
-    import json
-
     from .diagnostics import diagnose as run_diagnose
 
     if source.is_dir():
-        from .pipeline import load_score_model
+        from .models import load_score_model
         from .training import CHECKPOINT
 
         cfg = load_config(source / "config.yaml", set_ or [])

@@ -14,10 +14,11 @@ time, pass ``lambda x: score(x, t)``. Everything is shape-agnostic: examples are
   (Rademacher ±1 — the default, lower variance — or Gaussian); it returns the per-probe
   estimates as well, so callers can form confidence intervals. Unbiased because
   E[vᵀJv] = tr(J E[vvᵀ]) = tr J.
-* ``conservativity``: the non-conservativity ratio NC = E‖J − Jᵀ‖²_F / E‖J‖²_F (SCIENCE.md
-  §5.4). It is 0 exactly for a gradient field (J symmetric), and ¼·NC ∈ [0, 1] is the fraction
-  of the Jacobian's energy in its antisymmetric part ((J − Jᵀ)/2). Exact from the Jacobian for
-  small D; by probes for large D (see ``conservativity`` for why that estimator is unbiased).
+* ``conservativity``: the non-conservativity ratio NC = E‖J − Jᵀ‖²_F / E‖J‖²_F
+  (docs/theory.md §7.6). It is 0 exactly for a gradient field (J symmetric), and ¼·NC ∈ [0, 1]
+  is the fraction of the Jacobian's energy in its antisymmetric part ((J − Jᵀ)/2). Exact from
+  the Jacobian for small D; by probes for large D (see ``conservativity`` for why that
+  estimator is unbiased).
 
 Every function takes ``create_graph``: with it the results stay differentiable with respect
 to the field's parameters (for training); without it they are detached.

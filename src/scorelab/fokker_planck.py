@@ -1,4 +1,4 @@
-"""The score Fokker–Planck equation (paper D, SCIENCE.md §5): residual, profile, regulariser.
+"""The score Fokker–Planck equation (paper D, docs/theory.md §7): residual, profile, regulariser.
 
 For the linear forward SDE dX = f(t) X dt + g(t) dW, the true score s = ∇log p_t solves
 
@@ -11,7 +11,8 @@ residual of a score model is the vector
 
 zero for every exact score — including the exact score of the *wrong* law: any Gaussian (or
 any other initial law) gives a solution, so ε = 0 says nothing about which law a model has
-learned (§5.2). It is a consistency diagnostic and a regulariser, not a proxy for correctness.
+learned (docs/theory.md §7.4). It is a consistency diagnostic and a regulariser, not a proxy
+for correctness.
 
 How it is computed (``fpe_residual``), with ordinary reverse-mode autograd only:
 
@@ -64,6 +65,7 @@ from .losses import (
     weight,
 )
 from .processes import ForwardProcess
+from .registry import register
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -489,7 +491,7 @@ def fp_regulariser(
     Normalised by D (the mean square per coordinate); the published code divides ‖ε‖² by D².
 
     ``scalar_beta`` > 0 adds β·‖φ‖₂, the L2 norm over the batch of φ = ½g²(∇·s + ‖s‖²) −
-    f⟨x, s⟩ (§5.3 step 7), spread over the examples so that their mean has its value and
+    f⟨x, s⟩ (docs/theory.md §7.5), spread over the examples so that their mean has its value and
     gradient. φ is the model's ∂_t log p (up to a constant), *not* a residual: it is not zero
     for the true score, so this term biases the model; it grows like √B with the batch size.
 
@@ -508,6 +510,7 @@ def fp_regulariser(
     return term
 
 
+@register("loss", "fp_dsm")
 def fp_dsm_loss(
     score_model: ScoreFn,
     x0: torch.Tensor,

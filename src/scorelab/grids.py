@@ -15,15 +15,52 @@ import torch
 
 from .errors import InvalidParameter
 from .processes import ForwardProcess
+from .registry import entry, names, register
 
-GRID_KINDS = ("uniform", "edm", "geometric", "logsnr", "quadratic")
 FINAL_STEPS = ("none", "denoise")
+
+
+# Grid spacings: u ∈ [0, 1] (N + 1 equispaced values) → the grid from ``hi`` down to ``lo``,
+# in t (``space="t"``) or in σ (``space="sigma"``, mapped back by the process's t_of_sigma).
+# ``log=True`` spacings need lo > 0.
+
+
+@register("grid", "uniform", space="t")
+def uniform(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
+    """Uniform in t."""
+    return hi + u * (lo - hi)
+
+
+@register("grid", "edm", space="sigma")
+def edm(u: torch.Tensor, hi: float, lo: float, rho: float = 7.0) -> torch.Tensor:
+    """EDM's ρ-polynomial in σ: (σ_max^{1/ρ} + u(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ."""
+    a, b = hi ** (1 / rho), lo ** (1 / rho)
+    return (a + u * (b - a)) ** rho
+
+
+@register("grid", "geometric", space="sigma", log=True)
+def geometric(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
+    """Geometric in σ (uniform in log σ)."""
+    return torch.exp(math.log(hi) + u * (math.log(lo) - math.log(hi)))
+
+
+@register("grid", "logsnr", space="sigma", log=True)
+def logsnr(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
+    """Uniform in log SNR = −2 log σ: the same nodes as geometric."""
+    return geometric(u, hi, lo)
+
+
+@register("grid", "quadratic", space="t")
+def quadratic(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
+    """Quadratic in t, dense near t_min."""
+    return lo + (hi - lo) * (1 - u) ** 2
 
 
 @dataclass(frozen=True)
 class TimeGrid:
-    """``kind`` ∈ uniform (in t), edm (ρ-polynomial in σ), geometric (in σ), logsnr (uniform in
-    log SNR = −2 log σ, hence the same nodes as geometric), quadratic (in t, dense near t_min)."""
+    """``kind`` is a registered spacing: uniform (in t), edm (ρ-polynomial in σ), geometric (in
+    σ), logsnr (uniform in log SNR = −2 log σ, hence the same nodes as geometric), quadratic
+    (in t, dense near t_min). ``steps`` = N steps through N + 1 times."""
 
     kind: str = "uniform"
     steps: int = 100
@@ -33,8 +70,8 @@ class TimeGrid:
     final: str = "none"
 
     def __post_init__(self):
-        if self.kind not in GRID_KINDS:
-            raise InvalidParameter("kind", "is not a time grid", self.kind, ", ".join(GRID_KINDS))
+        if self.kind not in names("grid"):
+            raise InvalidParameter("kind", "is not a time grid", self.kind, ", ".join(names("grid")))
         if int(self.steps) < 1:
             raise InvalidParameter("steps", "must be ≥ 1", self.steps)
         if not self.rho > 0:
@@ -66,22 +103,17 @@ class TimeGrid:
             )
         n = int(self.steps)
         u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
-        if self.kind == "uniform":
-            t = t_max + u * (t_min - t_max)
-        elif self.kind == "quadratic":
-            t = t_min + (t_max - t_min) * (1 - u) ** 2
+        spacing = entry("grid", self.kind)
+        extra = {"rho": self.rho} if "rho" in spacing.parameters else {}
+        if spacing.meta.get("space", "t") == "t":
+            t = spacing.obj(u, t_max, t_min, **extra)
         else:
             s_max, s_min = float(process.sigma(t_max)), float(process.sigma(t_min))
-            if self.kind == "edm":
-                a, b = s_max ** (1 / self.rho), s_min ** (1 / self.rho)
-                sig = (a + u * (b - a)) ** self.rho
-            else:
-                if s_min <= 0:
-                    raise InvalidParameter(
-                        "t_min", f"must be > 0 for a grid spaced in log σ ('{self.kind}')", t_min
-                    )
-                sig = torch.exp(math.log(s_max) + u * (math.log(s_min) - math.log(s_max)))
-            t = process.t_of_sigma(sig.clamp(min=0.0))
+            if spacing.meta.get("log") and s_min <= 0:
+                raise InvalidParameter(
+                    "t_min", f"must be > 0 for a grid spaced in log σ ('{self.kind}')", t_min
+                )
+            t = process.t_of_sigma(spacing.obj(u, s_max, s_min, **extra).clamp(min=0.0))
         t[0], t[-1] = t_max, t_min  # exact end points despite round-off
         if bool((t[1:] >= t[:-1]).any()):
             raise InvalidParameter(

@@ -1,6 +1,6 @@
 """Score-matching losses, per example (the trainer reduces).
 
-Denoising score matching in its generic form (SCIENCE.md §1):
+Denoising score matching in its generic form (docs/theory.md §6.1):
 
     ℓ(x₀, t, z) = λ(t) ‖s_θ(m x₀ + s z, t) + z/s‖²,
 
@@ -23,12 +23,54 @@ import torch
 
 from .errors import InvalidParameter
 from .processes import ForwardProcess
-
-NOISE_DISTRIBUTIONS = ("uniform_t", "lognormal", "loguniform")
-WEIGHTINGS = ("s2", "g2", "edm", "inv_sigma2", "none")
+from .registry import entry, get, register
 
 TimeSampler = Callable[[int, torch.Generator | None], torch.Tensor]
 Weighting = Callable[[torch.Tensor], torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------------
+# noise distributions: (process, n, generator, **parameters) → n times in [t_min, T]
+# --------------------------------------------------------------------------------------------
+
+
+@register("noise", "uniform_t")
+def uniform_t(process: ForwardProcess, n: int, generator=None) -> torch.Tensor:
+    """t uniform on [t_min, T] (Song et al.)."""
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    return process.t_min + (process.T - process.t_min) * u
+
+
+def _sigma_range(process: ForwardProcess) -> tuple[float, float]:
+    return float(process.sigma(process.t_min)), float(process.sigma(process.T))
+
+
+def _times_of_log_sigma(process: ForwardProcess, log_sigma: torch.Tensor) -> torch.Tensor:
+    s_lo, s_hi = _sigma_range(process)
+    sigma = torch.exp(log_sigma).clamp(min=max(s_lo, 1e-12), max=s_hi)
+    return process.t_of_sigma(sigma)
+
+
+@register("noise", "lognormal")
+def lognormal(
+    process: ForwardProcess, n: int, generator=None, p_mean: float = -1.2, p_std: float = 1.2
+) -> torch.Tensor:
+    """ln σ ~ N(P_mean, P_std²) (EDM), clamped to the process's σ range."""
+    log_sigma = p_mean + p_std * torch.randn(n, generator=generator, dtype=torch.float64)
+    return _times_of_log_sigma(process, log_sigma)
+
+
+@register("noise", "loguniform")
+def loguniform(process: ForwardProcess, n: int, generator=None) -> torch.Tensor:
+    """ln σ uniform on [ln σ(t_min), ln σ(T)] (Song's VE)."""
+    s_lo, s_hi = _sigma_range(process)
+    if not (s_lo > 0 and math.isfinite(s_hi)):
+        raise InvalidParameter(
+            "noise", "loguniform needs 0 < σ(t_min) and a finite σ(T)", (s_lo, s_hi)
+        )
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    log_sigma = math.log(s_lo) + u * (math.log(s_hi) - math.log(s_lo))
+    return _times_of_log_sigma(process, log_sigma)
 
 
 def sample_times(
@@ -39,33 +81,48 @@ def sample_times(
     p_mean: float = -1.2,
     p_std: float = 1.2,
 ) -> torch.Tensor:
-    """n training times (float64) from the chosen noise distribution."""
+    """n training times (float64) from a registered noise distribution, or a callable
+    (n, generator) → t."""
     if callable(kind):
         t = torch.as_tensor(kind(n, generator), dtype=torch.float64)
-    elif kind == "uniform_t":
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
-        t = process.t_min + (process.T - process.t_min) * u
-    elif kind in ("lognormal", "loguniform"):
-        s_lo = float(process.sigma(process.t_min))
-        s_hi = float(process.sigma(process.T))
-        if kind == "lognormal":
-            log_sigma = p_mean + p_std * torch.randn(n, generator=generator, dtype=torch.float64)
-        else:
-            if not (s_lo > 0 and math.isfinite(s_hi)):
-                raise InvalidParameter(
-                    "noise", "loguniform needs 0 < σ(t_min) and a finite σ(T)", (s_lo, s_hi)
-                )
-            u = torch.rand(n, generator=generator, dtype=torch.float64)
-            log_sigma = math.log(s_lo) + u * (math.log(s_hi) - math.log(s_lo))
-        sigma = torch.exp(log_sigma).clamp(min=max(s_lo, 1e-12), max=s_hi)
-        t = process.t_of_sigma(sigma)
     else:
-        raise InvalidParameter(
-            "noise", "is not a noise distribution", kind, ", ".join(NOISE_DISTRIBUTIONS)
-        )
+        e = entry("noise", kind)
+        params = {k: v for k, v in {"p_mean": p_mean, "p_std": p_std}.items() if k in e.parameters}
+        t = e.obj(process, n, generator, **params)
     if t.shape != (n,):
         raise InvalidParameter("noise", "must give one time per example", tuple(t.shape), f"({n},)")
     return t.clamp(process.t_min, process.T)
+
+
+# --------------------------------------------------------------------------------------------
+# weightings: λ(t) multiplying ‖s_θ + z/s‖², from (process, t, var = s(t)², sigma_data)
+# --------------------------------------------------------------------------------------------
+
+
+@register("weighting", "s2")
+def s2(process: ForwardProcess, t, var, sigma_data: float) -> torch.Tensor:
+    """λ = s(t)² (Song's likelihood-free convention; EDM's 1/σ² on ‖D_θ − x₀‖² is the same)."""
+    return var
+
+
+@register("weighting", "g2")
+def g2(process: ForwardProcess, t, var, sigma_data: float) -> torch.Tensor:
+    """λ = g(t)² (likelihood weighting)."""
+    return process.diffusion2(t)
+
+
+@register("weighting", "edm")
+def edm(process: ForwardProcess, t, var, sigma_data: float) -> torch.Tensor:
+    """EDM's λ(σ) = (σ² + σ_data²)/(σ σ_data)², written on the score residual."""
+    sigma2 = var / process.scale(t) ** 2
+    lam = (sigma2 + sigma_data**2) / (sigma2 * sigma_data**2)
+    return lam * sigma2 * var
+
+
+@register("weighting", "none")
+def none(process: ForwardProcess, t, var, sigma_data: float) -> torch.Tensor:
+    """λ = 1 (the raw score-matching loss; heavy at small t)."""
+    return torch.ones_like(t)
 
 
 def weight(
@@ -79,21 +136,11 @@ def weight(
     ``var`` = s(t)² when the caller has it already."""
     if callable(kind):
         return torch.as_tensor(kind(t), dtype=t.dtype)
-    if var is None:
-        var = process.variance(t)
-    if kind in ("s2", "inv_sigma2"):
-        return var
-    if kind == "g2":
-        return process.diffusion2(t)
-    if kind == "edm":
-        sigma2 = var / process.scale(t) ** 2
-        lam = (sigma2 + sigma_data**2) / (sigma2 * sigma_data**2)
-        return lam * sigma2 * var
-    if kind == "none":
-        return torch.ones_like(t)
-    raise InvalidParameter("weighting", "is not a weighting", kind, ", ".join(WEIGHTINGS))
+    fn = get("weighting", kind)
+    return fn(process, t, process.variance(t) if var is None else var, sigma_data)
 
 
+@register("loss", "dsm")
 def dsm_loss(
     score_model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     x0: torch.Tensor,
@@ -148,6 +195,7 @@ def denoising_error(
     return lam * (score + z / s).reshape(n, -1).pow(2).sum(1)
 
 
+@register("loss", "esm")
 def esm_loss(
     score_model,
     x0: torch.Tensor,
@@ -173,16 +221,3 @@ def esm_loss(
     diff = score_model(xt, t.to(x0.dtype)) - exact_score(xt, t.to(x0.dtype))
     lam = weight(process, t, weighting, sigma_data).to(x0.dtype)
     return lam * diff.reshape(n, -1).pow(2).sum(1)
-
-
-def _fp_dsm_loss(*args, **kwargs) -> torch.Tensor:
-    # Imported on call: fokker_planck builds on this module (sample_times, weight).
-    from .fokker_planck import fp_dsm_loss
-
-    return fp_dsm_loss(*args, **kwargs)
-
-
-_fp_dsm_loss.__doc__ = "DSM plus the Fokker–Planck regulariser: see fokker_planck.fp_dsm_loss."
-
-# The loss registry: name → per-example loss with dsm_loss's calling convention.
-LOSSES = {"dsm": dsm_loss, "esm": esm_loss, "fp_dsm": _fp_dsm_loss}

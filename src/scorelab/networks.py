@@ -9,8 +9,11 @@ layer is initialised to zero, so an untrained network outputs exactly 0: under t
 parameterisation the model then starts as the c_skip-only denoiser D = c_skip x̂ (the exact
 denoiser for data N(0, σ_data² I)), under ``x0`` with the score −x/s² of N(0, s² I), under
 ``eps`` and ``score`` with score 0, rather than as a random function whose large, arbitrary
-outputs the first steps of training must undo. Construction draws only from torch's global
-generator, so it is deterministic under ``torch.manual_seed``.
+outputs the first steps of training must undo. Every random number of the construction (the
+weights, the Fourier frequencies) is drawn from the ``generator`` passed in (``build_network(...,
+generator=torch.Generator().manual_seed(seed))``), never from torch's global generator, so the
+weights are a function of that generator's state alone. Without one, the draws come from the
+global generator (like PyTorch's own modules).
 
 The MLP's linear layers start from N(0, 1/fan_in) weights and zero biases, with its first layer
 drawn as two projections, of x (fan-in = the event size) and of the time embedding (fan-in =
@@ -19,16 +22,16 @@ drawn as two projections, of x (fan-in = the event size) and of the time embeddi
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import InvalidParameter
+from .registry import entry, register
 
 EMBEDDINGS = ("sinusoidal", "fourier")
 ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -80,11 +83,29 @@ def _activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def _fan_in_normal_(weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+def _fan_in_normal_(
+    weight: torch.Tensor, bias: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> None:
     """LeCun-normal init in place: weight N(0, 1/fan_in) (fan_in = its column count), bias 0."""
-    nn.init.normal_(weight, 0.0, 1.0 / math.sqrt(weight.shape[1]))
+    nn.init.normal_(weight, 0.0, 1.0 / math.sqrt(weight.shape[1]), generator=generator)
     if bias is not None:
         nn.init.zeros_(bias)
+
+
+def _layer(cls: type[nn.Module], *args, generator: torch.Generator | None, **kwargs) -> nn.Module:
+    """An ``nn.Linear`` or ``nn.Conv2d`` with PyTorch's default init (weight kaiming-uniform
+    with a = √5, bias U(±1/√fan_in)) drawn from ``generator``: the layer is built uninitialised
+    (``skip_init``: no draw from the global generator) and then initialised by the same calls as
+    its ``reset_parameters``, in the same order, so a generator seeded like the global one gives
+    the same numbers as constructing the layer after ``torch.manual_seed``."""
+    layer = nn.utils.skip_init(cls, *args, **kwargs)
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        if layer.bias is not None:
+            fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
 
 
 def _zero_(layer: nn.Module) -> nn.Module:
@@ -92,6 +113,11 @@ def _zero_(layer: nn.Module) -> nn.Module:
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
+
+
+def _zero_layer(cls: type[nn.Module], *args, **kwargs) -> nn.Module:
+    """A zero-initialised ``nn.Linear`` or ``nn.Conv2d`` (built without drawing anything)."""
+    return _zero_(nn.utils.skip_init(cls, *args, **kwargs))
 
 
 def _batch_c(x: torch.Tensor, c_noise: torch.Tensor | float, event_shape: tuple[int, ...]):
@@ -125,7 +151,14 @@ class TimeEmbedding(nn.Module):
     16 with c = ¼ ln σ), drawn once and kept as a buffer so checkpoints carry them.
     """
 
-    def __init__(self, dim: int, kind: str = "sinusoidal", fourier_scale: float = 16.0):
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "sinusoidal",
+        fourier_scale: float = 16.0,
+        *,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         dim = _positive_int("embed_dim", dim)
         if dim % 2:
@@ -141,8 +174,8 @@ class TimeEmbedding(nn.Module):
             self.register_buffer("freqs", freqs.to(torch.get_default_dtype()), persistent=False)
         else:
             scale = _positive_float("fourier_scale", fourier_scale)
-            # Drawn from the global generator like the weights: fixed by torch.manual_seed.
-            freqs = 2 * math.pi * scale * torch.randn(half)
+            # Drawn from the network's generator like the weights.
+            freqs = 2 * math.pi * scale * torch.randn(half, generator=generator)
             self.register_buffer("freqs", freqs)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
@@ -155,6 +188,7 @@ class TimeEmbedding(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+@register("network", "mlp")
 class MLP(nn.Module):
     """Flattened x concatenated with the time embedding, ``depth`` hidden layers of ``width``,
     a zero-initialised linear output reshaped to ``event_shape``.
@@ -177,31 +211,37 @@ class MLP(nn.Module):
         width: int = 128,
         depth: int = 3,
         embed_dim: int = 64,
-        embedding: str = "sinusoidal",
+        embedding: Literal["sinusoidal", "fourier"] = "sinusoidal",
         fourier_scale: float = 16.0,
         activation: str = "silu",
+        *,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
+        g = generator
         self.event_shape = _event_shape(event_shape)
         width = _positive_int("width", width)
         depth = _positive_int("depth", depth)
-        self.embed = TimeEmbedding(embed_dim, embedding, fourier_scale)
+        self.embed = TimeEmbedding(embed_dim, embedding, fourier_scale, generator=g)
         d = math.prod(self.event_shape)
         layers: list[nn.Module] = []
         fan_in = d + embed_dim
         for i in range(depth):
-            layer = nn.Linear(fan_in, width)
-            if i == 0:
-                # Two projections, of x and of the embedding, each with its own fan-in (see the
-                # class docstring).
-                _fan_in_normal_(layer.weight[:, :d], layer.bias)
-                _fan_in_normal_(layer.weight[:, d:])
-            else:
-                _fan_in_normal_(layer.weight, layer.bias)
+            # The default init's draw is kept (then overwritten) so that the weights of a seed
+            # are those of earlier versions.
+            layer = _layer(nn.Linear, fan_in, width, generator=g)
+            with torch.no_grad():
+                if i == 0:
+                    # Two projections, of x and of the embedding, each with its own fan-in (see
+                    # the class docstring).
+                    _fan_in_normal_(layer.weight[:, :d], layer.bias, g)
+                    _fan_in_normal_(layer.weight[:, d:], None, g)
+                else:
+                    _fan_in_normal_(layer.weight, layer.bias, g)
             layers += [layer, _activation(activation)]
             fan_in = width
         self.hidden = nn.Sequential(*layers)
-        self.out = _zero_(nn.Linear(width, d))
+        self.out = _zero_layer(nn.Linear, width, d)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         c = _batch_c(x, c_noise, self.event_shape)
@@ -212,18 +252,21 @@ class MLP(nn.Module):
 class _ResidualBlock(nn.Module):
     """h + W₂ act(W₁ norm(h) + P emb): a pre-norm residual block conditioned on the embedding."""
 
-    def __init__(self, width: int, embed_dim: int, activation: str, norm: str):
+    def __init__(
+        self, width: int, embed_dim: int, activation: str, norm: str, g: torch.Generator | None
+    ):
         super().__init__()
         self.norm = nn.LayerNorm(width) if norm == "layernorm" else nn.Identity()
-        self.lin1 = nn.Linear(width, width)
-        self.emb = nn.Linear(embed_dim, width)
+        self.lin1 = _layer(nn.Linear, width, width, generator=g)
+        self.emb = _layer(nn.Linear, embed_dim, width, generator=g)
         self.act = _activation(activation)
-        self.lin2 = nn.Linear(width, width)
+        self.lin2 = _layer(nn.Linear, width, width, generator=g)
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return h + self.lin2(self.act(self.lin1(self.norm(h)) + self.emb(emb)))
 
 
+@register("network", "resmlp")
 class ResidualMLP(nn.Module):
     """Input projection, ``blocks`` residual blocks each conditioned on the time embedding,
     final norm and activation, zero-initialised output projection (the layout of paper A's score
@@ -235,27 +278,30 @@ class ResidualMLP(nn.Module):
         width: int = 256,
         blocks: int = 3,
         embed_dim: int = 64,
-        embedding: str = "sinusoidal",
+        embedding: Literal["sinusoidal", "fourier"] = "sinusoidal",
         fourier_scale: float = 16.0,
         activation: str = "silu",
         norm: str = "layernorm",
+        *,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
+        g = generator
         self.event_shape = _event_shape(event_shape)
         width = _positive_int("width", width)
         blocks = _positive_int("blocks", blocks)
         if norm not in NORMS:
             raise InvalidParameter("norm", "is not known", norm, ", ".join(NORMS))
         _activation(activation)  # validate before building anything
-        self.embed = TimeEmbedding(embed_dim, embedding, fourier_scale)
+        self.embed = TimeEmbedding(embed_dim, embedding, fourier_scale, generator=g)
         d = math.prod(self.event_shape)
-        self.inp = nn.Linear(d, width)
+        self.inp = _layer(nn.Linear, d, width, generator=g)
         self.blocks = nn.ModuleList(
-            _ResidualBlock(width, embed_dim, activation, norm) for _ in range(blocks)
+            _ResidualBlock(width, embed_dim, activation, norm, g) for _ in range(blocks)
         )
         self.norm = nn.LayerNorm(width) if norm == "layernorm" else nn.Identity()
         self.act = _activation(activation)
-        self.out = _zero_(nn.Linear(width, d))
+        self.out = _zero_layer(nn.Linear, width, d)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         c = _batch_c(x, c_noise, self.event_shape)
@@ -276,15 +322,25 @@ class _ResBlock2d(nn.Module):
     dropout → conv, with a 1×1 skip when the channel count changes. GroupNorm normalises each
     sample on its own, so samples in a batch never mix."""
 
-    def __init__(self, c_in: int, c_out: int, embed_dim: int, groups: int, dropout: float):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        embed_dim: int,
+        groups: int,
+        dropout: float,
+        g: torch.Generator | None,
+    ):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(embed_dim, c_out)
+        self.conv1 = _layer(nn.Conv2d, c_in, c_out, 3, padding=1, generator=g)
+        self.emb = _layer(nn.Linear, embed_dim, c_out, generator=g)
         self.norm2 = nn.GroupNorm(groups, c_out)
         self.drop = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.conv2 = _layer(nn.Conv2d, c_out, c_out, 3, padding=1, generator=g)
+        self.skip = (
+            _layer(nn.Conv2d, c_in, c_out, 1, generator=g) if c_in != c_out else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
@@ -293,6 +349,7 @@ class _ResBlock2d(nn.Module):
         return self.skip(x) + h
 
 
+@register("network", "unet")
 class UNet(nn.Module):
     """A small U-Net for small images (8×8 digits, 28×28 MNIST).
 
@@ -311,10 +368,13 @@ class UNet(nn.Module):
         groups: int = 8,
         embed_dim: int = 128,
         dropout: float = 0.0,
-        embedding: str = "sinusoidal",
+        embedding: Literal["sinusoidal", "fourier"] = "sinusoidal",
         fourier_scale: float = 16.0,
+        *,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
+        g = generator
         shape = _event_shape(event_shape)
         if len(shape) != 3:
             raise InvalidParameter(
@@ -356,34 +416,40 @@ class UNet(nn.Module):
             )
         self.channel_mult = mult
 
-        self.embed = TimeEmbedding(embed_dim, embedding, fourier_scale)
+        # Built in the order the draws were always made: conv and linear layers in
+        # construction order (not the order of the module tree).
+        self.embed = TimeEmbedding(embed_dim, embedding, fourier_scale, generator=g)
         self.embed_mlp = nn.Sequential(
-            nn.Linear(embed_dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)
+            _layer(nn.Linear, embed_dim, embed_dim, generator=g),
+            nn.SiLU(),
+            _layer(nn.Linear, embed_dim, embed_dim, generator=g),
         )
-        self.conv_in = nn.Conv2d(C, ch, 3, padding=1)
+        self.conv_in = _layer(nn.Conv2d, C, ch, 3, padding=1, generator=g)
 
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         prev = ch
         for i, w in enumerate(widths):
-            self.down.append(_ResBlock2d(prev, w, embed_dim, groups, dropout))
+            self.down.append(_ResBlock2d(prev, w, embed_dim, groups, dropout, g))
             if i < len(widths) - 1:
-                self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
+                self.downsample.append(
+                    _layer(nn.Conv2d, w, w, 3, stride=2, padding=1, generator=g)
+                )
             prev = w
         self.mid = nn.ModuleList(
-            _ResBlock2d(prev, prev, embed_dim, groups, dropout) for _ in range(2)
+            _ResBlock2d(prev, prev, embed_dim, groups, dropout, g) for _ in range(2)
         )
         # Built deepest level first, the order forward runs them.
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(len(widths))):
             w = widths[i]
-            self.up.append(_ResBlock2d(prev + w, w, embed_dim, groups, dropout))
+            self.up.append(_ResBlock2d(prev + w, w, embed_dim, groups, dropout, g))
             if i > 0:
-                self.upsample.append(nn.Conv2d(w, w, 3, padding=1))
+                self.upsample.append(_layer(nn.Conv2d, w, w, 3, padding=1, generator=g))
             prev = w
         self.norm_out = nn.GroupNorm(groups, prev)
-        self.conv_out = _zero_(nn.Conv2d(prev, C, 3, padding=1))
+        self.conv_out = _zero_layer(nn.Conv2d, prev, C, 3, padding=1)
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         c = _batch_c(x, c_noise, self.event_shape)
@@ -408,21 +474,24 @@ class UNet(nn.Module):
 # registry
 # --------------------------------------------------------------------------------------------
 
-NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "resmlp": ResidualMLP, "unet": UNet}
-
-
 def network_parameters(kind: str) -> tuple[str, ...]:
-    """The keyword parameters network ``kind`` accepts (besides ``event_shape``)."""
-    if kind not in NETWORKS:
-        raise InvalidParameter("network.kind", "is not a network", kind, ", ".join(NETWORKS))
-    sig = inspect.signature(NETWORKS[kind].__init__)
-    return tuple(n for n in sig.parameters if n not in ("self", "event_shape"))
+    """The keyword parameters the registered network ``kind`` accepts (besides
+    ``event_shape``)."""
+    return tuple(entry("network", kind).parameters)
 
 
-def build_network(kind: str, event_shape: Sequence[int] | int, **params: Any) -> nn.Module:
+def build_network(
+    kind: str,
+    event_shape: Sequence[int] | int,
+    *,
+    generator: torch.Generator | None = None,
+    **params: Any,
+) -> nn.Module:
     """The network ``kind`` for events of ``event_shape``, with ``params`` overriding its
-    defaults. Errors name the full config key (``network.width``), so callers should not add a
-    ``network`` prefix of their own."""
+    defaults and its initial weights drawn from ``generator`` (a seeded
+    ``torch.Generator().manual_seed(seed)`` makes them a function of the seed; the global
+    generator is never touched then). Errors name the full config key (``network.width``), so
+    callers should not add a ``network`` prefix of their own."""
     accepted = network_parameters(kind)
     for key, value in params.items():
         if key not in accepted:
@@ -430,7 +499,7 @@ def build_network(kind: str, event_shape: Sequence[int] | int, **params: Any) ->
                 f"network.{key}", f"does not apply to network '{kind}'", value, ", ".join(accepted)
             )
     try:
-        return NETWORKS[kind](event_shape, **params)
+        return entry("network", kind).obj(event_shape, generator=generator, **params)
     except InvalidParameter as exc:
         raise exc.at("network") from None
 

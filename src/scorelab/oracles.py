@@ -1,4 +1,4 @@
-"""Exact laws of samplers run on a Gaussian target with its exact score (SCIENCE.md §7.7).
+"""Exact laws of samplers run on a Gaussian target with its exact score (docs/theory.md §5).
 
 For N(μ, Σ) diagonalise Σ; each eigen-direction (variance λ, mean μ) evolves independently.
 With the exact score s = −(x − m μ)/v, v = m²λ + s², every sampler step is an affine map plus
@@ -106,7 +106,8 @@ def affine_flow(kind, process, times, lam, mu, **params):
 
 
 def pf_ode_exact(process: ForwardProcess, t_from: float, t_to: float, lam, mu, x):
-    """The exact probability-flow map: x_to − m μ = √(v_to/v_from)(x_from − m μ) (§7.7 b)."""
+    """The exact probability-flow map: x_to − m μ = √(v_to/v_from)(x_from − m μ)
+    (docs/theory.md §5.3)."""
     lam, mu = np.asarray(lam, dtype=np.float64), np.asarray(mu, dtype=np.float64)
     m0, var0, *_ = _c(process, t_from)
     m1, var1, *_ = _c(process, t_to)
@@ -116,7 +117,7 @@ def pf_ode_exact(process: ForwardProcess, t_from: float, t_to: float, lam, mu, x
 
 def reverse_sde_exact(process, t_from, t_to, lam, mu, mean0=0.0, var0=None):
     """Mean and variance of the continuous reverse SDE with the exact score from N(mean0, var0)
-    at t_from to t_to (§7.7 a, by quadrature of ∫ g²/v)."""
+    at t_from to t_to (docs/theory.md §5.3, by quadrature of ∫ g²/v)."""
     lam = np.asarray(lam, dtype=np.float64)
     mu = np.broadcast_to(np.asarray(mu, dtype=np.float64), lam.shape)
     a0 = np.broadcast_to(np.asarray(mean0, dtype=np.float64), lam.shape)

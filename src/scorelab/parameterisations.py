@@ -24,8 +24,7 @@ from torch import nn
 from ._tensor import Time, as_tensor, per_example
 from .errors import InvalidParameter
 from .processes import ForwardProcess
-
-PARAMETERISATIONS = ("score", "eps", "x0", "edm")
+from .registry import entry, names, register
 
 
 def edm_coefficients(sigma: torch.Tensor, sigma_data: float):
@@ -43,6 +42,41 @@ def estimate_sigma_data(data: torch.Tensor) -> float:
     return float(data.to(torch.float64).std())
 
 
+# Each parameterisation maps the network's output to the score (``predicts="score"``) or to
+# the denoiser E[X₀ | X_t] (``predicts="denoiser"``), from per-example m, s², σ = s/m.
+
+
+def _c(sigma: torch.Tensor) -> torch.Tensor:
+    return 0.25 * torch.log(sigma)
+
+
+@register("parameterisation", "score", predicts="score")
+def score(network, x, m, v, sigma, sigma_data):
+    """The raw output is the score: s_θ = F(x, c)."""
+    return network(x, _c(sigma))
+
+
+@register("parameterisation", "eps", predicts="score")
+def eps(network, x, m, v, sigma, sigma_data):
+    """Noise prediction: ε̂ = F(x, c), s_θ = −ε̂/s."""
+    return -network(x, _c(sigma)) / per_example(torch.sqrt(v), x)
+
+
+@register("parameterisation", "x0", predicts="score")
+def x0(network, x, m, v, sigma, sigma_data):
+    """Data prediction: x̂₀ = F(x, c), s_θ = (m x̂₀ − x)/s²."""
+    return (per_example(m, x) * network(x, _c(sigma)) - x) / per_example(v, x)
+
+
+@register("parameterisation", "edm", predicts="denoiser")
+def edm(network, x, m, v, sigma, sigma_data):
+    """EDM's preconditioned denoiser in x̂ = x/m: D = c_skip x̂ + c_out F(c_in x̂, c_noise)."""
+    c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, sigma_data)
+    xh = x / per_example(m, x)
+    out = network(per_example(c_in, x) * xh, c_noise)
+    return per_example(c_skip, x) * xh + per_example(c_out, x) * out
+
+
 class ScoreNetwork(nn.Module):
     """A network presented as a score model ``score(x, t)`` under ``process``."""
 
@@ -54,13 +88,15 @@ class ScoreNetwork(nn.Module):
         sigma_data: float = 0.5,
     ):
         super().__init__()
-        if kind not in PARAMETERISATIONS:
+        if kind not in names("parameterisation"):
             raise InvalidParameter(
-                "parameterisation", "is not known", kind, ", ".join(PARAMETERISATIONS)
+                "parameterisation", "is not known", kind, ", ".join(names("parameterisation"))
             )
         if not (sigma_data > 0 and math.isfinite(sigma_data)):
             raise InvalidParameter("sigma_data", "must be > 0", sigma_data)
         self.network, self.process, self.kind = network, process, kind
+        e = entry("parameterisation", kind)
+        self._output, self._predicts = e.obj, e.meta.get("predicts", "score")
         self.sigma_data = float(sigma_data)
 
     def _coefficients(self, x: torch.Tensor, t: Time):
@@ -84,13 +120,10 @@ class ScoreNetwork(nn.Module):
         if x.dtype != dtype:
             return self.denoise(x.to(dtype), as_tensor(t, like=x).to(dtype)).to(x.dtype)
         m, v, sigma = self._coefficients(x, t)
-        if self.kind == "edm":
-            c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
-            xh = x / per_example(m, x)
-            out = self.network(per_example(c_in, x) * xh, c_noise)
-            return per_example(c_skip, x) * xh + per_example(c_out, x) * out
-        score = self.forward(x, t)
-        return (x + per_example(v, x) * score) / per_example(m, x)
+        out = self._output(self.network, x, m, v, sigma, self.sigma_data)
+        if self._predicts == "denoiser":
+            return out
+        return (x + per_example(v, x) * out) / per_example(m, x)
 
     def forward(self, x: torch.Tensor, t: Time) -> torch.Tensor:
         """The score ∇ₓ log p_t(x) as the model estimates it (in x's dtype, see ``denoise``)."""
@@ -98,13 +131,7 @@ class ScoreNetwork(nn.Module):
         if x.dtype != dtype:
             return self.forward(x.to(dtype), as_tensor(t, like=x).to(dtype)).to(x.dtype)
         m, v, sigma = self._coefficients(x, t)
-        c_noise = 0.25 * torch.log(sigma)
-        if self.kind == "score":
-            return self.network(x, c_noise)
-        if self.kind == "eps":
-            return -self.network(x, c_noise) / per_example(torch.sqrt(v), x)
-        if self.kind == "x0":
-            x0 = self.network(x, c_noise)
-            return (per_example(m, x) * x0 - x) / per_example(v, x)
-        d = self.denoise(x, t)
-        return (per_example(m, x) * d - x) / per_example(v, x)
+        out = self._output(self.network, x, m, v, sigma, self.sigma_data)
+        if self._predicts == "score":
+            return out
+        return (per_example(m, x) * out - x) / per_example(v, x)

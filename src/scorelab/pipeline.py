@@ -27,84 +27,14 @@ from pathlib import Path
 import torch
 import yaml
 
-from .config import (
-    Config,
-    SamplerConfig,
-    build,
-    build_grid,
-    compared_sampler,
-    sampler_options,
-)
+from pydantic import BaseModel as Config  # a config model of scorelab.config.config_model()
+
+from .config import build, build_grid, compared_sampler, sampler_options
 from .errors import InvalidParameter
-from .parameterisations import ScoreNetwork, estimate_sigma_data
-from .processes import ForwardProcess
+from .models import build_model, load_score_model, resolve_sigma_data
 from .sampling import generate
 from .storage import atomic_write, save_samples, write_json
-from .targets import Target
-from .training import CHECKPOINT, Trainer, TrainSettings, load_model_weights, read_checkpoint
-
-SIGMA_DATA_SAMPLES = 10_000
-
-
-# --- models ---------------------------------------------------------------------------------
-def resolve_sigma_data(cfg: Config, target: Target) -> float:
-    """σ_data from the config, or estimated from the training data (n_train points, or 10⁴
-    fresh draws) with the run's seed."""
-    if cfg.network.sigma_data is not None:
-        return float(cfg.network.sigma_data)
-    n = cfg.train.n_train or SIGMA_DATA_SAMPLES
-    g = torch.Generator().manual_seed(cfg.seed)
-    return estimate_sigma_data(target.sample(n, g, dtype=torch.float64))
-
-
-def build_model(cfg: Config, event_shape: tuple[int, ...], process: ForwardProcess) -> ScoreNetwork:
-    """The config's network, wrapped by its parameterisation; weights drawn from the seed.
-
-    ``cfg.network.sigma_data`` must be resolved (see ``resolve_sigma_data``)."""
-    from .networks import build_network
-
-    net_cfg = cfg.network
-    if net_cfg.sigma_data is None:
-        raise InvalidParameter("network.sigma_data", "must be resolved before building", None)
-    torch.manual_seed(cfg.seed)  # networks initialise from the global generator
-    network = build_network(net_cfg.kind, tuple(event_shape), **net_cfg.network_params())
-    return ScoreNetwork(network, process, net_cfg.parameterisation, net_cfg.sigma_data)
-
-
-def train_settings(cfg: Config, sigma_data: float) -> TrainSettings:
-    t = cfg.train
-    options = {}
-    if t.loss == "fp_dsm":
-        # The FP section's keys are fp_dsm_loss's keywords, except its weighting, which is
-        # named apart from the DSM term's.
-        fp = t.fp.model_dump()
-        options = {("fp_weighting" if k == "weighting" else k): v for k, v in fp.items()}
-    return TrainSettings(
-        steps=t.steps,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        warmup=t.warmup,
-        decay=t.decay,
-        grad_clip=t.grad_clip,
-        ema_decay=t.ema_decay,
-        ema_half_life=t.ema_half_life,
-        ema_warmup=t.ema_warmup,
-        loss=t.loss,
-        noise=t.noise,
-        weighting=t.weighting,
-        sigma_data=sigma_data,
-        p_mean=t.p_mean,
-        p_std=t.p_std,
-        loss_options=options,
-        n_train=t.n_train,
-        dtype=t.dtype,
-        device=t.device,
-        compile=t.compile,
-        log_every=t.log_every,
-        checkpoint_every=t.checkpoint_every,
-        seed=cfg.seed,
-    )
+from .training import CHECKPOINT, Trainer
 
 
 def make_trainer(cfg: Config, run_dir: str | Path | None) -> tuple[Trainer, Config]:
@@ -120,7 +50,14 @@ def make_trainer(cfg: Config, run_dir: str | Path | None) -> tuple[Trainer, Conf
         "event_shape": list(target.event_shape),
     }
     trainer = Trainer(
-        model, target, process, train_settings(cfg, sigma_data), run_dir, metadata=metadata
+        model,
+        target,
+        process,
+        cfg.train,
+        run_dir,
+        seed=cfg.seed,
+        sigma_data=sigma_data,
+        metadata=metadata,
     )
     return trainer, cfg
 
@@ -146,31 +83,6 @@ def train(
     return trainer, cfg
 
 
-def load_score_model(
-    path: str | Path,
-    process: ForwardProcess,
-    use_ema: bool = True,
-    dtype: torch.dtype = torch.float32,
-) -> ScoreNetwork:
-    """A trained checkpoint's network as a score model under ``process`` (frozen, eval mode).
-
-    The network is rebuilt from the config stored in the checkpoint. It conditions on
-    c = ¼ ln σ(t), so it may be sampled under another process with the same σ range."""
-    tensors, meta = read_checkpoint(path)
-    if "config" not in meta or "event_shape" not in meta:
-        raise InvalidParameter(
-            "score.path", "is not a scorelab training checkpoint (no stored config)", str(path)
-        )
-    from .config import parse_config
-
-    cfg = parse_config(json.loads(meta["config"]))
-    model = build_model(cfg, tuple(json.loads(meta["event_shape"])), process)
-    load_model_weights(model, path, use_ema=use_ema)
-    model.to(dtype).eval().requires_grad_(False)
-    del tensors
-    return model
-
-
 # --- the whole run --------------------------------------------------------------------------
 @dataclass
 class SamplerOutcome:
@@ -193,7 +105,7 @@ class RunOutcome:
     seconds: float = 0.0
 
 
-def sample_with(cfg: Config, sc: SamplerConfig, model, process, event_shape, progress=False):
+def sample_with(cfg: Config, sc, model, process, event_shape, progress=False):
     """``sc.n`` samples of the sampler ``sc`` (seeded by the run's seed)."""
     return generate(
         model,

@@ -17,6 +17,7 @@ import torch
 
 from ._tensor import Time, as_tensor, check_time, per_example
 from .errors import InvalidParameter
+from .registry import register
 from .schedules import BetaSchedule, EDMSigma, EDMVPSigma, SigmaSchedule
 
 
@@ -114,6 +115,7 @@ class ForwardProcess(ABC):
         return f"{type(self).__name__}({inner})"
 
 
+@register("process", "vp", schedules="beta", default_schedule="linear")
 class VP(ForwardProcess):
     """Variance preserving with stationary variance σ∞² (paper A):
     f = −β/(2σ∞²), g² = β, m = exp(−B/(2σ∞²)), s² = σ∞²(1 − m²)."""
@@ -167,6 +169,7 @@ class VP(ForwardProcess):
         return {"schedule": self.schedule, "sigma_inf": self.sigma_inf, **super().params()}
 
 
+@register("process", "subvp", schedules="beta", default_schedule="linear")
 class SubVP(VP):
     """Song's sub-VP, with stationary variance σ∞² (σ∞ = 1 is Song's):
     f = −β/(2σ∞²), g² = β(1 − e^{−2B/σ∞²}), m = exp(−B/(2σ∞²)), s = σ∞(1 − m²)."""
@@ -192,22 +195,23 @@ class SubVP(VP):
         return -self.schedule.beta(t) * torch.expm1(-4 * self._A(t))
 
 
+@register("process", "ve", schedules="sigma", default_schedule="geometric")
 class VE(ForwardProcess):
     """Variance exploding: f = 0, g² = dσ²/dt, X_t = X_0 + √(σ(t)² − σ(0)²)·Z.
 
-    ``kind`` is "ve" or "edm": EDM is this process on EDM's schedule σ(t) = t (T = σ_max).
     The default stopping time is where the noise level reaches the schedule's σ_min.
     """
 
-    def __init__(self, schedule: SigmaSchedule, t_min: float | None = None, kind: str = "ve"):
+    kind = "ve"
+
+    def __init__(self, schedule: SigmaSchedule, t_min: float | None = None):
         if not isinstance(schedule, SigmaSchedule):
             raise InvalidParameter(
                 "schedule",
-                f"process '{kind}' needs a σ-schedule",
+                f"process '{self.kind}' needs a σ-schedule",
                 type(schedule).__name__,
                 "geometric, edm, edm_vp, sigma_callable",
             )
-        self.kind = kind
         self.schedule = schedule
         if t_min is None:
             t_min = self._default_t_min(schedule)
@@ -249,9 +253,11 @@ class VE(ForwardProcess):
         return {"schedule": self.schedule, **super().params()}
 
 
-def EDM(schedule: SigmaSchedule | None = None, t_min: float | None = None) -> VE:
-    """The EDM process: VE with σ(t) = t on [0, σ_max] by default."""
-    return VE(schedule if schedule is not None else EDMSigma(), t_min=t_min, kind="edm")
+@register("process", "edm", schedules="sigma", default_schedule="edm")
+class EDM(VE):
+    """EDM (Karras et al.): variance exploding on σ(t) = t, T = σ_max, stopping at σ_min."""
 
+    kind = "edm"
 
-PROCESS_KINDS = ("vp", "subvp", "ve", "edm")
+    def __init__(self, schedule: SigmaSchedule | None = None, t_min: float | None = None):
+        super().__init__(schedule if schedule is not None else EDMSigma(), t_min)

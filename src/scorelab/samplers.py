@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -33,6 +34,7 @@ from .errors import InvalidParameter
 from .grids import TimeGrid
 from .noise import normal_like
 from .processes import ForwardProcess
+from .registry import get, register
 
 ScoreModel = Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]
 
@@ -103,7 +105,17 @@ def _integrate(step, score, process, grid, x, noise, callback, memory=None) -> S
 # --------------------------------------------------------------------------------------------
 
 
-def euler_maruyama(score, process, grid, x, *, noise=None, callback=None, eval_point="left"):
+@register("sampler", "euler_maruyama", stochastic=True)
+def euler_maruyama(
+    score,
+    process,
+    grid,
+    x,
+    *,
+    noise=None,
+    callback=None,
+    eval_point: Literal["left", "right"] = "left",
+):
     """Euler–Maruyama for the reverse SDE dx = [f x − g² s] dt + g dW̄ (t decreasing):
     x' = x + h[−f(τ) x + g²(τ) s(x, τ)] + √(h g²(τ)) z, with τ the step's start (``left``) or
     end (``right``, paper A's code)."""
@@ -123,10 +135,11 @@ def euler_maruyama(score, process, grid, x, *, noise=None, callback=None, eval_p
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
+@register("sampler", "exponential_integrator", stochastic=True, processes=("vp",))
 def exponential_integrator(score, process, grid, x, *, noise=None, callback=None):
     """Paper A's exponential integrator for VP: the linear part solved exactly, the score frozen
     at the step's start. With Δ = A(t_k) − A(t_{k+1}), A = B/(2σ∞²):
-    x' = e^Δ x + 2σ∞² (e^Δ − 1) s(x, t_k) + σ∞ √(e^{2Δ} − 1) z  (SCIENCE.md §2.1)."""
+    x' = e^Δ x + 2σ∞² (e^Δ − 1) s(x, t_k) + σ∞ √(e^{2Δ} − 1) z  (docs/theory.md §4.2)."""
     if getattr(process, "kind", None) != "vp":
         raise InvalidParameter(
             "sampler", "exponential_integrator is derived for the VP process", process.kind, "vp"
@@ -163,6 +176,7 @@ def _flow(score, process, x, t):
     return torch.add(x * c["f"], s, alpha=-0.5 * c["g2"]), lambda: (x + c["var"] * s) / c["m"]
 
 
+@register("sampler", "ode_euler")
 def ode_euler(score, process, grid, x, *, noise=None, callback=None):
     """Euler on the probability-flow ODE in t."""
 
@@ -173,6 +187,7 @@ def ode_euler(score, process, grid, x, *, noise=None, callback=None):
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
+@register("sampler", "heun")
 def heun(score, process, grid, x, *, noise=None, callback=None):
     """Heun's method on the PF-ODE in t (EDM Algorithm 1): the trapezoidal correction is skipped
     on a step that ends at t = 0."""
@@ -189,6 +204,7 @@ def heun(score, process, grid, x, *, noise=None, callback=None):
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
+@register("sampler", "rk4")
 def rk4(score, process, grid, x, *, noise=None, callback=None):
     """Classical fourth-order Runge–Kutta on the PF-ODE in t."""
 
@@ -203,6 +219,7 @@ def rk4(score, process, grid, x, *, noise=None, callback=None):
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
+@register("sampler", "dopri5")
 def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, atol=1e-5):
     """Adaptive Dormand–Prince through torchdiffeq from the grid's first time to its last (the
     intermediate grid times are not used). Its step sizes are chosen for the whole batch, so
@@ -234,6 +251,7 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
 # --------------------------------------------------------------------------------------------
 
 
+@register("sampler", "edm_stochastic", stochastic=True)
 def edm_stochastic(
     score,
     process,
@@ -274,6 +292,7 @@ def edm_stochastic(
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
+@register("sampler", "ddim", stochastic=True)
 def ddim(score, process, grid, x, *, noise=None, callback=None, eta=0.0):
     """DDIM in σ form: x̂' = D + √(σ'² − c²) ε̂ + c z with ε̂ = (x̂ − D)/σ and
     c² = η² σ'²(σ² − σ'²)/σ² (for VP this is DDIM's σ_η; η = 0 is Euler in σ)."""
@@ -294,6 +313,7 @@ def ddim(score, process, grid, x, *, noise=None, callback=None, eta=0.0):
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
+@register("sampler", "dpmpp_2m")
 def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_final=True):
     """DPM-Solver++(2M) (multistep, data prediction) in λ = −log σ: the first step, and the last
     with ``lower_order_final``, are first order; a step to σ = 0 returns the denoised estimate."""
@@ -329,6 +349,7 @@ def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_
 _PREDICTORS = ("euler_maruyama", "exponential_integrator", "ode_euler", "ddim")
 
 
+@register("sampler", "pc", stochastic=True)
 def pc(
     score,
     process,
@@ -337,10 +358,12 @@ def pc(
     *,
     noise=None,
     callback=None,
-    predictor="euler_maruyama",
-    snr=0.16,
-    n_corrector=1,
-    step="typical",
+    predictor: Literal["euler_maruyama", "exponential_integrator", "ode_euler", "ddim"] = (
+        "euler_maruyama"
+    ),
+    snr: float = 0.16,
+    n_corrector: int = 1,
+    step: Literal["typical", "batch"] = "typical",
 ):
     """Predictor–corrector (Song et al.): at each time, ``n_corrector`` Langevin steps
     x ← x + ε s + √(2ε) z, then one predictor step.
@@ -361,7 +384,7 @@ def pc(
         raise InvalidParameter("step", "is not a Langevin step rule", step, "typical, batch")
     times, final = _times(grid, process)
     counted = _Counted(score)
-    pred = SAMPLERS[predictor]
+    pred = get("sampler", predictor)
 
     def rms(v):
         return v.reshape(v.shape[0], -1).norm(dim=1).mean()
@@ -385,18 +408,3 @@ def pc(
         if callback is not None:
             callback(len(times) - 1, 0.0, x, x)
     return SampleResult(x, counted.calls)
-
-
-SAMPLERS: dict[str, Callable[..., SampleResult]] = {
-    "euler_maruyama": euler_maruyama,
-    "exponential_integrator": exponential_integrator,
-    "ode_euler": ode_euler,
-    "heun": heun,
-    "rk4": rk4,
-    "dopri5": dopri5,
-    "edm_stochastic": edm_stochastic,
-    "pc": pc,
-    "ddim": ddim,
-    "dpmpp_2m": dpmpp_2m,
-}
-STOCHASTIC = {"euler_maruyama", "exponential_integrator", "edm_stochastic", "pc", "ddim"}

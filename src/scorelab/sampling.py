@@ -7,7 +7,6 @@ sample whatever ``batch_size`` is (batches are rounded to whole noise blocks).
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 
@@ -17,7 +16,8 @@ from .errors import InvalidParameter
 from .grids import TimeGrid
 from .noise import DEFAULT_BLOCK, SampleNoise
 from .processes import ForwardProcess
-from .samplers import SAMPLERS, ScoreModel
+from .registry import entry
+from .samplers import ScoreModel
 
 
 @dataclass
@@ -28,20 +28,22 @@ class Generated:
 
 
 def sampler_parameters(kind: str) -> dict[str, object]:
-    """The keyword parameters (and defaults) a sampler accepts."""
-    fn = get_sampler(kind)
-    skip = {"noise", "callback"}
-    return {
-        name: p.default
-        for name, p in inspect.signature(fn).parameters.items()
-        if p.kind is p.KEYWORD_ONLY and name not in skip
-    }
+    """The keyword parameters (and defaults) a registered sampler accepts."""
+    return entry("sampler", kind).parameters
 
 
-def get_sampler(kind: str):
-    if kind not in SAMPLERS:
-        raise InvalidParameter("kind", "is not a sampler", kind, ", ".join(SAMPLERS))
-    return SAMPLERS[kind]
+def get_sampler(kind: str, process: ForwardProcess | None = None):
+    """The registered sampler ``kind``, checked against the processes it applies to."""
+    e = entry("sampler", kind)
+    allowed = e.meta.get("processes")
+    if process is not None and allowed and process.kind not in allowed:
+        raise InvalidParameter(
+            "sampler.kind",
+            f"'{kind}' is derived for the {', '.join(allowed)} process only; "
+            f"this process is '{process.kind}'",
+            kind,
+        )
+    return e.obj
 
 
 @torch.no_grad()
@@ -61,7 +63,7 @@ def generate(
     **params,
 ) -> Generated:
     """n samples of ``sampler`` on ``grid`` from the process's prior, in chunks."""
-    fn = get_sampler(sampler)
+    fn = get_sampler(sampler, process)
     unknown = set(params) - set(sampler_parameters(sampler))
     if unknown:
         name = sorted(unknown)[0]

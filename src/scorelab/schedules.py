@@ -17,6 +17,7 @@ import torch
 
 from ._tensor import Time, as_tensor, phi
 from .errors import InvalidParameter, require_positive
+from .registry import ParamsModel, import_callable, register
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -114,6 +115,7 @@ class BetaSchedule(ABC):
         return f"{type(self).__name__}({inner})"
 
 
+@register("schedule", "linear", family="beta", context=("T", "variance"))
 class LinearBeta(BetaSchedule):
     """Song's VP: β(t) = β_min + (β_max − β_min) t/T."""
 
@@ -153,6 +155,7 @@ class LinearBeta(BetaSchedule):
         return {"beta_min": self.beta_min, "beta_max": self.beta_max, "T": self.T}
 
 
+@register("schedule", "parametric", family="beta", context=("T", "variance"))
 class ParametricBeta(BetaSchedule):
     """Paper A's family β_a(t) = β_min + (β_max − β_min)(e^{at} − 1)/(e^{aT} − 1).
 
@@ -201,6 +204,7 @@ class ParametricBeta(BetaSchedule):
         return {"a": self.a, "beta_min": self.beta_min, "beta_max": self.beta_max, "T": self.T}
 
 
+@register("schedule", "cosine", family="beta", context=("T", "variance"))
 class CosineBeta(BetaSchedule):
     """Nichol–Dhariwal's cosine schedule in VP form (paper A's ``beta_cosine``).
 
@@ -287,6 +291,7 @@ class CosineBeta(BetaSchedule):
         return {"s": self.s, "clip_max": self.clip_max, "T": self.T, "variance": self.variance}
 
 
+@register("schedule", "constant", family="beta", context=("T", "variance"))
 class ConstantBeta(BetaSchedule):
     """β(t) = β (the Ornstein–Uhlenbeck process of papers B and E is β = 2)."""
 
@@ -358,10 +363,21 @@ def _call_user(fn: TensorFn, t: torch.Tensor, name: str) -> torch.Tensor:
     return out.expand_as(t) if out.shape != t.shape else out
 
 
+class CallableScheduleConfig(ParamsModel):
+    """A user's schedule function, 'package.module:function', vectorised over float64 tensors."""
+
+    function: str
+
+
+@register("schedule", "callable", config=CallableScheduleConfig, family="beta")
 class CallableBeta(BetaSchedule):
     """A user-supplied β(t) (a vectorised torch function); B and ∫β² by cached quadrature."""
 
     kind = "callable"
+
+    @classmethod
+    def from_config(cls, cfg, T: float | None = None, **_) -> CallableBeta:
+        return cls(import_callable(cfg.function, "function"), 1.0 if T is None else T)
 
     def __init__(self, beta: TensorFn, T: float = 1.0, n_panels: int = 4096):
         super().__init__(T)
@@ -452,6 +468,7 @@ class SigmaSchedule(ABC):
         return f"{type(self).__name__}({inner})"
 
 
+@register("schedule", "geometric", family="sigma", context=("T", "variance"))
 class GeometricSigma(SigmaSchedule):
     """Song's VE: σ(t) = σ_min (σ_max/σ_min)^{t/T}."""
 
@@ -489,6 +506,7 @@ class GeometricSigma(SigmaSchedule):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "T": self.T}
 
 
+@register("schedule", "edm", family="sigma", context=("T", "variance"))
 class EDMSigma(SigmaSchedule):
     """EDM: σ(t) = t on [0, σ_max] (so T = σ_max); σ_min is the usual stopping level."""
 
@@ -532,6 +550,7 @@ class EDMSigma(SigmaSchedule):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
 
+@register("schedule", "edm_vp", family="sigma", context=("T", "variance"))
 class EDMVPSigma(SigmaSchedule):
     """EDM's VP noise level σ(t) = √(exp(½β_d t² + β_min t) − 1) (the σ of Song's linear VP
     with β(t) = β_min + β_d t)."""
@@ -572,11 +591,16 @@ class EDMVPSigma(SigmaSchedule):
         return {"beta_d": self.beta_d, "beta_min": self.beta_min, "T": self.T}
 
 
+@register("schedule", "sigma_callable", config=CallableScheduleConfig, family="sigma")
 class CallableSigma(SigmaSchedule):
     """A user-supplied increasing σ(t) (vectorised torch function, differentiable in t); the
     rate dσ²/dt by autograd and the inverse by safeguarded Newton."""
 
     kind = "sigma_callable"
+
+    @classmethod
+    def from_config(cls, cfg, T: float | None = None, **_) -> CallableSigma:
+        return cls(import_callable(cfg.function, "function"), 1.0 if T is None else T)
 
     def __init__(self, sigma: TensorFn, T: float = 1.0):
         super().__init__(T)

@@ -12,8 +12,10 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -22,87 +24,16 @@ from torch import nn
 
 from .distributed import World
 from .errors import InvalidParameter, ScorelabError
-from .losses import LOSSES, sample_times
+from . import fokker_planck  # noqa: F401  (registers the loss 'fp_dsm')
+from .losses import sample_times
 from .processes import ForwardProcess
+from .registry import get
+from .seeding import step_seed
 from .storage import atomic_write
 from .targets import Target
 
-
-@dataclass
-class TrainSettings:
-    steps: int = 2000
-    batch_size: int = 256  # the global batch (split over the ranks under torchrun)
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    warmup: int = 100
-    decay: str = "cosine"  # or "none"
-    grad_clip: float | None = 1.0
-    ema_decay: float = 0.999
-    ema_half_life: float | None = None  # in steps; overrides ema_decay when given
-    ema_warmup: bool | None = None  # None: with ema_decay only (see ema_at)
-    loss: str = "dsm"
-    noise: str = "uniform_t"
-    weighting: str = "s2"
-    sigma_data: float = 0.5
-    p_mean: float = -1.2
-    p_std: float = 1.2
-    loss_options: dict = field(default_factory=dict)  # extra keywords of the loss (e.g. FP)
-    n_train: int | None = None  # None: fresh target samples every step
-    dtype: str = "float32"  # float32, float64, or bfloat16 (autocast; weights stay float32)
-    device: str = "cpu"  # cpu, cuda, cuda:N or auto
-    compile: bool = False
-    log_every: int = 50
-    checkpoint_every: int = 500
-    seed: int = 0
-
-    def __post_init__(self):
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise InvalidParameter(name, "must be ≥ 1", getattr(self, name))
-        if not self.lr > 0:
-            raise InvalidParameter("lr", "must be > 0", self.lr)
-        if not 0 <= self.ema_decay < 1:
-            raise InvalidParameter("ema_decay", "must lie in [0, 1)", self.ema_decay)
-        if self.ema_half_life is not None and not self.ema_half_life > 0:
-            raise InvalidParameter("ema_half_life", "must be > 0 (in steps)", self.ema_half_life)
-        if self.decay not in ("cosine", "none"):
-            raise InvalidParameter("decay", "is not a schedule", self.decay, "cosine, none")
-        if self.loss not in LOSSES:
-            raise InvalidParameter("loss", "is not a loss", self.loss, ", ".join(LOSSES))
-        if self.compile and self.loss == "fp_dsm":
-            # The FP term differentiates the score in x and t with create_graph; compiled
-            # graphs do not support double backward.
-            raise InvalidParameter("compile", "is not supported with loss 'fp_dsm'", True, "false")
-        if self.dtype not in DTYPES:
-            raise InvalidParameter("dtype", "is not supported", self.dtype, ", ".join(DTYPES))
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise InvalidParameter("device", "is not a device", self.device, "cpu, cuda, auto")
-
-    @property
-    def ema(self) -> float:
-        """The EMA decay per step (from the half-life when one is given)."""
-        if self.ema_half_life is not None:
-            return 0.5 ** (1.0 / self.ema_half_life)
-        return self.ema_decay
-
-    def ema_at(self, step: int) -> float:
-        """The EMA decay of update ``step`` (0-based). With the warm-up it is capped at
-        (1 + k)/(10 + k), so the zero-output initialisation does not linger: with d = 0.999
-        alone, 22 % of it was still in the EMA after 1500 steps, which spoiled short runs'
-        samples. By default the warm-up applies to ``ema_decay`` only: a half-life is an
-        explicit averaging window, kept as given (and so are the results measured with it)."""
-        warmup = self.ema_half_life is None if self.ema_warmup is None else self.ema_warmup
-        if not warmup:
-            return self.ema
-        return min(self.ema, (1.0 + step) / (10.0 + step))
-
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up, then cosine decay to 0 (or constant)."""
-        warm = min(1.0, (step + 1) / max(1, self.warmup))
-        if self.decay == "none":
-            return self.lr * warm
-        progress = min(1.0, step / max(1, self.steps))
-        return self.lr * warm * 0.5 * (1 + math.cos(math.pi * progress))
+if TYPE_CHECKING:
+    from .config.schema import TrainConfig
 
 
 # parameter dtype and autocast dtype per setting
@@ -114,6 +45,8 @@ DTYPES = {
 
 
 def resolve_device(name: str) -> torch.device:
+    if name != "auto" and not (name == "cpu" or name.startswith("cuda")):
+        raise InvalidParameter("train.device", "is not a device", name, "cpu, cuda, auto")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -128,12 +61,25 @@ class TrainResult:
     seconds: float
 
 
-class Trainer:
-    """Fits ``model`` (a score model ``model(x, t)``, e.g. a ``ScoreNetwork``) to ``target``.
+def train_config(train: TrainConfig | Mapping | None = None) -> TrainConfig:
+    """A validated ``TrainConfig`` from a config, a mapping of its keys (errors name the key,
+    ``train.lr``), or None (every default)."""
+    from .config.schema import TrainConfig, validate_section
 
-    ``metadata`` (e.g. the resolved config) is stored in every checkpoint, so a checkpoint
-    says how to rebuild its network. Under torchrun every rank runs a Trainer; only rank 0
-    writes.
+    if isinstance(train, TrainConfig):
+        return train
+    return validate_section({} if train is None else train, {"train": TrainConfig}, "train", True)
+
+
+class Trainer:
+    """Fits ``model`` (a score model ``model(x, t)``, e.g. a ``ScoreNetwork``) to ``target``
+    as the ``train`` section of a config says (a ``TrainConfig`` or a mapping of its keys).
+
+    ``seed`` seeds the generator of the data, times and noise (and, with the step and rank, the
+    loss's own draws). ``sigma_data`` is the σ_data of the loss weighting (λ_EDM); None takes
+    the model's own (a ``ScoreNetwork``'s), else 0.5. ``metadata`` (e.g. the resolved config)
+    is stored in every checkpoint, so a checkpoint says how to rebuild its network. Under
+    torchrun every rank runs a Trainer; only rank 0 writes.
     """
 
     def __init__(
@@ -141,45 +87,60 @@ class Trainer:
         model: nn.Module,
         target: Target,
         process: ForwardProcess,
-        settings: TrainSettings,
+        train: TrainConfig | Mapping | None = None,
         run_dir: str | Path | None = None,
         *,
+        seed: int,
+        sigma_data: float | None = None,
         metadata: dict | None = None,
         world: World | None = None,
     ):
-        self.model, self.target, self.process, self.s = model, target, process, settings
-        self.device = resolve_device(settings.device)
+        train = train_config(train)
+        if train.compile and train.loss == "fp_dsm":
+            # The FP term differentiates the score in x and t with create_graph; compiled
+            # graphs do not support double backward.
+            raise InvalidParameter(
+                "train.compile", "is not supported with loss 'fp_dsm'", True, "false"
+            )
+        if sigma_data is None:
+            sigma_data = getattr(model, "sigma_data", 0.5)
+        self.model, self.target, self.process, self.train = model, target, process, train
+        self.seed, self.sigma_data = int(seed), float(sigma_data)
+        self.loss_fn = get("loss", train.loss)
+        self.device = resolve_device(train.device)
         self.world = world or World.from_env(str(self.device))
         if self.world.distributed and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
-        self.dtype, self.autocast = DTYPES[settings.dtype]
+        self.dtype, self.autocast = DTYPES[train.dtype]
         self.model.to(device=self.device, dtype=self.dtype)
         self.world.broadcast_parameters(self.model)
-        self.forward = torch.compile(model) if settings.compile else model
+        self.forward = torch.compile(model) if train.compile else model
         self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self._ema_pairs = None  # (ema, live) tensor lists, built on first use
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
-            self.params, lr=settings.lr, weight_decay=settings.weight_decay
+            self.params, lr=train.lr, weight_decay=train.weight_decay
         )
         # The data generator is identical on every rank: each draws the global batch and keeps
         # its slice. Randomness inside a loss (e.g. the FP term's probes) comes from a generator
         # reseeded per (step, rank), so it needs no saved state.
-        self.gen = torch.Generator().manual_seed(settings.seed)
+        self.gen = torch.Generator().manual_seed(self.seed)
         self.loss_gen = torch.Generator()
         self.step = 0
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.metadata = dict(metadata or {})
         self.data = None
-        if settings.n_train is not None:
-            self.data = target.sample(settings.n_train, self.gen, dtype=self.dtype)
+        if train.n_train is not None:
+            self.data = target.sample(train.n_train, self.gen, dtype=self.dtype)
         self._loss_kw = self._loss_keywords()
 
     # --- one step -------------------------------------------------------------------------
     def _loss_keywords(self) -> dict:
-        s = self.s
-        kw = dict(noise=s.noise, weighting=s.weighting, sigma_data=s.sigma_data, **s.loss_options)
-        if s.loss == "esm":
+        c = self.train
+        kw = dict(
+            noise=c.noise, weighting=c.weighting, sigma_data=self.sigma_data, **c.loss_options()
+        )
+        if c.loss == "esm":
             if not self.target.has_score:
                 raise InvalidParameter(
                     "train.loss",
@@ -189,38 +150,39 @@ class Trainer:
                 )
             kw["exact_score"] = self.target.score_model(self.process)
         else:
-            kw.update(p_mean=s.p_mean, p_std=s.p_std)
+            kw.update(p_mean=c.p_mean, p_std=c.p_std)
         return kw
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The global batch (x₀, t, z) from the shared generator, then this rank's slice."""
-        b = self.s.batch_size
+        b = self.train.batch_size
         if self.data is None:
             x0 = self.target.sample(b, self.gen, dtype=self.dtype)
         else:
             x0 = self.data[torch.randint(0, self.data.shape[0], (b,), generator=self.gen)]
-        t = sample_times(self.process, b, self.gen, self.s.noise, self.s.p_mean, self.s.p_std)
+        c = self.train
+        t = sample_times(self.process, b, self.gen, c.noise, c.p_mean, c.p_std)
         z = torch.randn(x0.shape, generator=self.gen, dtype=self.dtype)
         part = self.world.local_slice(b)
         return tuple(v[part].to(self.device) for v in (x0, t, z))
 
     def train_step(self) -> tuple[float, float]:
-        lr = self.s.lr_at(self.step)
+        lr = self.train.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
         x0, t, z = self._batch()
-        self.loss_gen.manual_seed(self.s.seed * 1_000_003 + self.step * 1009 + self.world.rank)
+        self.loss_gen.manual_seed(step_seed(self.seed, self.step, self.world.rank))
         with torch.autocast(
             self.device.type, dtype=self.autocast or torch.bfloat16, enabled=bool(self.autocast)
         ):
-            per_example = LOSSES[self.s.loss](
+            per_example = self.loss_fn(
                 self.forward, x0, self.process, self.loss_gen, t=t, z=z, **self._loss_kw
             )
         loss = per_example.float().mean() if self.autocast else per_example.mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.world.average_gradients(self.params)
-        clip = self.s.grad_clip if self.s.grad_clip is not None else float("inf")
+        clip = self.train.grad_clip if self.train.grad_clip is not None else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
         self.opt.step()
         self._update_ema()
@@ -239,7 +201,7 @@ class Trainer:
                 [(self.ema[k], v) for k, v in live.items() if not v.is_floating_point()],
             )
         ema, live, other = self._ema_pairs
-        torch._foreach_lerp_(ema, live, 1.0 - self.s.ema_at(self.step))
+        torch._foreach_lerp_(ema, live, 1.0 - self.train.ema_at(self.step))
         for e, v in other:
             e.copy_(v)
 
@@ -249,9 +211,10 @@ class Trainer:
     ) -> TrainResult:
         losses, t0, last = [], time.perf_counter(), time.perf_counter()
         last_step = first_step = self.step
-        bar = _progress(progress and self.world.is_main, self.s.steps, self.step)
+        c = self.train
+        bar = _progress(progress and self.world.is_main, c.steps, self.step)
         try:
-            while self.step < self.s.steps:
+            while self.step < c.steps:
                 loss, gnorm = self.train_step()
                 losses.append(loss)
                 if not math.isfinite(loss):
@@ -259,12 +222,12 @@ class Trainer:
                         f"training diverged at step {self.step} (loss {loss}); lower the "
                         "learning rate or check the data scale"
                     )
-                if self.step % self.s.log_every == 0 or self.step == self.s.steps:
+                if self.step % c.log_every == 0 or self.step == c.steps:
                     now = time.perf_counter()
                     record = {
                         "step": self.step,
                         "loss": self.world.mean(loss),
-                        "lr": self.s.lr_at(self.step - 1),
+                        "lr": c.lr_at(self.step - 1),
                         "grad_norm": gnorm,
                         "it_s": (self.step - last_step) / max(now - last, 1e-9),
                     }
@@ -272,7 +235,7 @@ class Trainer:
                     self._log(record)
                     if on_log is not None:
                         on_log(record)
-                if self.run_dir is not None and self.step % self.s.checkpoint_every == 0:
+                if self.run_dir is not None and self.step % c.checkpoint_every == 0:
                     self.save()
                 if bar is not None:
                     rate = (self.step - first_step) / max(time.perf_counter() - t0, 1e-9)
@@ -320,7 +283,13 @@ class Trainer:
                 tensors["data"] = self.data.contiguous()
             meta = {
                 "step": str(self.step),
-                "settings": json.dumps(asdict(self.s)),
+                "settings": json.dumps(
+                    {
+                        **self.train.model_dump(mode="json"),
+                        "seed": self.seed,
+                        "sigma_data": self.sigma_data,
+                    }
+                ),
                 **{k: json.dumps(v) for k, v in self.metadata.items()},
             }
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,6 @@ import torch
 
 from ..errors import InvalidParameter, ScorelabError
 from ..processes import VP, ForwardProcess
-from ..targets.empirical import Empirical
-from ..targets.gaussian import GaussianMixture
-from ..targets.manifold import _SphereLike
 
 F64 = torch.float64
 
@@ -49,12 +46,11 @@ class GaussianParams:
 
 def gaussian_params(target) -> GaussianParams | None:
     """(μ, Σ, eig Σ) when ``target`` is a single non-degenerate Gaussian, else None."""
-    if not isinstance(target, GaussianMixture) or target.n_components != 1:
+    moments = target.gaussian_moments()
+    if moments is None or not target.has_density:
         return None
-    if not bool((target.lams > 0).all()):
-        return None
-    cov = target.covariance().numpy()
-    return GaussianParams(target.mean().numpy().copy(), cov, np.linalg.eigvalsh(cov))
+    mean, cov = moments[0].numpy().copy(), moments[1].numpy()
+    return GaussianParams(mean, cov, np.linalg.eigvalsh(cov))
 
 
 def check_positive_int(field: str, value, minimum: int = 1) -> int:
@@ -101,38 +97,32 @@ def require_vp(process: ForwardProcess, bound: str) -> tuple[float, float]:
 
 
 def second_moment(target, n_mc: int = 4096, generator=None) -> Estimate:
-    """E‖X₀‖²: exact for Gaussian mixtures, spheres and empirical measures, else Monte Carlo."""
-    if isinstance(target, GaussianMixture):
-        val = float(torch.trace(target.covariance()) + (target.mean() ** 2).sum())
-        return Estimate(val, 0.0, "closed_form")
-    if isinstance(target, _SphereLike):
-        return Estimate(target.radius**2, 0.0, "closed_form")
-    if isinstance(target, Empirical):
-        return Estimate(float(target.sq_norms.mean()), 0.0, "closed_form")
+    """E‖X₀‖²: exact where the target knows it (``Target.second_moment``: Gaussian mixtures,
+    spheres, empirical measures), else Monte Carlo."""
+    exact = target.second_moment()
+    if exact is not None:
+        return Estimate(float(exact), 0.0, "closed_form")
     x = target.sample(n_mc, generator_or_default(generator), dtype=F64).reshape(n_mc, -1)
     sq = (x**2).sum(1)
     return Estimate(float(sq.mean()), float(sq.std() / math.sqrt(n_mc)), "monte_carlo")
 
 
 def first_moment(target, n_mc: int = 4096, generator=None) -> float:
-    """E‖X₀‖: exact for spheres (centred) and empirical measures, else √E‖X₀‖² (Jensen)."""
-    if isinstance(target, _SphereLike):
-        return target.radius
-    if isinstance(target, Empirical):
-        return float(target.sq_norms.sqrt().mean())
+    """E‖X₀‖: exact where the target knows it (``Target.mean_norm``: centred spheres,
+    empirical measures), else √E‖X₀‖², its upper bound by Jensen."""
+    exact = target.mean_norm()
+    if exact is not None:
+        return float(exact)
     return math.sqrt(second_moment(target, n_mc, generator).value)
 
 
 def diameter(target) -> float:
-    """diam(supp π) for compactly supported targets; AssumptionFailed otherwise. For an
-    empirical measure with more than 4096 points, 2·max‖x_i − mean‖ (an upper bound)."""
-    if isinstance(target, _SphereLike):
-        return target.diameter()
-    if isinstance(target, Empirical):
-        pts = target.points
-        if pts.shape[0] <= 4096:
-            return float(torch.cdist(pts, pts).max())
-        return 2 * float((pts - pts.mean(0)).norm(dim=1).max())
+    """diam(supp π) for a target known to be compactly supported (``Target.diameter``:
+    circles, spheres, empirical measures — for more than 4096 points an upper bound);
+    AssumptionFailed otherwise."""
+    D = target.diameter()
+    if D is not None:
+        return float(D)
     raise AssumptionFailed(
         "w1_manifold",
         f"target '{getattr(target, 'kind', type(target).__name__)}' is not known to be "

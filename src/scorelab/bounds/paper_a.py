@@ -1,6 +1,6 @@
 """Paper A (Strasman et al., TMLR 2025): computable KL and W2 bounds for VP diffusions.
 
-Setting (SCIENCE.md §2): dX = −β/(2σ²) X dt + √β dB with stationary law π∞ = N(0, σ² I)
+Setting (docs/theory.md §9.1): dX = −β/(2σ²) X dt + √β dB with stationary law π∞ = N(0, σ² I)
 (σ = σ∞), sampled backwards on the uniform grid t_k = k h, h = T/N (the authors' code uses
 h = 1/N, which assumes T = 1; we use h = T/N).
 
@@ -9,8 +9,9 @@ KL(π_data ‖ π̂_N) ≤ E1 + E2 + E3 with
     E2 = Σ_k [B(T − t_k) − B(T − t_{k+1})] E‖s_θ − ∇log p‖²(T − t_k)
     E3 = 2 h β(T) max(h β(T)/(4σ²), 1) I(π_data | π∞).
 
-W2(π_data, π̂_N) ≤ mixing + approx_discretization + score_error + time_regularity (§2.3), for
-C_0-strongly log-concave, L_0-smooth data (here: Gaussian data, C_0 = 1/λ_max, L_0 = 1/λ_min).
+W2(π_data, π̂_N) ≤ mixing + approx_discretization + score_error + time_regularity
+(docs/theory.md §9.2), for C_0-strongly log-concave, L_0-smooth data (here: Gaussian data,
+C_0 = 1/λ_max, L_0 = 1/λ_min).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def relative_fisher(
 def kl_to_stationary(
     target, sigma_inf: float = 1.0, n_mc: int = 4000, generator=None, method: str = "auto"
 ) -> Estimate:
-    """KL(π_data ‖ N(0, σ²I)): closed form for a Gaussian (§7.5), else Monte Carlo of
+    """KL(π_data ‖ N(0, σ²I)): closed form for a Gaussian (docs/theory.md §8.4), else Monte Carlo of
     E[log π_data(X) − log N(X; 0, σ²I)]."""
     sigma_inf = float(sigma_inf)
     if not (sigma_inf > 0 and math.isfinite(sigma_inf)):
@@ -209,7 +210,8 @@ def _require_log_concave(target):
     if g is not None:
         return g
     name = _target_name(target)
-    if getattr(target, "n_components", 1) > 1:
+    mixture = target.gaussian_mixture()
+    if mixture is not None and mixture[0].shape[0] > 1:
         why = (
             f"target '{name}' is a Gaussian mixture, which is not log-concave in general, so "
             "the strong log-concavity constant C_0 > 0 the W2 bound needs does not exist"
@@ -251,8 +253,9 @@ def w2_integrals(target, process, N: int, n_sub: int = W2_SUBSTEPS):
 
 
 def time_lipschitz(target, process, N: int) -> float:
-    """ℓ̄ = max_k max(κ1_k, κ2_k) (§2.3), maximised over all eigenvalues λ of Σ (the authors
-    use λ_min(Σ); both agree for isotropic Σ, and the max is the conservative choice)."""
+    """ℓ̄ = max_k max(κ1_k, κ2_k) (docs/theory.md §9.2), maximised over all eigenvalues λ of Σ
+    (the authors use λ_min(Σ); both agree for isotropic Σ, and the max is the conservative
+    choice)."""
     g = _require_log_concave(target)
     v = process.sigma_inf**2
     t = torch.linspace(0.0, process.T, N + 1, dtype=F64)
@@ -300,7 +303,8 @@ def w2_bound(
     generator=None,
     n_sub: int = W2_SUBSTEPS,
 ) -> W2Bound:
-    """Paper A's W2 bound (§2.3) for a Gaussian target under a VP process, N uniform steps.
+    """Paper A's W2 bound (docs/theory.md §9.2) for a Gaussian target under a VP process, N
+    uniform steps.
 
     ε is ``score_error`` (a uniform L² bound on the score error) or, with ``score_model``,
     max_k √E‖s_θ − ∇log p‖²(T − t_k) measured by Monte Carlo.

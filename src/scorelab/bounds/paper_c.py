@@ -1,7 +1,7 @@
 """Paper C (Wang, He, Tao, NeurIPS 2024): the VE sampling error split E_I + E_D + E_S.
 
 Reverse VE SDE with the score frozen on each step, from N(0, σ_max² I) at σ_0 = σ_max down to
-σ_N = σ_min > 0 (SCIENCE.md §4.3), σ_k = σ(t_k) on the sampler's decreasing grid:
+σ_N = σ_min > 0 (docs/theory.md §9.3), σ_k = σ(t_k) on the sampler's decreasing grid:
 
     E_I = KL(p_{σ_max} ‖ N(0, σ_max² I))      exact for a Gaussian target: KL(N(μ, Σ + σ_max² I)
                                                ‖ N(0, σ_max² I)); otherwise the convexity bound

@@ -1,5 +1,5 @@
 """Paper E (De Bortoli, TMLR 2022): a computable surrogate W1 bound under the manifold
-hypothesis (SCIENCE.md §6.3), for the OU process m_t = e^{−t}, σ_t² = 1 − e^{−2t} (paper A's VP
+hypothesis (docs/theory.md §9.5), for the OU process m_t = e^{−t}, σ_t² = 1 − e^{−2t} (paper A's VP
 with constant β = 2 and σ∞ = 1) and data supported on a compact set of diameter D.
 
 Popoviciu bounds Cov[X₀ | X_t] ⪯ (D²/4) I, so the backward drift y + 2∇log p_t(y) is one-sided
@@ -97,7 +97,7 @@ def manifold_w1_bound(
     second_moment_value: float | None = None,
     first_moment_value: float | None = None,
 ) -> W1ManifoldBound:
-    """The §6.3 surrogate W1 bound.
+    """The surrogate W1 bound of docs/theory.md §9.5.
 
     ``target_or_diameter`` is a compactly supported target (circle, sphere, empirical) or the
     diameter D; with a number, ``d`` and ``second_moment_value`` (E‖X₀‖²) are required and

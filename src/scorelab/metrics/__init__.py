@@ -5,7 +5,15 @@ metric each on plain tensors. See docs/metrics.md for definitions, estimators an
 """
 
 from .density import entropy, mean_nll, tv_histogram, tv_projections
-from .evaluate import METRICS, Evaluation, MetricResult, Skipped, evaluate
+from .evaluate import (
+    Evaluation,
+    MetricContext,
+    MetricResult,
+    Skipped,
+    check_metric_names,
+    evaluate,
+    metric_names,
+)
 from .features import DigitsClassifier, digits_classifier, digits_fd, frechet_distance
 from .gaussian import (
     fit_gaussian,
@@ -20,12 +28,21 @@ from .knn import knn_kl
 from .memorisation import memorised_fraction, nn_ratio
 from .transport import sinkhorn_divergence, sliced_w2, w1, w2, wasserstein
 
+
+def __getattr__(name: str):
+    if name == "METRICS":  # the registered metric names, in order (computed on each access)
+        return metric_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "METRICS",
     "DigitsClassifier",
     "Evaluation",
+    "MetricContext",
     "MetricResult",
     "Skipped",
+    "check_metric_names",
     "digits_classifier",
     "digits_fd",
     "entropy",
@@ -38,6 +55,7 @@ __all__ = [
     "knn_kl",
     "mean_nll",
     "memorised_fraction",
+    "metric_names",
     "mmd2",
     "nn_ratio",
     "sinkhorn_divergence",

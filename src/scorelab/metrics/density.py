@@ -18,7 +18,7 @@ import math
 import torch
 
 from ..errors import InvalidParameter
-from ..targets import GaussianMixture, NotAvailable, Target
+from ..targets import NotAvailable, Target
 from ._checks import as_points, positive_int
 from .gaussian import gaussian_entropy
 
@@ -53,8 +53,9 @@ def entropy(
     """(H(target), standard error): exact (se 0) for a single Gaussian, else Monte Carlo of
     −log p on n fresh target draws."""
     _need_density(target, "the entropy")
-    if isinstance(target, GaussianMixture) and target.n_components == 1:
-        return gaussian_entropy(target.covariance()), 0.0
+    moments = target.gaussian_moments()
+    if moments is not None:
+        return gaussian_entropy(moments[1]), 0.0
     y = target.sample(positive_int("n", n, 2), generator, dtype=F64).reshape(n, -1)
     return mean_nll(y, target)
 
@@ -159,21 +160,22 @@ class ProjectedHistograms:
         proj = reference @ directions  # [N, P]
         levels = torch.arange(1, bins, dtype=F64) / bins
         self.edges = torch.quantile(proj, levels, dim=0).T.contiguous()  # [P, bins-1]
-        self.exact = isinstance(target, GaussianMixture)
+        mixture = target.gaussian_mixture()
+        self.exact = mixture is not None
         if self.exact:
-            self.masses = self._gmm_masses(target)
+            self.masses = self._gmm_masses(*mixture)
         else:
             self.masses = self._counts(proj) / proj.shape[0]
 
-    def _gmm_masses(self, target: GaussianMixture) -> torch.Tensor:
+    def _gmm_masses(self, weights, means, covs) -> torch.Tensor:
         th = self.theta
-        mu = target.means @ th  # [K, P]
-        var = torch.einsum("dp,kde,ep->kp", th, target._component_covs(), th)
+        mu = means @ th  # [K, P]
+        var = torch.einsum("dp,kde,ep->kp", th, covs, th)
         sd = var.clamp(min=1e-300).sqrt()
         inf = torch.full((th.shape[1], 1), math.inf, dtype=F64)
         e = torch.cat([-inf, self.edges, inf], 1)  # [P, bins+1]
         cdf = torch.special.ndtr((e[None] - mu[:, :, None]) / sd[:, :, None])  # [K, P, bins+1]
-        return torch.einsum("k,kpb->pb", target.weights, cdf.diff(dim=-1))
+        return torch.einsum("k,kpb->pb", weights, cdf.diff(dim=-1))
 
     def cell_index(self, x: torch.Tensor) -> torch.Tensor:
         """``[n, P]`` cell of each projected point."""

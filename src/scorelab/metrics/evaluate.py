@@ -5,19 +5,34 @@ floor: the same metric between two independent target samples of the size of ``s
 sample of that size). CI: percentile bootstrap over resamples of the generated samples (the
 resample enters as multiplicities, so OT and MMD never see duplicated points), or analytic
 (nll: mean ± 1.96 s.e.); each result's ``note`` says which.
+
+Each metric is one function ``(MetricContext) -> MetricResult`` registered in the "metric"
+registry (``scorelab.registry``), with the metadata ``evaluate`` reads:
+
+* ``min_n``: the fewest samples it works with, a number or a function of the dimension d
+  (default 1);
+* ``needs``: a function ``(target, d) -> reason | None`` that says why the metric does not
+  apply to a target (default: it applies to every target);
+* ``default``: whether ``evaluate`` runs it when no metrics are named (default True).
+
+``evaluate`` runs the registered metrics in registration order; see docs/metrics.md,
+"Adding a metric".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .. import registry
 from ..errors import InvalidParameter
-from ..targets import FiniteDataset, GaussianMixture, NotAvailable, Target
+from ..registry import register
+from ..targets import NotAvailable, Target
 from . import density, gaussian, kernel, knn, memorisation, transport
 from ._checks import (
     as_points,
@@ -34,23 +49,32 @@ KNN_MAX_DIM = 16
 KNN_K = 1
 N_REFERENCE = 20000
 
-METRICS = (
-    "kl_gaussian",
-    "w2_gaussian",
-    "w1",
-    "w2",
-    "sliced_w2",
-    "sinkhorn",
-    "mmd",
-    "kl_knn",
-    "kl_knn_reverse",
-    "nll",
-    "tv",
-    "tv_proj",
-    "memorised",
-    "nn_ratio",
-    "fd_digits",
-)
+
+def __getattr__(name: str):
+    if name == "METRICS":  # computed: plugins and users register metrics after this import
+        return metric_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def metric_names(default_only: bool = False) -> tuple[str, ...]:
+    """The registered metrics, in registration order (``default_only``: those that
+    ``evaluate`` runs when no metrics are named)."""
+    return tuple(
+        nm
+        for nm, e in registry.entries("metric").items()
+        if not default_only or e.meta.get("default", True)
+    )
+
+
+def check_metric_names(metrics: Sequence[str] | str, field: str = "metrics") -> list[str]:
+    """``metrics`` (a name or a list of names) as a list, or ``InvalidParameter`` naming the
+    first unknown one and listing the registered metrics."""
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    known = metric_names()
+    for nm in names:
+        if nm not in known:
+            raise InvalidParameter(field, "names an unknown metric", nm, ", ".join(known))
+    return names
 
 
 @dataclass
@@ -123,21 +147,21 @@ def _num(v: float) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
-class _TooFew(Exception):
-    """A metric needs more points than were given."""
-
-
 @dataclass
-class _Ctx:
-    x: torch.Tensor  # samples [n, D]
+class MetricContext:
+    """What a metric function sees: the samples, two independent target samples of the same
+    size (the reference, and the floor's), the target, the generator that drives every random
+    draw, and ``evaluate``'s settings."""
+
+    x: torch.Tensor  # samples [n, D], float64
     y: torch.Tensor  # target sample [n, D] (reference)
     y2: torch.Tensor  # independent target sample [n, D] (for floors)
     target: Target
     g: torch.Generator
-    n_boot: int
-    n_boot_ot: int
-    max_points: int
-    n_permutations: int
+    n_boot: int  # bootstrap resamples for the CIs
+    n_boot_ot: int  # ... for the OT metrics (one OT solve each)
+    max_points: int  # cap per side of exact OT and MMD
+    n_permutations: int  # MMD permutation test size (0: none)
 
     @property
     def n(self) -> int:
@@ -148,56 +172,62 @@ class _Ctx:
         return self.x.shape[1]
 
     def boot_index(self, B: int) -> torch.Tensor:
+        """``[B, n]`` row indices of B resamples of the samples with replacement."""
         return torch.randint(0, self.n, (B, self.n), generator=self.g)
 
 
-# --- applicability ---------------------------------------------------------------------------
-
-
-def _is_finite_data(t: Target) -> bool:
-    return memorisation.as_train(t) is not None or isinstance(t, FiniteDataset)
+# --- applicability: the metrics' `needs` ----------------------------------------------------
 
 
 def _gaussian_moments(t: Target) -> tuple[torch.Tensor, torch.Tensor] | None:
-    if isinstance(t, GaussianMixture) and t.n_components == 1 and t.has_density:
-        return t.mean(), t.covariance()
-    return None
+    """(μ, Σ) of a non-degenerate Gaussian target, else None."""
+    return t.gaussian_moments() if t.has_density else None
 
 
-def _why_not(name: str, c: _Ctx) -> str | None:
-    t, D = c.target, c.D
-    if name == "kl_gaussian" and _gaussian_moments(t) is None:
+def _gaussian(t: Target, d: int) -> str | None:
+    if _gaussian_moments(t) is None:
         return "needs a Gaussian target (closed-form KL to the fitted Gaussian)"
-    if name in ("kl_knn", "kl_knn_reverse"):
-        if t.singular or _is_finite_data(t):
-            return f"target '{t.kind}' has no density (kNN KL needs one)"
-        if D > KNN_MAX_DIM:
-            return f"d = {D} > {KNN_MAX_DIM}: the kNN KL estimator is unreliable there"
-    if name == "nll" and not t.has_density:
-        return f"target '{t.kind}' has no known density"
-    if name == "tv":
-        if not t.has_density:
-            return f"target '{t.kind}' has no known density"
-        if D > 2:
-            return f"d = {D} > 2: the histogram TV needs d ≤ 2 (see tv_proj)"
-    if name in ("memorised", "nn_ratio") and memorisation.as_train(t) is None:
-        return "needs an empirical or finite-dataset target (training points)"
-    if name == "fd_digits" and t.kind != "digits":
-        return "only for the digits data set"
     return None
 
 
-def _min_n(name: str, D: int) -> int:
-    return {
-        "kl_gaussian": D + 2,
-        "w2_gaussian": 2,
-        "sinkhorn": 2,
-        "mmd": 2,
-        "kl_knn": KNN_K + 1,
-        "kl_knn_reverse": KNN_K + 1,
-        "nll": 2,
-        "fd_digits": 2,
-    }.get(name, 1)
+def _density_for_knn(t: Target, d: int) -> str | None:
+    if t.singular or t.is_finite():
+        return f"target '{t.kind}' has no density (kNN KL needs one)"
+    if d > KNN_MAX_DIM:
+        return f"d = {d} > {KNN_MAX_DIM}: the kNN KL estimator is unreliable there"
+    return None
+
+
+def _density(t: Target, d: int) -> str | None:
+    return None if t.has_density else f"target '{t.kind}' has no known density"
+
+
+def _density_in_2d(t: Target, d: int) -> str | None:
+    if not t.has_density:
+        return f"target '{t.kind}' has no known density"
+    if d > 2:
+        return f"d = {d} > 2: the histogram TV needs d ≤ 2 (see tv_proj)"
+    return None
+
+
+def _training_points(t: Target, d: int) -> str | None:
+    if not t.is_finite():
+        return "needs an empirical or finite-dataset target (training points)"
+    return None
+
+
+def _digits(t: Target, d: int) -> str | None:
+    return None if t.kind == "digits" else "only for the digits data set"
+
+
+def _why_not(e: registry.Entry, c: MetricContext) -> str | None:
+    needs = e.meta.get("needs")
+    return None if needs is None else needs(c.target, c.D)
+
+
+def _min_n(e: registry.Entry, d: int) -> int:
+    m = e.meta.get("min_n", 1)
+    return int(m(d) if callable(m) else m)
 
 
 # --- the metrics ----------------------------------------------------------------------------
@@ -208,7 +238,9 @@ def _boot_note(B: int, basic: bool = False) -> str:
     return f"CI: {kind} bootstrap, {B} resamples of the samples"
 
 
-def _m_kl_gaussian(c: _Ctx) -> MetricResult:
+@register("metric", "kl_gaussian", min_n=lambda d: d + 2, needs=_gaussian)
+def _m_kl_gaussian(c: MetricContext) -> MetricResult:
+    """KL(target ‖ the Gaussian fitted to the samples), closed form for a Gaussian target."""
     mu, cov = _gaussian_moments(c.target)
     f = lambda z: gaussian.kl_gaussian_fit(z, mu, cov)  # noqa: E731
     boot = [f(c.x[i]) for i in c.boot_index(c.n_boot)]
@@ -220,11 +252,12 @@ def _m_kl_gaussian(c: _Ctx) -> MetricResult:
     return MetricResult("kl_gaussian", f(c.x), f(c.y2), percentile_ci(boot), note)
 
 
-def _target_moments(c: _Ctx) -> tuple[torch.Tensor, torch.Tensor, str]:
+def _target_moments(c: MetricContext) -> tuple[torch.Tensor, torch.Tensor, str]:
     t = c.target
-    if isinstance(t, GaussianMixture):
-        return t.mean(), t.covariance(), "exact target moments"
-    train = memorisation.as_train(t)
+    moments = t.moments()
+    if moments is not None:
+        return *moments, "exact target moments"
+    train = t.finite_points()
     if train is not None:
         m, v = gaussian.fit_gaussian(train)
         return m, v, "moments of the training points"
@@ -233,7 +266,9 @@ def _target_moments(c: _Ctx) -> tuple[torch.Tensor, torch.Tensor, str]:
     return m, v, f"target moments from {N_REFERENCE} draws"
 
 
-def _m_w2_gaussian(c: _Ctx) -> MetricResult:
+@register("metric", "w2_gaussian", min_n=2)
+def _m_w2_gaussian(c: MetricContext) -> MetricResult:
+    """Bures W2 between the Gaussian fits of the samples and of the target."""
     mu, cov, how = _target_moments(c)
     f = lambda z: gaussian.w2_gaussian_fit(z, mu, cov)  # noqa: E731
     boot = [f(c.x[i]) for i in c.boot_index(c.n_boot)]
@@ -250,26 +285,37 @@ def _weights_from_counts(counts: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return keep.numpy(), w / w.sum()
 
 
-def _m_exact_ot(p: int) -> Callable[[_Ctx], MetricResult]:
-    def run(c: _Ctx) -> MetricResult:
-        xs, ys = subsample(c.x, c.max_points, c.g), subsample(c.y, c.max_points, c.g)
-        y2s = subsample(c.y2, c.max_points, c.g)
-        M = transport.cost_matrix(xs, ys, p)
-        u = lambda k: np.full(k, 1.0 / k)  # noqa: E731
-        value = transport.emd_cost(u(len(xs)), u(len(ys)), M) ** (1 / p)
-        floor = transport.emd_cost(u(len(y2s)), u(len(ys)), transport.cost_matrix(y2s, ys, p))
-        boot = []
-        for counts in bootstrap_counts(len(xs), c.n_boot_ot, c.g):
-            keep, a = _weights_from_counts(counts)
-            boot.append(transport.emd_cost(a, u(len(ys)), M[keep]) ** (1 / p))
-        sub = f"subsampled to {c.max_points} per side; " if c.n > c.max_points else ""
-        note = f"exact OT (POT emd2); {sub}{_boot_note(c.n_boot_ot, True)}"
-        return MetricResult(f"w{p}", value, floor ** (1 / p), basic_ci(value, boot), note)
-
-    return run
+def _exact_ot(c: MetricContext, p: int) -> MetricResult:
+    xs, ys = subsample(c.x, c.max_points, c.g), subsample(c.y, c.max_points, c.g)
+    y2s = subsample(c.y2, c.max_points, c.g)
+    M = transport.cost_matrix(xs, ys, p)
+    u = lambda k: np.full(k, 1.0 / k)  # noqa: E731
+    value = transport.emd_cost(u(len(xs)), u(len(ys)), M) ** (1 / p)
+    floor = transport.emd_cost(u(len(y2s)), u(len(ys)), transport.cost_matrix(y2s, ys, p))
+    boot = []
+    for counts in bootstrap_counts(len(xs), c.n_boot_ot, c.g):
+        keep, a = _weights_from_counts(counts)
+        boot.append(transport.emd_cost(a, u(len(ys)), M[keep]) ** (1 / p))
+    sub = f"subsampled to {c.max_points} per side; " if c.n > c.max_points else ""
+    note = f"exact OT (POT emd2); {sub}{_boot_note(c.n_boot_ot, True)}"
+    return MetricResult(f"w{p}", value, floor ** (1 / p), basic_ci(value, boot), note)
 
 
-def _m_sliced(c: _Ctx) -> MetricResult:
+@register("metric", "w1")
+def _m_w1(c: MetricContext) -> MetricResult:
+    """Exact W1 between the samples and a target sample (optimal transport)."""
+    return _exact_ot(c, 1)
+
+
+@register("metric", "w2")
+def _m_w2(c: MetricContext) -> MetricResult:
+    """Exact W2 between the samples and a target sample (optimal transport)."""
+    return _exact_ot(c, 2)
+
+
+@register("metric", "sliced_w2")
+def _m_sliced(c: MetricContext) -> MetricResult:
+    """Sliced W2 over 256 random directions."""
     th = transport.random_directions(c.D, 256, c.g)
     f = lambda z: transport.sliced_w2(z, c.y, projections=th)  # noqa: E731
     boot = [f(c.x[i]) for i in c.boot_index(c.n_boot_ot)]
@@ -278,7 +324,9 @@ def _m_sliced(c: _Ctx) -> MetricResult:
     return MetricResult("sliced_w2", v, f(c.y2), basic_ci(v, boot), note)
 
 
-def _m_sinkhorn(c: _Ctx) -> MetricResult:
+@register("metric", "sinkhorn", min_n=2)
+def _m_sinkhorn(c: MetricContext) -> MetricResult:
+    """Debiased Sinkhorn divergence, squared-Euclidean cost."""
     mp = min(c.max_points, transport.MAX_POINTS_SINKHORN)
     xs, ys, y2s = (subsample(z, mp, c.g) for z in (c.x, c.y, c.y2))
     eps = transport.default_eps(c.y)
@@ -310,7 +358,9 @@ def _m_sinkhorn(c: _Ctx) -> MetricResult:
     return MetricResult("sinkhorn", value, floor, basic_ci(value, boot), note)
 
 
-def _m_mmd(c: _Ctx) -> MetricResult:
+@register("metric", "mmd", min_n=2)
+def _m_mmd(c: MetricContext) -> MetricResult:
+    """Unbiased MMD² with a sum of RBF kernels."""
     xs, ys, y2s = (subsample(z, c.max_points, c.g) for z in (c.x, c.y, c.y2))
     hs = kernel.bandwidths_for(ys)
     value, pval = kernel.mmd2(
@@ -336,28 +386,39 @@ def _m_mmd(c: _Ctx) -> MetricResult:
     return MetricResult("mmd", value, floor, percentile_ci(boot), note)
 
 
-def _m_knn(reverse: bool) -> Callable[[_Ctx], MetricResult]:
-    def run(c: _Ctx) -> MetricResult:
-        if reverse:
-            terms, const = knn.knn_kl_terms(c.y, c.x, KNN_K)
-            floor = knn.knn_kl(c.y, c.y2, KNN_K)
-        else:
-            terms, const = knn.knn_kl_terms(c.x, c.y, KNN_K)
-            floor = knn.knn_kl(c.y2, c.y, KNN_K)
-        idx = c.boot_index(c.n_boot).numpy()
-        boot = terms[idx].mean(1) + const
-        what = "KL(target ‖ samples)" if reverse else "KL(samples ‖ target)"
-        note = (
-            f"{what}, Wang–Kulkarni–Verdú k = {KNN_K}, nats; CI: bootstrap of the per-point "
-            f"terms with neighbour sets held fixed ({c.n_boot} resamples; approximate)"
-        )
-        name = "kl_knn_reverse" if reverse else "kl_knn"
-        return MetricResult(name, float(terms.mean() + const), floor, percentile_ci(boot), note)
-
-    return run
+def _knn_kl(c: MetricContext, reverse: bool) -> MetricResult:
+    if reverse:
+        terms, const = knn.knn_kl_terms(c.y, c.x, KNN_K)
+        floor = knn.knn_kl(c.y, c.y2, KNN_K)
+    else:
+        terms, const = knn.knn_kl_terms(c.x, c.y, KNN_K)
+        floor = knn.knn_kl(c.y2, c.y, KNN_K)
+    idx = c.boot_index(c.n_boot).numpy()
+    boot = terms[idx].mean(1) + const
+    what = "KL(target ‖ samples)" if reverse else "KL(samples ‖ target)"
+    note = (
+        f"{what}, Wang–Kulkarni–Verdú k = {KNN_K}, nats; CI: bootstrap of the per-point "
+        f"terms with neighbour sets held fixed ({c.n_boot} resamples; approximate)"
+    )
+    name = "kl_knn_reverse" if reverse else "kl_knn"
+    return MetricResult(name, float(terms.mean() + const), floor, percentile_ci(boot), note)
 
 
-def _m_nll(c: _Ctx) -> MetricResult:
+@register("metric", "kl_knn", min_n=KNN_K + 1, needs=_density_for_knn)
+def _m_kl_knn(c: MetricContext) -> MetricResult:
+    """KL(samples ‖ target), k-nearest-neighbour estimator."""
+    return _knn_kl(c, reverse=False)
+
+
+@register("metric", "kl_knn_reverse", min_n=KNN_K + 1, needs=_density_for_knn)
+def _m_kl_knn_reverse(c: MetricContext) -> MetricResult:
+    """KL(target ‖ samples), k-nearest-neighbour estimator."""
+    return _knn_kl(c, reverse=True)
+
+
+@register("metric", "nll", min_n=2, needs=_density)
+def _m_nll(c: MetricContext) -> MetricResult:
+    """Mean −log p(samples) under the target, beside the target's entropy."""
     value, se = density.mean_nll(c.x, c.target)
     floor, _ = density.mean_nll(c.y2, c.target)
     h, hse = density.entropy(c.target, N_REFERENCE, c.g)
@@ -369,7 +430,9 @@ def _m_nll(c: _Ctx) -> MetricResult:
     return MetricResult("nll", value, floor, (value - 1.96 * se, value + 1.96 * se), note)
 
 
-def _m_tv(c: _Ctx) -> MetricResult:
+@register("metric", "tv", needs=_density_in_2d)
+def _m_tv(c: MetricContext) -> MetricResult:
+    """Histogram total variation (d ≤ 2)."""
     bins = int(min(60, max(5, (c.n / 10) ** (1 / c.D))))
     ref = c.target.sample(N_REFERENCE, c.g, dtype=F64).reshape(N_REFERENCE, -1)
     grid = density.HistogramGrid.around(c.target, bins, ref)
@@ -388,7 +451,9 @@ def _m_tv(c: _Ctx) -> MetricResult:
     return MetricResult("tv", value, grid.tv(c.y2), basic_ci(value, boot), note)
 
 
-def _m_tv_proj(c: _Ctx) -> MetricResult:
+@register("metric", "tv_proj")
+def _m_tv_proj(c: MetricContext) -> MetricResult:
+    """Mean total variation of 32 random 1-D projections."""
     P = 32
     bins = int(min(50, max(5, math.sqrt(c.n) / 2)))
     th = transport.random_directions(c.D, P, c.g)
@@ -404,8 +469,10 @@ def _m_tv_proj(c: _Ctx) -> MetricResult:
     return MetricResult("tv_proj", value, floor, basic_ci(value, boot), note)
 
 
-def _m_memorised(c: _Ctx) -> MetricResult:
-    train = memorisation.as_train(c.target)
+@register("metric", "memorised", needs=_training_points)
+def _m_memorised(c: MetricContext) -> MetricResult:
+    """Fraction of samples that copy a training point."""
+    train = c.target.finite_points()
     r = memorisation.default_radius(train)
     hit = (memorisation.nn_distances(c.x, train)[:, 0] <= r).astype(np.float64)
     floor = memorisation.memorised_fraction(c.y2, train, r)
@@ -417,8 +484,10 @@ def _m_memorised(c: _Ctx) -> MetricResult:
     return MetricResult("memorised", float(hit.mean()), floor, percentile_ci(boot), note)
 
 
-def _m_nn_ratio(c: _Ctx) -> MetricResult:
-    train = memorisation.as_train(c.target)
+@register("metric", "nn_ratio", needs=_training_points)
+def _m_nn_ratio(c: MetricContext) -> MetricResult:
+    """Mean d1/d2 to the two nearest training points (near 0: copies)."""
+    train = c.target.finite_points()
     d = memorisation.nn_distances(c.x, train)
     ratio = d[:, 0] / np.maximum(d[:, 1], np.finfo(np.float64).tiny)
     floor, _ = memorisation.nn_ratio(c.y2, train)
@@ -430,7 +499,9 @@ def _m_nn_ratio(c: _Ctx) -> MetricResult:
     return MetricResult("nn_ratio", float(ratio.mean()), floor, percentile_ci(boot), note)
 
 
-def _m_fd_digits(c: _Ctx) -> MetricResult:
+@register("metric", "fd_digits", min_n=2, needs=_digits)
+def _m_fd_digits(c: MetricContext) -> MetricResult:
+    """Fréchet distance in the features of a small digits classifier."""
     clf = digits_classifier(0)
     fx, fy, fy2 = clf.features(c.x), clf.features(c.y), clf.features(c.y2)
     boot = [frechet_distance(fx[i], fy) for i in c.boot_index(c.n_boot)]
@@ -441,25 +512,6 @@ def _m_fd_digits(c: _Ctx) -> MetricResult:
     )
     v = frechet_distance(fx, fy)
     return MetricResult("fd_digits", v, frechet_distance(fy2, fy), basic_ci(v, boot), note)
-
-
-_RUN: dict[str, Callable[[_Ctx], MetricResult]] = {
-    "kl_gaussian": _m_kl_gaussian,
-    "w2_gaussian": _m_w2_gaussian,
-    "w1": _m_exact_ot(1),
-    "w2": _m_exact_ot(2),
-    "sliced_w2": _m_sliced,
-    "sinkhorn": _m_sinkhorn,
-    "mmd": _m_mmd,
-    "kl_knn": _m_knn(False),
-    "kl_knn_reverse": _m_knn(True),
-    "nll": _m_nll,
-    "tv": _m_tv,
-    "tv_proj": _m_tv_proj,
-    "memorised": _m_memorised,
-    "nn_ratio": _m_nn_ratio,
-    "fd_digits": _m_fd_digits,
-}
 
 
 def evaluate(
@@ -473,7 +525,8 @@ def evaluate(
     n_boot_ot: int = 25,
     n_permutations: int = 0,
 ) -> Evaluation:
-    """Every requested metric (default: all that apply) with floor and CI.
+    """Every requested metric (default: every registered default metric that applies, in
+    registration order) with floor and CI.
 
     ``samples`` ``[n, *event_shape]`` (or ``[n, D]``); ``max_points`` caps each side of exact
     OT and MMD (Sinkhorn: min(max_points, 2000)); ``n_boot_ot`` is the number of bootstrap
@@ -490,13 +543,10 @@ def evaluate(
     max_points = positive_int("max_points", max_points, 2)
     n_permutations = positive_int("n_permutations", n_permutations, 0)
     explicit = metrics is not None
-    if metrics is None:
-        names = list(METRICS)
-    else:
-        names = [metrics] if isinstance(metrics, str) else list(metrics)
-        for nm in names:
-            if nm not in _RUN:
-                raise InvalidParameter("metrics", "names an unknown metric", nm, ", ".join(METRICS))
+    names = (
+        list(metric_names(default_only=True)) if metrics is None else check_metric_names(metrics)
+    )
+    registered = registry.entries("metric")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     n = x.shape[0]
     try:
@@ -504,21 +554,26 @@ def evaluate(
         y2 = target.sample(n, g, dtype=F64).reshape(n, -1)
     except NotAvailable as exc:
         raise InvalidParameter("target", f"cannot be sampled ({exc})", target.kind) from None
-    c = _Ctx(x, y, y2, target, g, n_boot, n_boot_ot, max_points, n_permutations)
+    c = MetricContext(x, y, y2, target, g, n_boot, n_boot_ot, max_points, n_permutations)
     ev = Evaluation(n=n, target=target.kind)
     for nm in names:
-        reason = _why_not(nm, c)
-        if reason is None and n < _min_n(nm, c.D):
+        e = registered[nm]
+        reason = _why_not(e, c)
+        need = _min_n(e, c.D)
+        if reason is None and n < need:
             if explicit:
                 raise InvalidParameter(
-                    "samples", f"has too few points for {nm}", n, f"at least {_min_n(nm, c.D)}"
+                    "samples", f"has too few points for {nm}", n, f"at least {need}"
                 )
-            reason = f"needs at least {_min_n(nm, c.D)} samples (got {n})"
+            reason = f"needs at least {need} samples (got {n})"
         if reason is not None:
             ev.skipped.append(Skipped(nm, reason))
             continue
         try:
-            ev.results.append(_RUN[nm](c))
+            result = e.obj(c)
         except InvalidParameter as exc:  # e.g. duplicated samples for the kNN estimator
             ev.skipped.append(Skipped(nm, str(exc)))
+            continue
+        # the registered name is the metric's name, whatever the function wrote
+        ev.results.append(result if result.name == nm else dataclasses.replace(result, name=nm))
     return ev

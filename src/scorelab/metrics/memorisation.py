@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.spatial import cKDTree
 
 from ..errors import InvalidParameter
@@ -51,12 +50,3 @@ def nn_ratio(samples, train) -> tuple[float, float]:
     d = nn_distances(samples, train)
     ratio = d[:, 0] / np.maximum(d[:, 1], np.finfo(np.float64).tiny)
     return float(ratio.mean()), float(np.mean(ratio < 1 / 3))
-
-
-def as_train(target) -> torch.Tensor | None:
-    """The training points of an empirical or finite-dataset target, else None."""
-    for attr in ("points", "data"):
-        pts = getattr(target, attr, None)
-        if isinstance(pts, torch.Tensor):
-            return pts.reshape(pts.shape[0], -1).double()
-    return None

@@ -1,8 +1,8 @@
-"""Study ``design-space`` (paper C, Wang, He & Tao 2024; SCIENCE.md §4): EDM's training design
-(log-normal σ, λ_EDM, preconditioning) against Song's VE (log-uniform σ, i.e. uniform t on the
-geometric schedule, weight 1/σ², noise prediction), then sampling with {EDM ρ = 7, geometric}
-grids × N ∈ {10, 18, 50} from a well-trained and an under-trained checkpoint, with paper C's
-E_I/E_D/E_S split beside the measured W2.
+"""Study ``design-space`` (paper C, Wang, He & Tao 2024; docs/theory.md §11.3): EDM's training
+design (log-normal σ, λ_EDM, preconditioning) against Song's VE (log-uniform σ, i.e. uniform t
+on the geometric schedule, weight 1/σ², noise prediction), then sampling with {EDM ρ = 7,
+geometric} grids × N ∈ {10, 18, 50} from a well-trained and an under-trained checkpoint, with
+paper C's E_I/E_D/E_S split beside the measured W2.
 
 Setting: the 8-Gaussian ring scaled to σ_data = 0.5 (radius 0.7, component std 0.07), whose
 noised scores are exact; both designs train the same MLP on the same σ range [0.002, 80] with
@@ -41,11 +41,11 @@ NAME = "design-space"
 TITLE = "The design space of diffusion models: EDM against Song's VE, training and sampling"
 PAPER = (
     "Wang, He & Tao, Evaluating the design space of diffusion-based generative models "
-    "(NeurIPS 2024; SCIENCE.md §4)"
+    "(NeurIPS 2024; docs/theory.md §11.3)"
 )
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
-RING_RADIUS, RING_STD = 0.7, 0.07  # σ_data = √(r²/2 + std²) ≈ 0.5, as in SCIENCE.md §4.4
+RING_RADIUS, RING_STD = 0.7, 0.07  # σ_data = √(r²/2 + std²) ≈ 0.5, as in docs/theory.md §11.3
 GRIDS = ("edm", "geometric")
 CHECKPOINTS = ("well", "under")
 # σ-range "that matters" for the per-σ comparison: EDM's log-normal mass (e^{−1.2 ± 1.2}) up to
@@ -66,12 +66,12 @@ class Design:
 DESIGNS = {
     "edm": Design("EDM (log-normal σ, λ_EDM, preconditioned)", "edm", "lognormal", "edm"),
     "song": Design(
-        "Song VE (log-uniform σ, 1/σ², ε-prediction)", "eps", "loguniform", "inv_sigma2"
+        "Song VE (log-uniform σ, 1/σ², ε-prediction)", "eps", "loguniform", "s2"
     ),
     # Song's noise distribution and weighting under EDM's preconditioning: isolates what paper
     # C's training analysis is about (p(σ) and λ), apart from the parameterisation.
     "song_precond": Design(
-        "log-uniform σ, 1/σ², EDM-preconditioned", "edm", "loguniform", "inv_sigma2"
+        "log-uniform σ, 1/σ², EDM-preconditioned", "edm", "loguniform", "s2"
     ),
 }
 COLORS = {"edm": "C0", "song": "C1", "song_precond": "C2"}
@@ -138,7 +138,7 @@ def _sigmas(process, grid: TimeGrid) -> np.ndarray:
     return process.sigma(grid.times(process)).numpy()
 
 
-# --- training weights (SCIENCE.md §4.2) -------------------------------------------------------
+# --- training weights (docs/theory.md §6.6) ---------------------------------------------------
 def effective_weights(process, log_sigma: np.ndarray, sigma_data: float) -> dict[str, np.ndarray]:
     """Total weight on the normalised loss ‖σ s_θ + z‖² per unit of ln σ: the noise density of
     ln σ times λ/σ² (λ from ``losses.weight``, which multiplies ‖s_θ + z/σ‖²)."""
@@ -171,7 +171,7 @@ def _weights_part(study: Study, process, sigma_data: float) -> None:
     }
     study.claim(
         "EDM's total weighting (noise density × λ, on the normalised loss) is bell-shaped in "
-        "ln σ, Song's VE weighting is flat (SCIENCE.md §4.2)",
+        "ln σ, Song's VE weighting is flat (docs/theory.md §6.6)",
         f"EDM peak at σ = {math.exp(ls[peak]):.3g}, falling {bell_ratio:.3g}× to the range ends; "
         f"Song max/min = {flat_ratio:.3g}",
         bell_ratio > 10 and flat_ratio < 1.01,
@@ -188,7 +188,7 @@ def _weights_part(study: Study, process, sigma_data: float) -> None:
     study.section("Training weights")
     study.text(
         "The weight each design puts on the normalised error ‖σ s_θ + z‖² per unit of ln σ. "
-        "EDM's is a mixture of two Gaussian bumps (SCIENCE.md §4.2); Song's is flat."
+        "EDM's is a mixture of two Gaussian bumps (docs/theory.md §6.6); Song's is flat."
     )
     study.figure(fig, "weights")
 
@@ -706,7 +706,7 @@ def _sampling_table(study: Study, res: dict, s: Settings) -> None:
                     )
     study.section("E_I / E_D / E_S")
     study.text(
-        "Paper C's proxies (SCIENCE.md §4.3; bounds/paper_c.py): E_I ≤ E‖X₀‖²/(2σ_max²) (the "
+        "Paper C's proxies (docs/theory.md §9.3; bounds/paper_c.py): E_I ≤ E‖X₀‖²/(2σ_max²) (the "
         "ring is not Gaussian, so the second-moment bound), E_D = d Σ (σ_k²/σ_{k+1}² − 1)² "
         "(and its log form), E_S = Σ (σ_k² − σ_{k+1}²) E‖s_θ − ∇log p‖² at the grid's σ_k; "
         "total = E_I + E_D + E_S. They are proxies of a KL bound, not predictions of W2."

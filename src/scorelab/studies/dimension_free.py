@@ -262,7 +262,7 @@ def run_cell(
 # --- oracle check --------------------------------------------------------------------------------
 def mehler_check(family: str, dim: int, process: VP, g: torch.Generator, n_mc: int) -> float:
     """Relative L² gap between the generic Mehler Monte Carlo score of the tilt (paper B's
-    identity, SCIENCE.md §3.2) and the closed form, at t = 0.5 on 64 points of p_t."""
+    identity, docs/theory.md §3.4) and the closed form, at t = 0.5 on 64 points of p_t."""
     target = make_target(family, dim)
     tilt = target.as_tilt(n_mc=n_mc) if family == "fixed" else target
     x = process.sample_marginal(target.sample(64, g, dtype=torch.float64), 0.5, g)

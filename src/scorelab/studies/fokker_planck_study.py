@@ -1,4 +1,4 @@
-"""Paper D (Lai et al. 2023, SCIENCE.md §5): DSM against DSM + the Fokker–Planck regulariser.
+"""Paper D (Lai et al. 2023, docs/theory.md §7): DSM against DSM + the Fokker–Planck regulariser.
 
 Two data sets. On each, one network is pre-trained by DSM (ε-parameterised, log-normal σ, EDM
 weighting: the quickstart's recipe), then continued for the same number of steps from the same

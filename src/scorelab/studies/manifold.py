@@ -7,15 +7,16 @@ the Euler–Maruyama discretisation of the reverse SDE run from N(0, I) at T dow
 
 1. **W1 against ε** (T fixed, a grid geometric in σ so that the steps near ε are resolved)
    with three scores: the exact score, the exact score plus an error of exactly the size the
-   paper assumes, M(1 + ‖x‖)/σ_t² along a fixed unit vector (§6.1), and a trained network.
-   Beside each: the surrogate bound of SCIENCE.md §6.3 with err(u) measured.
+   paper assumes, M(1 + ‖x‖)/σ_t² along a fixed unit vector (docs/theory.md §9.4), and a
+   trained network.
+   Beside each: the surrogate bound of docs/theory.md §9.5 with err(u) measured.
 2. **W1 against T** (ε fixed) on the empirical measure, with a grid geometric in σ (the prior
    error e^{−T} against the rest) and a uniform grid with a fixed number of steps (the step
    δ = (T − ε)/K grows with T, so the discretisation error eventually dominates).
 3. **The bound's shape**: on a fine ε grid it blows up as ε → 0 and has an optimal ε.
-4. **Memorisation** (§6.4): with the exact score of the empirical measure π_n the samples
-   collapse onto the training points as ε → 0; a network trained briefly on the same points
-   does not.
+4. **Memorisation** (docs/theory.md §3.6): with the exact score of the empirical measure π_n
+   the samples collapse onto the training points as ε → 0; a network trained briefly on the
+   same points does not.
 
 W1 is exact (POT's network simplex) between the samples and fresh draws of the law; its
 sample-size floor (two independent draws) is reported beside it.
@@ -46,7 +47,7 @@ from .common import Study
 
 NAME = "manifold"
 TITLE = "Convergence under the manifold hypothesis: W1, early stopping and memorisation"
-PAPER = "De Bortoli (TMLR 2022), paper E, SCIENCE.md §6"
+PAPER = "De Bortoli (TMLR 2022), paper E, docs/theory.md §11.5"
 
 LOG10 = math.log(10.0)
 
@@ -155,9 +156,10 @@ def err_integrals(score, target, process, eps_list, T, n, seed) -> list[float]:
 
 
 def bound_log10(target, times: torch.Tensor, err_integral: float) -> dict:
-    """log10 of the §6.3 surrogate bound for the grid actually used (``times`` decreasing from
-    T to ε). The discretisation term Σ γ_k² ℓ⁺(u_k)(1 + √max(E‖X₀‖², d)) is taken on that grid
-    (the library's version assumes a uniform grid); the rest comes from
+    """log10 of the surrogate bound (docs/theory.md §9.5) for the grid actually used
+    (``times`` decreasing from T to ε). The discretisation term
+    Σ γ_k² ℓ⁺(u_k)(1 + √max(E‖X₀‖², d)) is taken on that grid (the library's version assumes a
+    uniform grid); the rest comes from
     ``manifold_w1_bound``. Computed in logs: Λ overflows a float for ε ≲ 10⁻³."""
     t = times.double().numpy()
     T, eps = float(t[0]), float(t[-1])
@@ -395,8 +397,8 @@ def claim_bound_above(study: Study, sweeps: dict, ts: dict) -> None:
     low = min(margins)
     high = max(margins)
     study.claim(
-        "The surrogate bound of §6.3 lies above the measured W1 (for the network, with "
-        "err(u) estimated by √MSE against the exact score).",
+        "The surrogate bound of docs/theory.md §9.5 lies above the measured W1 (for the network, "
+        "with err(u) estimated by √MSE against the exact score).",
         f"{len(margins)} settings; log10(bound/W1) from {low[0]:.2f} ({low[1]}) to "
         f"{high[0]:.0f} ({high[1]}).",
         low[0] >= 0,
@@ -407,7 +409,7 @@ def claim_bound_shape(study: Study, shape: dict, sweeps: dict, eps: list) -> Non
     b = shape["log10_bound"]
     i = int(np.argmin(b))
     study.claim(
-        "§6.3's qualitative shape in ε: the bound blows up as ε → 0 (Λ ≈ e^{D²/(8ε)}) and has "
+        "docs/theory.md §9.5, shape in ε: the bound blows up as ε → 0 (Λ ≈ e^{D²/(8ε)}) and has "
         "an optimal ε (exact score, σ-geometric grid, circle).",
         f"log10 bound = {b[0]:.1f} at ε = {shape['eps'][0]:g}, minimum {b[i]:.2f} at "
         f"ε* = {shape['eps_star']:.3g}, {b[-1]:.2f} at ε = {shape['eps'][-1]:g}.",
@@ -421,7 +423,7 @@ def claim_bound_shape(study: Study, shape: dict, sweeps: dict, eps: list) -> Non
         pts = [(T, v) for T, v in zip(shape["T"], values, strict=True) if v is not None]
         curves.append((at, [p[0] for p in pts], [p[1] for p in pts]))
     study.claim(
-        "§6.3's qualitative shape in T: the bound decreases in T (circle, exact score, "
+        "docs/theory.md §9.5, shape in T: the bound decreases in T (circle, exact score, "
         "σ-geometric grid with a fixed number of steps).",
         "; ".join(
             f"at ε = {at:.3g}: log10 bound {_fmt_list(v, 4)} for T = {_fmt_list(Ts, 2)}, best "
@@ -576,7 +578,7 @@ def figure_bound_shape(study: Study, shape: dict) -> None:
     b.set_ylabel(f"log10 bound at ε = {shape['eps_T']:g} (solid)")
     for ax in (a, b):
         ax.grid(alpha=0.3)
-    fig.suptitle("The §6.3 surrogate bound on the circle (σ-geometric grid)")
+    fig.suptitle("The surrogate bound (docs/theory.md §9.5) on the circle (σ-geometric grid)")
     fig.tight_layout()
     study.figure(fig, "bound_shape")
 
@@ -729,8 +731,8 @@ def _sections(study, cfg, sweeps, ts, shape, mem, pts, basis) -> None:
     study.text(
         f"T = {cfg['T']:g}, grid geometric in σ on [ε, T]. The perturbed score adds "
         f"M(1 + ‖x‖)/σ_t² · e (M = {cfg['perturbation_M']:g}, e a unit vector of the manifold's "
-        "plane). The bound (solid, lower panels) is the §6.3 surrogate with err(u) integrated "
-        "over [ε, T] and the discretisation term on the grid used."
+        "plane). The bound (solid, lower panels) is the surrogate of docs/theory.md §9.5, with "
+        "err(u) integrated over [ε, T] and the discretisation term on the grid used."
     )
     figure_eps(study, eps, sweeps)
     for geo, sw in sweeps.items():

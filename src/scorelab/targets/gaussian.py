@@ -1,4 +1,4 @@
-"""Gaussians and Gaussian mixtures with exact noised scores (SCIENCE.md §7.2–7.3).
+"""Gaussians and Gaussian mixtures with exact noised scores (docs/theory.md §3.2–3.3).
 
 Every component is kept in its eigenbasis, Σ_k = U_k diag(λ_k) U_kᵀ (U_k = I for isotropic and
 diagonal covariances), so that the noised covariance C_k = m²Σ_k + s²I is diagonal there:
@@ -15,8 +15,15 @@ from collections.abc import Sequence
 
 import torch
 
+from typing import Literal
+
 from ..errors import InvalidParameter, require_positive
+from ..registry import ParamsModel, register
 from .base import Target
+
+Number = float
+Vector = list[float]
+Matrix = list[list[float]]
 
 CovSpec = float | Sequence[float] | Sequence[Sequence[float]] | torch.Tensor
 
@@ -75,6 +82,29 @@ def parse_cov(
     return lam, U
 
 
+class GMMConfig(ParamsModel):
+    """Gaussian mixture: explicit weights/means/covs, or a preset (ring8, mg25, random)."""
+
+    preset: Literal["ring8", "mg25", "random"] | None = None
+    dim: int | None = None
+    weights: Vector | None = None
+    means: Matrix | None = None
+    covs: Number | list[Number | Vector | Matrix] | None = None
+    n_components: int | None = None
+    radius: float | None = None
+    std: float | None = None
+    seed: int | None = None
+
+
+# the keys each preset takes
+_PRESET_KEYS = {
+    "ring8": {"radius", "std"},
+    "mg25": {"dim", "std"},
+    "random": {"n_components", "dim", "radius", "std", "seed"},
+}
+
+
+@register("target", "gmm", config=GMMConfig)
 class GaussianMixture(Target):
     """Σ_k w_k N(μ_k, Σ_k) with exact noised score, denoiser and log-density under any
     linear forward process."""
@@ -82,6 +112,44 @@ class GaussianMixture(Target):
     kind = "gmm"
     has_density = True
     has_score = True
+
+    @classmethod
+    def from_config(cls, cfg: GMMConfig, seed: int = 0) -> GaussianMixture:
+        """Explicit components, or a preset (``seed`` seeds the random preset when the config
+        gives no seed of its own)."""
+        given = cfg.given() - {"kind", "preset"}
+        if cfg.preset is None:
+            if cfg.means is None:
+                raise InvalidParameter(
+                    "means",
+                    "are required (or choose a preset)",
+                    None,
+                    "a list of mean vectors, or preset: ring8|mg25|random",
+                )
+            extra = sorted(given & {"n_components", "radius", "std", "seed"})
+            if extra:
+                raise InvalidParameter(extra[0], "only applies with a preset", getattr(cfg, extra[0]))
+            K = len(cfg.means)
+            w = cfg.weights if cfg.weights is not None else [1 / K] * K
+            gmm = cls(w, cfg.means, 1.0 if cfg.covs is None else cfg.covs)
+            if cfg.dim is not None and cfg.dim != gmm.dim:
+                raise InvalidParameter("dim", f"disagrees with the means ({gmm.dim})", cfg.dim)
+            return gmm
+        bad = sorted(given - _PRESET_KEYS[cfg.preset])
+        if bad:
+            raise InvalidParameter(
+                bad[0],
+                f"does not apply to preset '{cfg.preset}'",
+                getattr(cfg, bad[0]),
+                ", ".join(sorted(_PRESET_KEYS[cfg.preset])),
+            )
+        kw = {k: getattr(cfg, k) for k in given}
+        if cfg.preset == "ring8":
+            return ring8(**kw)
+        if cfg.preset == "mg25":
+            return mg25(**kw)
+        kw.setdefault("seed", seed)
+        return random_gmm(**kw)
 
     def __init__(
         self,
@@ -166,6 +234,24 @@ class GaussianMixture(Target):
             return torch.diag_embed(self.lams)
         return self.U @ torch.diag_embed(self.lams) @ self.U.transpose(1, 2)
 
+    # --- what the law is known to be (see Target) ------------------------------------------
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean(), self.covariance()
+
+    def gaussian_moments(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self.moments() if self.n_components == 1 else None
+
+    def gaussian_mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.weights, self.means, self._component_covs()
+
+    def second_moment(self) -> float:
+        """tr Cov[X] + ‖E[X]‖²."""
+        return float(torch.trace(self.covariance()) + (self.mean() ** 2).sum())
+
+    def support_dimension(self) -> int:
+        """The largest rank of a component's covariance (k for the subspace law)."""
+        return int((self.lams > 0).sum(1).max())
+
     # --- sampling --------------------------------------------------------------------------
     def _sample(self, n, generator):
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
@@ -232,6 +318,15 @@ class GaussianMixture(Target):
         return f"{type(self).__name__}(K={self.n_components}, dim={self.dim})"
 
 
+class GaussianConfig(ParamsModel):
+    """N(mean, cov); cov a number (isotropic), a list (diagonal) or a matrix (full)."""
+
+    dim: int | None = None
+    mean: Number | Vector = 0.0
+    cov: Number | Vector | Matrix = 1.0
+
+
+@register("target", "gaussian", config=GaussianConfig)
 class Gaussian(GaussianMixture):
     """N(μ, Σ) with Σ isotropic (a number), diagonal (a list) or full (a matrix)."""
 

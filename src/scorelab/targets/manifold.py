@@ -18,6 +18,7 @@ import math
 import torch
 
 from ..errors import InvalidParameter
+from ..registry import register
 from .base import Target
 from .gaussian import GaussianMixture, parse_mean
 
@@ -51,6 +52,15 @@ class _SphereLike(Target):
     def diameter(self) -> float:
         return 2 * self.radius
 
+    def second_moment(self) -> float:
+        return self.radius**2
+
+    def mean_norm(self) -> float:
+        return self.radius
+
+    def support_dimension(self) -> int:
+        return self.k - 1
+
     def _sample(self, n, generator):
         u = torch.randn(n, self.k, generator=generator, dtype=torch.float64)
         u = u / u.norm(dim=1, keepdim=True)
@@ -83,6 +93,7 @@ class _SphereLike(Target):
         raise NotImplementedError
 
 
+@register("target", "circle")
 class Circle(_SphereLike):
     """Uniform law on a circle of radius r, embedded in R^d (d ≥ 2) by a random isometry."""
 
@@ -103,6 +114,7 @@ class Circle(_SphereLike):
         return torch.log(torch.special.i0e(kappa)) + kappa
 
 
+@register("target", "sphere")
 class Sphere(_SphereLike):
     """Uniform law on the 2-sphere of radius r, embedded in R^d (d ≥ 3) by a random isometry."""
 
@@ -131,13 +143,21 @@ class Sphere(_SphereLike):
         return torch.where(small, series, direct)
 
 
+@register("target", "subspace")
 class Subspace(GaussianMixture):
     """N(Q μ, Q diag(variances) Qᵀ) on a random k-dimensional linear subspace of R^d: a Gaussian
     with singular covariance, so its noised score is exact for every t > 0."""
 
     kind = "subspace"
 
-    def __init__(self, dim: int = 3, k: int = 1, variances=1.0, mean=0.0, basis_seed: int = 0):
+    def __init__(
+        self,
+        dim: int = 3,
+        k: int = 1,
+        variances: float | list[float] = 1.0,
+        mean: float | list[float] = 0.0,
+        basis_seed: int = 0,
+    ):
         if not 1 <= int(k) <= int(dim):
             raise InvalidParameter("k", f"must lie in [1, dim = {dim}]", k)
         dim, k = int(dim), int(k)

@@ -2,7 +2,7 @@
 
 Under a process whose stationary law is γ_d (VP with σ∞ = 1, any β), p_t = γ_d · P_t h₀ with
 h₀ = e^f/Z and the Mehler semigroup P_t h(x) = E[h(m x + s Z)], s² = 1 − m². Hence
-(SCIENCE.md §3.2)
+(docs/theory.md §3.4)
 
     ∇log p_t(x) = −x + (m/s) E[Z e^{f(Y)}] / E[e^{f(Y)}],   Y = m x + s Z,
 
@@ -18,6 +18,7 @@ import torch
 
 from .._tensor import Time
 from ..errors import InvalidParameter
+from ..registry import ParamsModel, register
 from ..processes import ForwardProcess
 from .base import NotAvailable, Target
 from .gaussian import GaussianMixture, random_means
@@ -31,7 +32,7 @@ class GaussianTilt(Target):
     The score is the Mehler Monte Carlo estimate (``n_mc`` draws, seeded by ``seed``, so the
     same call gives the same number); ``mehler_score`` also returns its standard error. With
     ``shift`` (default) half the draws are importance-sampled around s·∇f(m x) (f must then be
-    differentiable by autograd); ``shift=False`` gives the plain estimator of SCIENCE.md §3.2.
+    differentiable by autograd); ``shift=False`` gives the plain estimator of docs/theory.md §3.4.
     ``form`` picks the estimator of ∇log h_t: "stein", (m/s)·E[Z e^f]/E[e^f], needs no ∇f;
     "gradient", m·E[∇f(Y) e^f]/E[e^f], needs autograd of f but has no 1/s factor, so it stays
     accurate as t → 0. The standard error is the delta-method one; it is trustworthy when the
@@ -162,6 +163,18 @@ class GaussianTilt(Target):
         return cand[torch.arange(n), idx]
 
 
+class TiltedGMMConfig(ParamsModel):
+    """Σ w_k N(μ_k, I) as a Gaussian tilt (paper B); means given, or K random of norm radius."""
+
+    dim: int = 2
+    weights: list[float] | None = None
+    means: list[list[float]] | None = None
+    n_components: int = 4
+    radius: float = 3.0
+    seed: int | None = None
+
+
+@register("target", "tilted_gmm", config=TiltedGMMConfig)
 class TiltedGMM(GaussianMixture):
     """Σ_k w_k N(μ_k, I) seen as a Gaussian tilt with f(x) = log Σ_k w_k exp(⟨μ_k, x⟩ − ‖μ_k‖²/2).
 
@@ -170,6 +183,19 @@ class TiltedGMM(GaussianMixture):
     """
 
     kind = "tilted_gmm"
+
+    @classmethod
+    def from_config(cls, cfg: TiltedGMMConfig, seed: int = 0) -> TiltedGMM:
+        if cfg.means is None:
+            if cfg.weights is not None:
+                raise InvalidParameter("weights", "need explicit means", cfg.weights)
+            return cls.random(cfg.dim, cfg.n_components, cfg.radius, seed if cfg.seed is None else cfg.seed)
+        means = torch.as_tensor(cfg.means, dtype=torch.float64)
+        K = len(cfg.means)
+        w = cfg.weights if cfg.weights is not None else [1 / K] * K
+        if "dim" in cfg.given() and means.ndim == 2 and means.shape[1] != cfg.dim:
+            raise InvalidParameter("dim", f"disagrees with the means ({means.shape[1]})", cfg.dim)
+        return cls(w, means)
 
     def __init__(self, weights, means):
         super().__init__(weights, means, 1.0, _fields=("weights", "means", "covs"))

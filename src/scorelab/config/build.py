@@ -1,0 +1,153 @@
+"""Components from validated configs: each registry entry builds its own kind.
+
+The builders here only add what a section knows beyond one component: a process passes its
+horizon and stationary variance to its schedule, a target gets the run's seed, a sampler's
+options are checked against the sampler. Errors name the full key (``process.schedule.a``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from .. import registry
+from ..errors import InvalidParameter
+from ..grids import TimeGrid
+from ..models import load_score_model
+from ..processes import ForwardProcess
+from ..targets import Target
+from .schema import current, parse_config, validate_section
+
+
+def _with_prefix(prefix: str, fn: Callable, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except InvalidParameter as exc:
+        raise exc.at(prefix) from None
+
+
+def build_schedule(cfg: Any, T: float | None = None, variance: float = 1.0):
+    """A schedule object from its config (T = the process horizon, default 1; the edm
+    schedule takes its horizon from sigma_max)."""
+    cfg = validate_section(cfg, current().schedules, "schedule")
+    entry = registry.entry("schedule", cfg.kind)
+    return entry.build(cfg, T=1.0 if T is None else T, variance=variance)
+
+
+def build_process(cfg: Mapping | BaseModel) -> ForwardProcess:
+    """A forward process from ``{kind: vp|subvp|ve|edm|…, T, t_min, sigma_inf, schedule}``."""
+    cfg = validate_section(cfg, {"process": current().Process}, "process", single=True)
+    return _with_prefix("process", _build_process, cfg)
+
+
+def _family(kind: str) -> tuple[str, ...]:
+    return tuple(
+        n for n, e in registry.entries("schedule").items() if e.meta.get("family") == kind
+    )
+
+
+def _build_process(cfg: BaseModel) -> ForwardProcess:
+    entry = registry.entry("process", cfg.kind)
+    family, skind = entry.meta.get("schedules", "beta"), cfg.schedule.kind
+    if registry.entry("schedule", skind).meta.get("family") != family:
+        word = {"beta": "β", "sigma": "σ"}
+        other = "sigma" if family == "beta" else "beta"
+        raise InvalidParameter(
+            "schedule.kind",
+            f"is a {word[other]}-schedule; process '{cfg.kind}' needs a {word[family]}-schedule",
+            skind,
+            ", ".join(_family(family)),
+        )
+    if family == "beta":
+        if not (cfg.sigma_inf > 0 and math.isfinite(cfg.sigma_inf)):
+            raise InvalidParameter("sigma_inf", "must be > 0", cfg.sigma_inf)
+        schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T, cfg.sigma_inf**2)
+        t_min = 1e-3 if cfg.t_min is None else cfg.t_min
+        return entry.obj(schedule, sigma_inf=cfg.sigma_inf, t_min=t_min)
+    if skind == "edm" and cfg.T is not None and not math.isclose(cfg.T, cfg.schedule.sigma_max):
+        raise InvalidParameter(
+            "T",
+            "must equal schedule.sigma_max for the edm schedule (σ(t) = t)",
+            cfg.T,
+            f"{cfg.schedule.sigma_max} (or leave T unset)",
+        )
+    if "sigma_inf" in cfg.given():
+        beta = [n for n, e in registry.entries("process").items() if e.meta.get("schedules") == "beta"]
+        words = ", ".join(beta[:-1]) + " and " + beta[-1] if len(beta) > 1 else "".join(beta)
+        raise InvalidParameter("sigma_inf", f"applies to {words}, not to '{cfg.kind}'", cfg.sigma_inf)
+    schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T)
+    return entry.obj(schedule, cfg.t_min)
+
+
+def build_target(cfg: Mapping | Any, seed: int = 0) -> Target:
+    """A target from ``{kind: ..., <parameters>}`` (``seed`` seeds random presets when the
+    config gives no seed of its own)."""
+    cfg = validate_section(cfg, current().targets, "target")
+    entry = registry.entry("target", cfg.kind)
+    return _with_prefix("target", entry.build, cfg, seed=seed)
+
+
+def build(cfg: BaseModel) -> tuple[Target, ForwardProcess]:
+    """Target and process of a validated config."""
+    return build_target(cfg.target, cfg.seed), build_process(cfg.process)
+
+
+def build_grid(cfg: BaseModel) -> TimeGrid:
+    """The time grid of a ``sampler`` section."""
+    g = cfg.grid
+    return _with_prefix(
+        "sampler.grid", TimeGrid, g.kind, cfg.steps, g.t_min, g.t_max, g.rho, g.final
+    )
+
+
+def sampler_options(cfg: BaseModel) -> dict[str, Any]:
+    """The sampler-specific keys that were given, checked against what the sampler takes."""
+    accepted = registry.entry("sampler", cfg.kind).parameters
+    out = cfg.options()
+    for key, value in out.items():
+        if key not in accepted:
+            raise InvalidParameter(
+                f"sampler.{key}",
+                f"does not apply to sampler '{cfg.kind}'",
+                value,
+                ", ".join(accepted) or "no options",
+            )
+    return out
+
+
+def build_score(cfg: BaseModel, target: Target, process: ForwardProcess):
+    """The score model a config names: the target's exact score, or a trained checkpoint's
+    network (rebuilt from the config stored in the checkpoint) under this config's process."""
+    if cfg.score.kind == "checkpoint":
+        dtype = getattr(torch, cfg.sampler.dtype)
+        return load_score_model(cfg.score.path, process, use_ema=cfg.score.use_ema, dtype=dtype)
+    if not target.has_score:
+        exact = [n for n, e in registry.entries("target").items() if _has_score(e)]
+        raise InvalidParameter(
+            "score.kind",
+            f"'exact' needs a target with an exact score; '{target.kind}' has none",
+            cfg.score.kind,
+            f"a target with a known law ({', '.join(exact)}), "
+            "or checkpoint (with score.path)",
+        )
+    return target.score_model(process)
+
+
+def _has_score(entry: registry.Entry) -> bool:
+    return bool(getattr(entry.obj, "has_score", False))
+
+
+__all__ = [
+    "build",
+    "build_grid",
+    "build_process",
+    "build_schedule",
+    "build_score",
+    "build_target",
+    "parse_config",
+    "sampler_options",
+]

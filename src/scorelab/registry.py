@@ -1,0 +1,385 @@
+"""One registry per component kind: ``register`` a definition once, ``get`` it by name anywhere.
+
+Every swappable component — schedule, process, target, sampler, grid, loss, weighting, noise
+(the training σ/t distribution), network, parameterisation, metric, study — is one decorated
+definition in one file::
+
+    @scorelab.register("sampler", "euler_again")
+    def euler_again(score, process, grid, x, *, noise=None, callback=None): ...
+
+The entry carries what the rest of the code needs to know about the component: its parameters
+and defaults (an explicit pydantic ``config`` model, or else read from the signature), and any
+metadata given as keywords (the processes a sampler applies to, a metric's minimum n, …). The
+configuration schema is built from the registries (``scorelab.config.schema``), so a registered
+component is at once reachable from YAML, ``--set``, ``scorelab list`` and the Python API.
+
+Components of other packages arrive as plugins, loaded on the first look-up: modules named by
+the entry-point group ``scorelab.plugins`` and by ``SCORELAB_PLUGINS`` (comma-separated module
+names). This module imports nothing of scorelab but its errors: it is the bottom layer that the
+components register into.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from .errors import InvalidParameter, ScorelabError
+
+GROUPS: dict[str, str] = {
+    "schedule": "β(t) or σ(t) of a forward process",
+    "process": "the forward SDE",
+    "target": "the data law (exact scores where known)",
+    "sampler": "turns a score model into samples",
+    "grid": "the spacing of a sampler's time grid",
+    "loss": "per-example training loss",
+    "weighting": "the loss weighting λ(t)",
+    "noise": "the training noise distribution p(t) or p(σ)",
+    "network": "the neural network",
+    "parameterisation": "what the network predicts (score, ε, x₀, EDM denoiser)",
+    "metric": "a distance between samples and the target, with floor and CI",
+    "study": "a paper's claims reproduced end to end",
+}
+
+PLUGIN_GROUP = "scorelab.plugins"  # entry points: name = "module" or "module:object"
+PLUGIN_ENV = "SCORELAB_PLUGINS"
+
+# Signature parameters that are a call's plumbing, never a configurable parameter.
+_PLUMBING = frozenset({"self", "noise", "callback", "generator", "progress", "log"})
+
+
+class ParamsModel(BaseModel):
+    """Base of every component's config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    def given(self) -> set[str]:
+        """The fields set to something other than their default. A value equal to the
+        default counts as not given, so that a resolved config, which writes every field
+        out (a run's config.yaml), reads back as the same config."""
+        fields = type(self).model_fields
+        return {k for k in self.model_fields_set if getattr(self, k) != fields[k].default}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component: the object, its config model (``kind`` plus parameters) and
+    the metadata given at registration."""
+
+    group: str
+    name: str
+    obj: Any
+    config: type[BaseModel] | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    context: tuple[str, ...] = ()  # arguments the builder supplies, not the user (T, seed…)
+
+    @property
+    def doc(self) -> str:
+        """The first line of the definition's docstring."""
+        text = (self.obj.__doc__ if self.config is None else self.config.__doc__) or ""
+        if not text.strip() and self.config is not None:
+            text = self.obj.__doc__ or ""
+        return text.strip().splitlines()[0] if text.strip() else ""
+
+    @property
+    def config_model(self) -> type[BaseModel]:
+        """The pydantic model of ``{kind: name, <parameters>}``: the explicit ``config``, or
+        one read from the signature (annotations, else the defaults' types)."""
+        if self.config is not None:
+            return self.config
+        key = (self.group, self.name, id(self.obj))
+        if key not in _DERIVED:
+            fields = {
+                p.name: (_annotation(p), p.default)
+                for p in _signature_parameters(self.obj)
+                if p.name not in self.context
+            }
+            _DERIVED[key] = create_model(
+                _model_name(self.name, self.group),
+                __base__=ParamsModel,
+                __doc__=self.obj.__doc__,
+                kind=(Literal[self.name], self.name),  # type: ignore[valid-type]
+                **fields,
+            )
+        return _DERIVED[key]
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Each user-settable parameter with its default (``inspect.Parameter.empty`` when
+        the parameter is required)."""
+        if self.config is not None:
+            return {
+                name: (inspect.Parameter.empty if f.is_required() else f.get_default())
+                for name, f in self.config.model_fields.items()
+                if name != "kind"
+            }
+        return {
+            p.name: p.default
+            for p in _signature_parameters(self.obj)
+            if p.name not in self.context
+        }
+
+    def build(self, cfg: Any, **context) -> Any:
+        """The component a validated config (or a mapping) describes, with ``context`` (the
+        arguments only the caller knows, such as a schedule's horizon T) passed on to the
+        definitions that take them. An object with a ``from_config(cfg, **context)``
+        classmethod builds itself; anything else is called with the parameters."""
+        if self.config is not None and not isinstance(cfg, BaseModel):
+            cfg = self.config.model_validate({"kind": self.name, **dict(cfg)})
+        # only a class's own from_config: a subclass registered apart builds by its signature
+        if inspect.isclass(self.obj) and "from_config" in vars(self.obj):
+            return self.obj.from_config(cfg, **context)
+        params = cfg.model_dump() if isinstance(cfg, BaseModel) else dict(cfg)
+        params.pop("kind", None)
+        accepted = {p.name for p in _signature_parameters(self.obj)}
+        params.update({k: v for k, v in context.items() if k in accepted})
+        return self.obj(**params)
+
+
+_REGISTRY: dict[str, dict[str, Entry]] = {g: {} for g in GROUPS}
+_DERIVED: dict[tuple, type[BaseModel]] = {}
+_PROVIDERS: dict[str, list[str]] = {}  # group → modules to import on its first look-up
+_version = 0
+_plugins_loaded = False
+
+
+def register(
+    group: str,
+    name: str,
+    *,
+    config: type[BaseModel] | None = None,
+    context: tuple[str, ...] = (),
+    **meta: Any,
+) -> Callable[[Any], Any]:
+    """Decorator: register the decorated function or class as ``group``/``name``.
+
+    ``config`` is a pydantic model of the user-facing parameters (a ``kind`` field is added
+    when it has none); without one the parameters are read from the signature (those with
+    defaults, less ``noise``, ``callback``, ``generator`` and the ``context`` names that the
+    caller supplies). Other keywords are metadata that the rest of the code reads (see each
+    group's users)."""
+    _check_group(group)
+    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise InvalidParameter("name", "must be a non-empty word (letters, digits, _ and -)", name)
+
+    def decorate(obj: Any) -> Any:
+        global _version
+        model = _kinded(config, name) if config is not None else None
+        old = _REGISTRY[group].get(name)
+        if old is not None and not _same_definition(old.obj, obj):
+            raise ScorelabError(
+                f"{group} '{name}' is already registered (by {_where(old.obj)}); "
+                "choose another name"
+            )
+        _REGISTRY[group][name] = Entry(group, name, obj, model, dict(meta), tuple(context))
+        _version += 1
+        return obj
+
+    return decorate
+
+
+def get(group: str, name: str) -> Any:
+    """The object registered as ``group``/``name`` (a function, class or config model)."""
+    return entry(group, name).obj
+
+
+def entry(group: str, name: str) -> Entry:
+    """The registry entry of ``group``/``name``; an unknown name is an error that lists the
+    registered ones."""
+    entries_ = entries(group)
+    if name not in entries_:
+        raise InvalidParameter(
+            f"{group}.kind" if group != "study" else "study",
+            f"is not a registered {group}",
+            name,
+            ", ".join(entries_) or "none",
+        )
+    return entries_[name]
+
+
+def entries(group: str) -> dict[str, Entry]:
+    """Every registered entry of ``group``, in registration order (plugins loaded first)."""
+    _check_group(group)
+    load_plugins()
+    _load_providers(group)
+    return dict(_REGISTRY[group])
+
+
+def provide(group: str, module: str) -> None:
+    """Name a module whose import registers ``group`` components, imported on the group's
+    first look-up: heavy built-ins (the metrics pull in POT and scikit-learn) then cost
+    nothing to a program that never asks for them."""
+    _check_group(group)
+    _PROVIDERS.setdefault(group, []).append(module)
+
+
+def _load_providers(group: str) -> None:
+    while _PROVIDERS.get(group):
+        importlib.import_module(_PROVIDERS[group].pop(0))
+
+
+def names(group: str) -> tuple[str, ...]:
+    return tuple(entries(group))
+
+
+def version() -> int:
+    """A counter that changes whenever something is registered (caches built from the
+    registries key on it)."""
+    load_plugins()
+    for group in list(_PROVIDERS):
+        _load_providers(group)
+    return _version
+
+
+def load_plugins(force: bool = False) -> None:
+    """Import the plugin modules once: entry points of ``scorelab.plugins``, then the modules
+    named in ``SCORELAB_PLUGINS``. A plugin that fails to import is an error naming it."""
+    global _plugins_loaded
+    if _plugins_loaded and not force:
+        return
+    _plugins_loaded = True  # before importing: plugins call register and get themselves
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise ScorelabError(f"plugin entry point {ep.name!r} ({ep.value}) failed: {exc}")
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise ScorelabError(
+                f"{PLUGIN_ENV}: module {module!r} could not be imported ({exc})"
+            ) from None
+
+
+def unregister(group: str, name: str) -> None:
+    """Remove an entry (for tests and interactive sessions)."""
+    global _version
+    _check_group(group)
+    if _REGISTRY[group].pop(name, None) is not None:
+        _version += 1
+
+
+def import_callable(spec: str, field: str) -> Callable:
+    """'package.module:attr' → the object (a user's schedule function, say)."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise InvalidParameter(field, "must look like 'package.module:function'", spec)
+    mod_name, attr = spec.split(":", 1)
+    try:
+        obj = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidParameter(field, f"cannot be imported ({exc})", spec) from exc
+    if not callable(obj):
+        raise InvalidParameter(field, "does not name a callable", spec)
+    return obj
+
+
+def options_model(entries_: Mapping[str, Entry], name: str) -> dict[str, tuple[Any, Any]]:
+    """pydantic field definitions (``name: (annotation | None, None)``) for the union of the
+    entries' signature parameters: the flat, optional keys of a section such as ``sampler``
+    whose kinds take different options. ``None`` means "the component's default"."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for e in entries_.values():
+        if e.config is not None:
+            continue
+        for p in _signature_parameters(e.obj):
+            if p.name in e.context or p.name in fields:
+                continue
+            fields[p.name] = (_annotation(p) | None, None)
+    return fields
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_group(group: str) -> None:
+    if group not in GROUPS:
+        raise InvalidParameter("group", "is not a component group", group, ", ".join(GROUPS))
+
+
+def _kinded(config: type[BaseModel], name: str) -> type[BaseModel]:
+    """``config`` with a ``kind: Literal[name]`` field (kept if it has one already)."""
+    if "kind" in config.model_fields:
+        return config
+    return create_model(
+        config.__name__,
+        __base__=config,
+        __module__=config.__module__,
+        __doc__=config.__doc__,
+        kind=(Literal[name], name),  # type: ignore[valid-type]
+    )
+
+
+def _model_name(name: str, group: str) -> str:
+    words = f"{name}_{group}".replace("-", "_").split("_")
+    return "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _signature_parameters(obj: Any) -> list[inspect.Parameter]:
+    """The configurable parameters of a function or class: those with defaults, minus the
+    plumbing."""
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return []
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: fall back to the defaults' types
+        hints = {}
+    out = []
+    for p in sig.parameters.values():
+        if p.name in _PLUMBING or p.default is p.empty:
+            continue
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+    return out
+
+
+def _annotation(p: inspect.Parameter) -> Any:
+    ann = p.annotation
+    if ann is not p.empty and not isinstance(ann, str):
+        return ann
+    if p.default is None or p.default is p.empty:
+        return Any
+    return type(p.default) if type(p.default) in (bool, int, float, str) else Any
+
+
+def _same_definition(a: Any, b: Any) -> bool:
+    """A module imported twice (reload, tests) registers the same definition again."""
+    return getattr(a, "__module__", None) == getattr(b, "__module__", None) and getattr(
+        a, "__qualname__", None
+    ) == getattr(b, "__qualname__", None)
+
+
+def _where(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+__all__ = [
+    "GROUPS",
+    "Entry",
+    "ParamsModel",
+    "entries",
+    "entry",
+    "get",
+    "import_callable",
+    "load_plugins",
+    "names",
+    "provide",
+    "register",
+    "unregister",
+    "version",
+]
