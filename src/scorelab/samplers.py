@@ -105,7 +105,7 @@ def _integrate(step, score, process, grid, x, noise, callback, memory=None) -> S
 # --------------------------------------------------------------------------------------------
 
 
-@register("sampler", "euler_maruyama", stochastic=True)
+@register("sampler", "euler_maruyama")
 def euler_maruyama(
     score,
     process,
@@ -135,7 +135,7 @@ def euler_maruyama(
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
-@register("sampler", "exponential_integrator", stochastic=True, processes=("vp",))
+@register("sampler", "exponential_integrator", processes=("vp",))
 def exponential_integrator(score, process, grid, x, *, noise=None, callback=None):
     """Paper A's exponential integrator for VP: the linear part solved exactly, the score frozen
     at the step's start. With Δ = A(t_k) − A(t_{k+1}), A = B/(2σ∞²):
@@ -251,7 +251,7 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
 # --------------------------------------------------------------------------------------------
 
 
-@register("sampler", "edm_stochastic", stochastic=True)
+@register("sampler", "edm_stochastic")
 def edm_stochastic(
     score,
     process,
@@ -292,7 +292,7 @@ def edm_stochastic(
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
-@register("sampler", "ddim", stochastic=True)
+@register("sampler", "ddim")
 def ddim(score, process, grid, x, *, noise=None, callback=None, eta=0.0):
     """DDIM in σ form: x̂' = D + √(σ'² − c²) ε̂ + c z with ε̂ = (x̂ − D)/σ and
     c² = η² σ'²(σ² − σ'²)/σ² (for VP this is DDIM's σ_η; η = 0 is Euler in σ)."""
@@ -349,7 +349,7 @@ def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_
 _PREDICTORS = ("euler_maruyama", "exponential_integrator", "ode_euler", "ddim")
 
 
-@register("sampler", "pc", stochastic=True)
+@register("sampler", "pc")
 def pc(
     score,
     process,
