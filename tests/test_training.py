@@ -48,16 +48,16 @@ def _setup(run_dir=None, steps=40, dtype="float64", width=64, **kw):
     process = VP(sch.CosineBeta(clip_max=20.0))
     target = ring8()
     model = ScoreNetwork(TinyNet(width=width), process, "edm", sigma_data=1.4)
-    train = dict(
-        steps=steps,
-        batch_size=64,
-        lr=3e-3,
-        warmup=5,
-        log_every=5,
-        checkpoint_every=10,
-        dtype=dtype,
+    train = {
+        "steps": steps,
+        "batch_size": 64,
+        "lr": 3e-3,
+        "warmup": 5,
+        "log_every": 5,
+        "checkpoint_every": 10,
+        "dtype": dtype,
         **kw,
-    )
+    }
     trainer = Trainer(model, target, process, train, run_dir, seed=3, sigma_data=0.5)
     return trainer, target, process
 

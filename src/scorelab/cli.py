@@ -543,7 +543,8 @@ def study(
     name: Annotated[
         str,
         typer.Argument(
-            help="noise-schedule, dimension-free, design-space, fokker-planck, manifold or all."
+            help="A registered study (noise-schedule, dimension-free, design-space, "
+            "fokker-planck, manifold; `scorelab list study`) or all."
         ),
     ],
     quick: Annotated[bool, typer.Option("--quick", help="CI-sized mode (≤ 2 min each).")] = False,
@@ -554,16 +555,24 @@ def study(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ):
     """Reproduce a paper's claims: results.json, PNG figures and report.html in OUT/NAME/."""
-    from .studies import run_study
+    from . import registry
 
-    done = run_study(
-        name,
-        out_dir,
-        quick=quick,
-        seed=seed,
-        log=lambda m: err.print(m, highlight=False),
-        progress=_interactive(progress),
-    )
+    studies = registry.entries("study")  # the studies arrive as a plugin (see scorelab.studies)
+    names = list(studies) if name == "all" else [name]
+    if any(n not in studies for n in names):
+        raise InvalidParameter("study", "unknown study", name, ", ".join([*studies, "all"]))
+    done = []
+    for n in names:
+        err.print(f"study {n} ({'quick' if quick else 'full'} mode)", highlight=False)
+        done.append(
+            studies[n].obj(
+                out_dir / n,
+                quick=quick,
+                seed=seed,
+                log=lambda m: err.print(m, highlight=False),
+                progress=_interactive(progress),
+            )
+        )
     for s in done:
         table = Table(title=f"{s.name}: {s.title}", title_justify="left")
         for col in ("claim", "measured", "holds here?"):
@@ -572,6 +581,91 @@ def study(
             table.add_row(c.claim, c.measured, {True: "yes", False: "no"}.get(c.holds, "—"))
         out.print(table)
         out.print(f"report: {s.out_dir / 'report.html'}", highlight=False)
+
+
+@app.command()
+@_friendly
+def sweep(
+    config: Annotated[Path, typer.Argument(help="YAML config file: the base of every cell.")],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            help="KEY=V1,V2,... or KEY=START:STOP:STEP (repeatable; the cells are the product).",
+        ),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds 0..K−1 for every grid point.")] = 1,
+    seed_list: Annotated[
+        str | None, typer.Option(help="Explicit seeds, comma-separated (instead of --seeds).")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="The sweep's directory.")] = Path(
+        "sweep"
+    ),
+    job: Annotated[str, typer.Option(help="run (train+sample+evaluate), sample, or bound.")] = (
+        "sample"
+    ),
+    executor: Annotated[str, typer.Option(help="local (process pool) or dask.")] = "local",
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: the cores).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="A running Dask scheduler, e.g. tcp://host:8786.")
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Re-run cells that failed before.")
+    ] = False,
+    gpus: Annotated[
+        bool, typer.Option("--gpus", help="Ask Dask for one GPU per cell (resources GPU=1).")
+    ] = False,
+    set_: SetOption = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+):
+    """Run a config over grids of values × seeds as cached cells (resumable); write
+    summary.csv, summary.json and report.html."""
+    from .config import load_yaml
+    from .sweep import cells as make_cells
+    from .sweep import parse_grid, run_sweep
+
+    base = load_yaml(config)
+    grids = [parse_grid(g) for g in grid or []]
+    if seed_list is not None:
+        try:
+            seed_values = [int(s) for s in seed_list.split(",") if s.strip()]
+        except ValueError:
+            raise InvalidParameter("--seed-list", "must be integers, comma-separated", seed_list) from None
+    else:
+        if seeds < 1:
+            raise InvalidParameter("--seeds", "must be ≥ 1", seeds)
+        seed_values = list(range(seeds))
+    todo = make_cells(base, grids, seed_values, job, set_ or [])
+    spec = {
+        "config": str(config),
+        "job": job,
+        "grids": {k: v for k, v in grids},
+        "seeds": seed_values,
+        "set": list(set_ or []),
+    }
+    result = run_sweep(
+        todo,
+        out_dir,
+        executor=executor,
+        workers=workers,
+        address=address,
+        retry_failed=retry_failed,
+        gpus=gpus,
+        progress=_interactive(progress),
+        log=lambda m: err.print(m, highlight=False, markup=False),
+        spec=spec,
+    )
+    counts = result.counts()
+    out.print(
+        f"{len(todo)} cells: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed "
+        f"({result.skipped} finished earlier) in {result.seconds:.1f} s → "
+        f"{out_dir / 'summary.csv'}, {out_dir / 'report.html'}",
+        highlight=False,
+    )
+    if counts.get("failed"):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,9 +21,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from . import fokker_planck  # noqa: F401  (registers the loss 'fp_dsm')
 from .distributed import World
 from .errors import InvalidParameter, ScorelabError
-from . import fokker_planck  # noqa: F401  (registers the loss 'fp_dsm')
 from .losses import sample_times
 from .processes import ForwardProcess
 from .registry import get

@@ -15,7 +15,6 @@ condition on ¼ ln σ, so they are sampled under that process unchanged).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import asdict, dataclass
@@ -28,14 +27,11 @@ from ..grids import TimeGrid
 from ..losses import dsm_loss, esm_loss, weight
 from ..metrics.score_error import score_error_profile
 from ..metrics.transport import w2
-from ..networks import MLP
 from ..parameterisations import ScoreNetwork, estimate_sigma_data
 from ..processes import EDM, VE
-from ..sampling import generate
 from ..schedules import CallableSigma, EDMSigma
 from ..targets import ring8
-from ..training import Trainer, TrainSettings
-from .common import Study
+from .common import Study, draw_samples, ema_copy, score_trainer
 
 NAME = "design-space"
 TITLE = "The design space of diffusion models: EDM against Song's VE, training and sampling"
@@ -202,12 +198,6 @@ class Trained:
     curve: dict
 
 
-def _ema_copy(trainer: Trainer) -> ScoreNetwork:
-    model = copy.deepcopy(trainer.model)
-    model.load_state_dict(trainer.ema)
-    return model.eval()
-
-
 def _eval_batch(process, target, design: Design, n: int, gen: torch.Generator):
     from ..losses import sample_times
 
@@ -237,23 +227,27 @@ def _common_es(model, target, process, s: Settings, gen_seed: int) -> float:
 def train_design(study: Study, key: str, target, process, s: Settings, sigma_data: float):
     d = DESIGNS[key]
     early = max(1, round(s.early_fraction * s.steps))
-    torch.manual_seed(study.seed * 7919 + 11)  # the same initial weights for every design
-    net = MLP((2,), width=s.width, depth=s.depth)
-    model = ScoreNetwork(net, process, d.parameterisation, sigma_data)
-    settings = TrainSettings(
-        steps=s.steps,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        noise=d.noise,
-        weighting=d.weighting,
-        sigma_data=sigma_data,
-        ema_half_life=s.ema_half_life,
-        warmup=max(10, s.steps // 20),
+    train = {
+        "steps": s.steps,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
+        "noise": d.noise,
+        "weighting": d.weighting,
+        "ema_half_life": s.ema_half_life,
+        "warmup": max(10, s.steps // 20),
         # log at the early step as well, so that its EMA is captured exactly there
-        log_every=math.gcd(s.log_every, early),
+        "log_every": math.gcd(s.log_every, early),
+    }
+    trainer = score_trainer(
+        target,
+        process,
+        network={"kind": "mlp", "width": s.width, "depth": s.depth},
+        parameterisation=d.parameterisation,
+        sigma_data=sigma_data,
+        train=train,
         seed=study.seed * 7919 + 13,
+        init_seed=study.seed * 7919 + 11,  # the same initial weights for every design
     )
-    trainer = Trainer(model, target, process, settings)
     x0, t, z = _eval_batch(process, target, d, s.n_eval, study.generator(101))
     kw = dict(noise=d.noise, weighting=d.weighting, sigma_data=sigma_data, t=t, z=z)
     exact = target.score_model(process)
@@ -272,11 +266,11 @@ def train_design(study: Study, key: str, target, process, s: Settings, sigma_dat
     def on_log(rec: dict) -> None:
         record(rec["step"])
         if rec["step"] == early:
-            snap["under"] = _ema_copy(trainer)
+            snap["under"] = ema_copy(trainer)
 
     record(0)
     result = trainer.fit(on_log=lambda rec: on_log(rec) if _keep(rec["step"], s, early) else None)
-    well = _ema_copy(trainer)
+    well = ema_copy(trainer)
     losses = np.asarray(result.losses)
     window = max(1, s.steps // 50)
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")[::window]
@@ -438,10 +432,9 @@ def _profile_part(study: Study, trained: dict[str, Trained], target, process, s:
 
 # --- sampling and the E_I/E_D/E_S table -------------------------------------------------------
 def _sample_w2(score, sproc, grid: TimeGrid, s: Settings, seed: int, ref: torch.Tensor):
-    out = generate(
+    x = draw_samples(
         score, sproc, (2,), sampler="euler_maruyama", grid=grid, n=s.n_samples, seed=seed
     )
-    x = out.samples.to(torch.float64)
     return w2(x, ref), x
 
 

@@ -30,14 +30,12 @@ import torch
 from ..grids import TimeGrid
 from ..metrics import sliced_w2, tv_projections, w2
 from ..metrics.score_error import score_error_profile
-from ..networks import build_network, count_parameters
+from ..networks import count_parameters
 from ..parameterisations import ScoreNetwork
 from ..processes import VP
-from ..sampling import generate
 from ..schedules import ConstantBeta
 from ..targets import GaussianMixture, GaussianTilt, TiltedGMM
-from ..training import Trainer, TrainSettings
-from .common import Study
+from .common import Study, draw_samples, train_score_model
 
 NAME = "dimension-free"
 TITLE = "Dimension-free learning of Gaussian tilts"
@@ -167,32 +165,30 @@ def ou_process(s: Settings) -> VP:
 def train_model(target, process: VP, s: Settings, seed: int) -> tuple[ScoreNetwork, float]:
     """The same MLP and budget in every d, fitted by DSM on n_train fixed points; returns the
     EMA model and the mean loss over the last tenth of the steps."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # networks initialise from the global generator
-        net = build_network("mlp", (target.dim,), width=s.width, depth=s.depth)
+    train = {
+        "steps": s.steps,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
+        "weight_decay": s.weight_decay,
+        "warmup": max(1, s.steps // 20),
+        "ema_half_life": max(1.0, s.steps / 20),
+        "noise": "lognormal",
+        "weighting": "edm",
+        "n_train": s.n_train,
+        "log_every": s.steps,
+        "checkpoint_every": s.steps,
+    }
     # σ_data = 1 (the reference γ_d): an untrained network is then exactly the score −x of γ_d
-    model = ScoreNetwork(net, process, "edm", sigma_data=1.0)
-    settings = TrainSettings(
-        steps=s.steps,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        weight_decay=s.weight_decay,
-        warmup=max(1, s.steps // 20),
-        ema_half_life=max(1.0, s.steps / 20),
-        noise="lognormal",
-        weighting="edm",
+    fitted = train_score_model(
+        target,
+        process,
+        network={"kind": "mlp", "width": s.width, "depth": s.depth},
+        parameterisation="edm",
         sigma_data=1.0,
-        n_train=s.n_train,
-        log_every=s.steps,
-        checkpoint_every=s.steps,
+        train=train,
         seed=seed,
     )
-    trainer = Trainer(model, target, process, settings)
-    losses = trainer.fit().losses
-    model.load_state_dict(trainer.ema)
-    model.eval()
-    tail = losses[-max(1, len(losses) // 10) :]
-    return model, sum(tail) / len(tail)
+    return fitted.model, fitted.tail_loss()
 
 
 @torch.no_grad()
@@ -248,10 +244,9 @@ def run_cell(
     out = {"final_loss": final_loss, "parameters": count_parameters(model)}
     out.update(score_errors(model, target, process, s, g))
     grid = TimeGrid("edm", steps=s.sampler_steps)
-    gen = generate(
+    samples = draw_samples(
         model, process, (dim,), sampler="exponential_integrator", grid=grid, n=s.n_gen, seed=seed
     )
-    samples = gen.samples.to(torch.float64)
     out.update(sample_metrics(samples, target, s, g))
     floor = target.sample(s.n_gen, g, dtype=torch.float64)
     other = target.sample(s.n_gen, g, dtype=torch.float64)

@@ -28,11 +28,10 @@ from ..config import build, parse_config
 from ..diagnostics import diagnose
 from ..likelihood import bits_per_dim, dequantise
 from ..metrics import evaluate
-from ..pipeline import build_model, resolve_sigma_data, sample_with, train_settings
+from ..pipeline import resolve_sigma_data, sample_with
 from ..report import residual_profile_figure
 from ..targets import Target
-from ..training import Trainer
-from .common import Study
+from .common import Fitted, Study, train_score_model
 
 NAME = "fokker-planck"
 TITLE = "Score Fokker–Planck regularisation: DSM against DSM + FP"
@@ -94,19 +93,23 @@ def _config(study: Study, raw: dict, **train):
     return parse_config({**body, "seed": study.seed, "train": {**raw["train"], **train}})
 
 
-def _fit(study: Study, cfg, target: Target, start: dict | None, k: int):
+def _fit(study: Study, cfg, target: Target, start: dict | None) -> tuple[Fitted, object]:
     """Train ``cfg``'s model, from ``start`` (a state dict) or from the seed's initial network;
-    returns the trainer (its ``ema`` is the model to evaluate), the process and the wall
-    time."""
+    returns the fitted model (its EMA weights) and the process."""
     _, process = build(cfg)
-    cfg.network.sigma_data = resolve_sigma_data(cfg, target)
-    torch.manual_seed(study.seed * 7919 + k)
-    model = build_model(cfg, target.event_shape, process)
-    if start is not None:
-        model.load_state_dict(start)
-    trainer = Trainer(model, target, process, train_settings(cfg, cfg.network.sigma_data))
-    seconds = trainer.fit(progress=study.progress).seconds
-    return trainer, process, seconds
+    net = cfg.network
+    fitted = train_score_model(
+        target,
+        process,
+        network={"kind": net.kind, **net.network_params()},
+        parameterisation=net.parameterisation,
+        sigma_data=resolve_sigma_data(cfg, target),
+        train=cfg.train,
+        seed=cfg.seed,
+        start=start,
+        progress=study.progress,
+    )
+    return fitted, process
 
 
 def _experiment(study: Study, name: str, raw: dict, k: int) -> dict:
@@ -117,15 +120,13 @@ def _experiment(study: Study, name: str, raw: dict, k: int) -> dict:
     if name == "digits":
         target = DequantisedDigits(target.data)
     study.log(f"  {name}: DSM pre-training ({raw['train']['steps']} steps)")
-    pre, _, pre_seconds = _fit(study, _config(study, raw), target, None, k)
-    out = {"pretrain_seconds": pre_seconds}
+    pre, _ = _fit(study, _config(study, raw), target, None)
+    out = {"pretrain_seconds": pre.result.seconds}
     for j, loss in enumerate(("dsm", "fp_dsm")):
         study.log(f"  {name}: continuing with {loss} ({raw['finetune']['steps']} steps)")
         cfg = _config(study, raw, loss=loss, **raw["finetune"])
-        trainer, process, seconds = _fit(study, cfg, target, pre.ema, k)
-        model = trainer.model
-        model.load_state_dict(trainer.ema)
-        model.eval()
+        fitted, process = _fit(study, cfg, target, pre.trainer.ema)
+        model, seconds = fitted.model, fitted.result.seconds
         model.double()  # the diagnostics' derivatives in float64; back to float32 to sample
         diag = diagnose(
             model, target, process,

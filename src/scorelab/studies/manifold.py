@@ -36,14 +36,11 @@ from ..grids import TimeGrid
 from ..metrics.memorisation import memorised_fraction, nn_ratio
 from ..metrics.score_error import score_error_profile
 from ..metrics.transport import w1
-from ..networks import MLP
-from ..parameterisations import ScoreNetwork, estimate_sigma_data
+from ..parameterisations import estimate_sigma_data
 from ..processes import VP
-from ..sampling import generate
 from ..schedules import ConstantBeta
 from ..targets import Circle, Empirical, Sphere
-from ..training import Trainer, TrainSettings
-from .common import Study
+from .common import Study, draw_samples, train_score_model
 
 NAME = "manifold"
 TITLE = "Convergence under the manifold hypothesis: W1, early stopping and memorisation"
@@ -106,31 +103,34 @@ def train_network(target, process, steps: int, seed: int):
     """A small MLP (ε-parameterised, EDM's log-normal σ) fitted by DSM; the live weights are
     returned (an EMA of 0.999 still carries ~20 % of the zero-output init after 1500 steps).
     Returns the model (frozen) and its mean loss over the last 10 % of steps."""
-    torch.manual_seed(seed)  # networks initialise from the global generator
     sigma_data = estimate_sigma_data(target.sample(4096, torch.Generator().manual_seed(seed)))
-    model = ScoreNetwork(MLP(target.dim), process, "eps", sigma_data)
-    s = TrainSettings(
-        steps=steps,
-        batch_size=256,
-        lr=2e-3,
-        noise="lognormal",
+    train = {
+        "steps": steps,
+        "batch_size": 256,
+        "lr": 2e-3,
+        "noise": "lognormal",
+        "log_every": 10**9,
+        "checkpoint_every": 10**9,
+    }
+    fitted = train_score_model(
+        target,
+        process,
+        network={"kind": "mlp"},
+        parameterisation="eps",
+        sigma_data=sigma_data,
+        train=train,
         seed=seed,
-        log_every=10**9,
-        checkpoint_every=10**9,
+        weights="live",
     )
-    result = Trainer(model, target, process, s).fit()
-    tail = result.losses[-max(1, steps // 10) :]
-    model.eval().requires_grad_(False)
-    return model, float(np.mean(tail))
+    return fitted.model, fitted.tail_loss()
 
 
 # --- sampling and W1 ----------------------------------------------------------------------------
 def draw(score, process, dim: int, grid: TimeGrid, n: int, seed: int, dtype) -> torch.Tensor:
     """n Euler–Maruyama samples of the reverse SDE on ``grid`` (float64 out)."""
-    out = generate(
+    return draw_samples(
         score, process, (dim,), sampler="euler_maruyama", grid=grid, n=n, seed=seed, dtype=dtype
     )
-    return out.samples.double()
 
 
 def _exact_w1(x, y) -> float:

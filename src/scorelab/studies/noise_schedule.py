@@ -30,15 +30,12 @@ import torch
 from ..bounds import kl_bound, tune_parametric, w2_bound
 from ..grids import TimeGrid
 from ..metrics import kl_gaussian_fit, knn_kl, sliced_w2, w2_gaussian_fit
-from ..networks import build_network
 from ..oracles import reverse_sde_exact, sampler_moments
 from ..parameterisations import ScoreNetwork
 from ..processes import VP
-from ..sampling import generate
 from ..schedules import CosineBeta, ParametricBeta
 from ..targets import Gaussian, mg25
-from ..training import Trainer, TrainSettings
-from .common import Study
+from .common import Study, draw_samples, train_score_model
 
 NAME = "noise-schedule"
 TITLE = "Noise schedules: the error of β_a against a, beside paper A's KL and W2 bounds"
@@ -280,7 +277,7 @@ def mg25_part(study: Study, st: Settings) -> dict:
         score = target.score_model(proc)
         for N in st.mg25_steps:
             for s, opts in SAMPLERS.items():
-                x = generate(
+                x = draw_samples(
                     score,
                     proc,
                     (dim,),
@@ -290,7 +287,7 @@ def mg25_part(study: Study, st: Settings) -> dict:
                     seed=study.seed * 7919 + 23,
                     dtype=torch.float64,
                     **opts,
-                ).samples
+                )
                 res[s][str(N)]["knn_kl"][lab] = knn_kl(data, x)
                 res[s][str(N)]["sliced_w2"][lab] = sliced_w2(x, data, projections=directions)
             gen = study.generator(24)
@@ -314,26 +311,25 @@ def _grid(N: int) -> TimeGrid:
 def train_network(study: Study, st: Settings, spec, k: int) -> ScoreNetwork:
     """Paper A's residual MLP trained by ESM (weighting s²) under schedule ``spec``; the EMA
     weights are returned, frozen."""
-    target = gaussian_target()
-    proc = make_process(spec, t_min=TRAIN_T_MIN)
-    with torch.random.fork_rng(devices=[]):  # networks initialise from the global generator
-        torch.manual_seed(study.seed * 1_000_003 + 101 + k)
-        net = build_network("resmlp", (D,), width=st.train_width, blocks=3)
-    model = ScoreNetwork(net, proc, "score", sigma_data=1.0)
-    settings = TrainSettings(
-        steps=st.train_steps,
-        batch_size=256,
-        lr=1e-3,
-        warmup=min(100, st.train_steps // 10),
-        ema_half_life=max(10.0, st.train_steps / 20),
-        loss="esm",
-        weighting="s2",
+    train = {
+        "steps": st.train_steps,
+        "batch_size": 256,
+        "lr": 1e-3,
+        "warmup": min(100, st.train_steps // 10),
+        "ema_half_life": max(10.0, st.train_steps / 20),
+        "loss": "esm",
+        "weighting": "s2",
+    }
+    return train_score_model(
+        gaussian_target(),
+        make_process(spec, t_min=TRAIN_T_MIN),
+        network={"kind": "resmlp", "width": st.train_width, "blocks": 3},
+        parameterisation="score",
+        sigma_data=1.0,
+        train=train,
         seed=study.seed * 1_000_003 + 201 + k,
-    )
-    trainer = Trainer(model, target, proc, settings)
-    trainer.fit()
-    model.load_state_dict(trainer.ema)
-    return model.eval().requires_grad_(False)
+        init_seed=study.seed * 1_000_003 + 101 + k,
+    ).model
 
 
 def evaluate_trained(study: Study, st: Settings, model: ScoreNetwork, spec) -> dict:
@@ -343,7 +339,7 @@ def evaluate_trained(study: Study, st: Settings, model: ScoreNetwork, spec) -> d
     proc = make_process(spec)
     out = {}
     for s, opts in SAMPLERS.items():
-        x = generate(
+        x = draw_samples(
             model,
             proc,
             (D,),
@@ -352,7 +348,7 @@ def evaluate_trained(study: Study, st: Settings, model: ScoreNetwork, spec) -> d
             n=st.train_n,
             seed=study.seed * 7919 + 31,
             **opts,
-        ).samples.double()
+        )
         mu, cov = torch.full((D,), MU), torch.tensor(LAM)
         out[s] = {"kl": kl_gaussian_fit(x, mu, cov), "w2": w2_gaussian_fit(x, mu, cov)}
     kb = kl_bound(

@@ -1,0 +1,286 @@
+"""Running a sweep's cells: skip what is finished, run the rest on an executor, summarise.
+
+Two executors share one contract — run ``jobs.run_cell`` for each pending cell, report each
+outcome as it arrives — so a cell's result is the same, bit for bit, whichever runs it:
+
+* ``local``: a process pool of N workers (spawned: a clean interpreter each, one torch
+  thread). A worker that dies breaks the pool; the engine starts a new pool and re-runs the
+  cells that had not finished (three attempts each).
+* ``dask``: a ``distributed.Client`` — a ``LocalCluster`` of N single-threaded worker
+  processes, or the running scheduler at ``address`` (``dask scheduler`` / ``dask worker``,
+  dask-jobqueue, dask-kubernetes). Dask itself re-runs a cell whose worker died (up to its
+  ``allowed-failures``); with CUDA workers started with ``--resources GPU=1``, each cell asks
+  for one GPU.
+
+Finished cells are never re-run: a cell is finished when its ``cell.json`` says "done" (or
+"failed", unless ``retry_failed``). Interrupting the command, or losing the scheduler, loses
+only the cells in flight; the same command resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InvalidParameter, ScorelabError
+from ..storage import write_json
+from .jobs import read_cell, run_cell
+from .spec import Cell
+
+EXECUTORS = ("local", "dask")
+MAX_ATTEMPTS = 3  # per cell, when its worker process dies (local executor)
+
+
+@dataclass
+class SweepOutcome:
+    out_dir: Path
+    cells: list[Cell]
+    records: dict[str, dict] = field(default_factory=dict)  # cell key → cell.json
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> Counter:
+        return Counter(r.get("status", "missing") for r in self.records.values())
+
+
+def cell_dir(out_dir: Path, cell: Cell) -> Path:
+    return Path(out_dir) / "cells" / cell.key
+
+
+def run_sweep(
+    cells: Sequence[Cell],
+    out_dir: str | Path,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    retry_failed: bool = False,
+    gpus: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    spec: dict | None = None,
+) -> SweepOutcome:
+    """Run every unfinished cell into ``out_dir/cells/<hash>/`` and write the summary."""
+    if executor not in EXECUTORS:
+        raise InvalidParameter("--executor", "is not an executor", executor, ", ".join(EXECUTORS))
+    if workers is not None and int(workers) < 1:
+        raise InvalidParameter("--workers", "must be ≥ 1", workers)
+    if address is not None and executor != "dask":
+        raise InvalidParameter("--address", "needs --executor dask", address)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidParameter("--out", "is a file, not a directory", str(out))
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    if spec is not None:
+        write_json(out / "sweep.json", spec)
+    t0 = time.perf_counter()
+    result = SweepOutcome(out, list(cells))
+    pending = []
+    earlier = Counter()
+    for cell in cells:
+        rec = read_cell(cell_dir(out, cell))
+        status = None if rec is None else rec.get("status")
+        if status == "done" or (status == "failed" and not retry_failed):
+            result.records[cell.key] = rec
+            earlier[status] += 1
+        else:
+            pending.append(cell)
+    result.skipped = sum(earlier.values())
+    if result.skipped:
+        note = f"{earlier['done']} cells finished earlier (skipped)"
+        if earlier["failed"]:
+            note += f", {earlier['failed']} failed earlier (kept; --retry-failed re-runs them)"
+        log(note)
+    n_workers = int(workers or os.cpu_count() or 1)
+    if pending:
+        log(f"running {len(pending)} of {len(cells)} cells on {executor} ({n_workers} workers)")
+        bar = _Progress(len(pending), progress, log)
+        try:
+            if executor == "local":
+                _run_local(pending, out, n_workers, result, bar)
+            else:
+                _run_dask(pending, out, n_workers, address, gpus, result, bar)
+        finally:
+            bar.close()
+    result.seconds = time.perf_counter() - t0
+    from .summary import write_summary
+
+    write_summary(result, spec or {})
+    return result
+
+
+def _submit_args(cell: Cell, out: Path) -> tuple:
+    info = {"key": cell.key, "values": cell.values, "seed": cell.seed}
+    return (cell.job, cell.config, str(cell_dir(out, cell)), info)
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_local(pending: list[Cell], out: Path, workers: int, result: SweepOutcome, bar) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    attempts: Counter = Counter()
+    todo = list(pending)
+    while todo:
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(todo)), ctx, initializer=_init_worker) as pool:
+            futures = {pool.submit(run_cell, *_submit_args(c, out)): c for c in todo}
+            bar.running(min(workers, len(todo)))
+            todo = []
+            for fut in as_completed(futures):
+                cell = futures[fut]
+                try:
+                    record = fut.result()
+                except BrokenProcessPool:
+                    attempts[cell.key] += 1
+                    if attempts[cell.key] < MAX_ATTEMPTS:
+                        todo.append(cell)
+                        continue
+                    record = _worker_died(cell, out, attempts[cell.key])
+                result.records[cell.key] = record
+                bar.done(cell, record)
+        if todo:
+            bar.note(f"a worker process died: re-running {len(todo)} unfinished cells")
+
+
+def _worker_died(cell: Cell, out: Path, n: int) -> dict:
+    record = read_cell(cell_dir(out, cell)) or {"key": cell.key, "values": cell.values}
+    record.update(status="failed", error=f"the worker process died {n} times running this cell")
+    write_json(cell_dir(out, cell) / "cell.json", record)
+    return record
+
+
+def _run_dask(pending, out, workers, address, gpus, result, bar) -> None:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ScorelabError(
+            "--executor dask needs the optional 'distributed' package: "
+            'pip install -e ".[distributed]"'
+        ) from None
+    cluster = None
+    try:
+        if address is None:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            )
+            client = Client(cluster)
+        else:
+            client = Client(address, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        raise ScorelabError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    resources = {"GPU": 1} if gpus else None
+    try:
+        futures = {
+            client.submit(
+                run_cell,
+                *_submit_args(cell, out),
+                key=f"scorelab-cell-{cell.key}",
+                pure=False,
+                retries=2,
+                resources=resources,
+            ): cell
+            for cell in pending
+        }
+        bar.running(min(workers, len(pending)))
+        for fut in as_completed(futures):
+            cell = futures[fut]
+            try:
+                record = fut.result()
+            except Exception as exc:  # KilledWorker after Dask's own retries, and the like
+                if _scheduler_gone(exc):
+                    raise
+                record = read_cell(cell_dir(out, cell)) or {"key": cell.key}
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                write_json(cell_dir(out, cell) / "cell.json", record)
+            result.records[cell.key] = record
+            bar.done(cell, record)
+    except Exception as exc:
+        if _scheduler_gone(exc):
+            raise ScorelabError(
+                f"the Dask scheduler{' at ' + address if address else ''} went away "
+                f"({type(exc).__name__}); finished cells are kept — rerun the same command "
+                "to resume"
+            ) from None
+        raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _scheduler_gone(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name in ("CommClosedError", "FutureCancelledError", "CancelledError") or isinstance(
+        exc, OSError | TimeoutError
+    )
+
+
+class _Progress:
+    """Cells done / running / failed with an ETA: a bar on a terminal, a line per finished
+    cell otherwise (logs, CI, batch jobs)."""
+
+    def __init__(self, total: int, interactive: bool, log: Callable[[str], None]):
+        self.total, self.log = total, log
+        self.finished = self.failed = self.in_flight = 0
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if interactive and sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("cells"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[status]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self.task = self.bar.add_task("cells", total=total, status="")
+            self.bar.start()
+
+    def _status(self) -> str:
+        return f"done {self.finished - self.failed} · running {self.in_flight} · failed {self.failed}"
+
+    def running(self, n: int) -> None:
+        self.in_flight = n
+        if self.bar is not None:
+            self.bar.update(self.task, status=self._status())
+
+    def done(self, cell: Cell, record: dict) -> None:
+        self.finished += 1
+        self.failed += record.get("status") != "done"
+        self.in_flight = min(self.in_flight, self.total - self.finished)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, status=self._status())
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.finished * (self.total - self.finished)
+        word = record.get("status", "?")
+        extra = f": {record.get('error')}" if word != "done" else ""
+        self.log(
+            f"[{self.finished}/{self.total}] {word} {cell.label()}{extra} "
+            f"({self._status()}; ETA {eta:.0f} s)"
+        )
+
+    def note(self, text: str) -> None:
+        (self.bar.console.print if self.bar is not None else self.log)(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
