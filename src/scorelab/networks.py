@@ -432,9 +432,7 @@ class UNet(nn.Module):
         for i, w in enumerate(widths):
             self.down.append(_ResBlock2d(prev, w, embed_dim, groups, dropout, g))
             if i < len(widths) - 1:
-                self.downsample.append(
-                    _layer(nn.Conv2d, w, w, 3, stride=2, padding=1, generator=g)
-                )
+                self.downsample.append(_layer(nn.Conv2d, w, w, 3, stride=2, padding=1, generator=g))
             prev = w
         self.mid = nn.ModuleList(
             _ResBlock2d(prev, prev, embed_dim, groups, dropout, g) for _ in range(2)

@@ -117,9 +117,7 @@ class Trainer:
         self.ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self._ema_pairs = None  # (ema, live) tensor lists, built on first use
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(
-            self.params, lr=train.lr, weight_decay=train.weight_decay
-        )
+        self.opt = torch.optim.AdamW(self.params, lr=train.lr, weight_decay=train.weight_decay)
         # The data generator is identical on every rank: each draws the global batch and keeps
         # its slice. Randomness inside a loss (e.g. the FP term's probes) comes from a generator
         # reseeded per (step, rank), so it needs no saved state.

@@ -26,6 +26,19 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+def parse_value(text: str):
+    """A command-line value read as YAML, except that numbers YAML 1.1 leaves as strings
+    (``1e-3``, ``.5e2``) are numbers."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if value.strip().lstrip("+-").isdigit() else number
+    return value
+
+
 def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML: numbers, lists, null…)."""
     out = _deepcopy(data)
@@ -37,7 +50,7 @@ def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
         if not parts:
             raise ConfigError(f"--set {item!r}: empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_value(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
         node = out

@@ -66,7 +66,7 @@ def _runner(name: str, module: str, doc: str) -> Callable[..., Study]:
 
     run.__name__ = f"run_{module}"
     run.__qualname__ = f"run_{module}"
-    run.__doc__ = f"{doc}. Writes results.json, figures and report.html into out_dir."
+    run.__doc__ = f"{doc}.\n\nWrites results.json, figures and report.html into out_dir."
     return run
 
 

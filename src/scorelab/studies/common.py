@@ -4,8 +4,10 @@ figures and report sections, and writes ``results.json`` and a self-contained ``
 A study module defines ``NAME``, ``TITLE``, ``PAPER`` and ``run(study: Study) -> None``; it
 fills ``study.results`` (JSON-able, finite numbers), adds one :meth:`Study.claim` per claim of
 the paper it tests, and figures/sections for the report. Everything random is drawn from
-generators seeded by ``study.seed`` (``study.generator(k)``), so a study is deterministic for a
-seed; ``study.quick`` selects the CI-sized mode (≤ 2 min on 2 cores).
+streams named by keys under ``study.seed`` (``study.generator("mg25", "data")``, or
+``study.seed_for(...)`` where a function takes an integer seed; both ``seeding.derive_seed`` of
+the seed, the study's name and the keys), so a study is deterministic for a seed and its
+streams are independent; ``study.quick`` selects the CI-sized mode (≤ 2 min on 2 cores).
 
 The studies train and sample through the same two helpers: :func:`train_score_model` (a
 registered network wrapped by its parameterisation, fitted by the library's ``Trainer``, its
@@ -32,6 +34,7 @@ from ..parameterisations import ScoreNetwork
 from ..processes import ForwardProcess
 from ..report import Report, save_figure
 from ..sampling import generate
+from ..seeding import derive_seed
 from ..storage import write_json
 from ..targets import Target
 from ..training import Trainer, TrainResult
@@ -69,9 +72,14 @@ class Study:
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
     # --- randomness ---------------------------------------------------------------------
-    def generator(self, k: int = 0) -> torch.Generator:
-        """A CPU generator seeded by (seed, k): independent streams for the study's parts."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + k)
+    def seed_for(self, *keys: int | str) -> int:
+        """The seed of the study's stream named by ``keys`` (``derive_seed(seed, name,
+        *keys)``): independent streams for the study's parts."""
+        return derive_seed(self.seed, self.name, *keys)
+
+    def generator(self, *keys: int | str) -> torch.Generator:
+        """A CPU generator seeded by ``seed_for(*keys)``."""
+        return torch.Generator().manual_seed(self.seed_for(*keys))
 
     # --- content --------------------------------------------------------------------------
     def claim(self, claim: str, measured: str, holds: bool | None) -> None:

@@ -245,10 +245,11 @@ def train_design(study: Study, key: str, target, process, s: Settings, sigma_dat
         parameterisation=d.parameterisation,
         sigma_data=sigma_data,
         train=train,
-        seed=study.seed * 7919 + 13,
-        init_seed=study.seed * 7919 + 11,  # the same initial weights for every design
+        # the same initial weights and data stream for every design
+        seed=study.seed_for("train"),
+        init_seed=study.seed_for("init"),
     )
-    x0, t, z = _eval_batch(process, target, d, s.n_eval, study.generator(101))
+    x0, t, z = _eval_batch(process, target, d, s.n_eval, study.generator("eval_batch"))
     kw = dict(noise=d.noise, weighting=d.weighting, sigma_data=sigma_data, t=t, z=z)
     exact = target.score_model(process)
     with torch.no_grad():
@@ -261,7 +262,7 @@ def train_design(study: Study, key: str, target, process, s: Settings, sigma_dat
             ex = float(esm_loss(trainer.model, x0, process, exact_score=exact, **kw).mean())
         curve["step"].append(step)
         curve["excess"].append(ex)
-        curve["e_s"].append(_common_es(trainer.model, target, process, s, study.seed + 202))
+        curve["e_s"].append(_common_es(trainer.model, target, process, s, study.seed_for("e_s")))
 
     def on_log(rec: dict) -> None:
         record(rec["step"])
@@ -371,7 +372,7 @@ def _profile_part(study: Study, trained: dict[str, Trained], target, process, s:
     for key, tr in trained.items():
         res[key] = {}
         for ck in CHECKPOINTS:
-            rows = _profile(getattr(tr, ck), target, process, sigmas, s, study.seed + 303)
+            rows = _profile(getattr(tr, ck), target, process, sigmas, s, study.seed_for("profile"))
             res[key][ck] = {
                 "normalised": [r["weighted"] for r in rows],
                 "relative": [r["relative"] for r in rows],
@@ -465,10 +466,10 @@ def _terms(model, target, process, grid: TimeGrid, s: Settings, seed: int, exact
 
 def _sampling_part(study: Study, trained, target, process, s: Settings, sigma_data: float):
     sproc = _sampling_process()
-    ref = target.sample(s.n_samples, study.generator(401), dtype=torch.float64)
-    ref2 = target.sample(s.n_samples, study.generator(402), dtype=torch.float64)
+    ref = target.sample(s.n_samples, study.generator("reference"), dtype=torch.float64)
+    ref2 = target.sample(s.n_samples, study.generator("floor"), dtype=torch.float64)
     floor = w2(ref, ref2)
-    seed = study.seed * 7919 + 17  # common random numbers across every configuration
+    seed = study.seed_for("sampling")  # common random numbers across every configuration
     models = {"exact": {"exact": target.score_model(sproc)}}
     for key, tr in trained.items():
         models[key] = {
@@ -489,7 +490,7 @@ def _sampling_part(study: Study, trained, target, process, s: Settings, sigma_da
                     with torch.no_grad():
                         dist, x = _sample_w2(score, sproc, grid, s, seed, ref)
                     row = _terms(
-                        net_model, target, process, grid, s, study.seed + 404, key == "exact"
+                        net_model, target, process, grid, s, study.seed_for("terms"), key == "exact"
                     )
                     row["w2"] = dist
                     res[key][ck][kind][str(n)] = row
@@ -724,7 +725,9 @@ def _plt():
 def run(study: Study) -> None:
     s = settings_for(study.quick)
     target, process = _target(), _train_process()
-    sigma_data = estimate_sigma_data(target.sample(10_000, study.generator(1), torch.float64))
+    sigma_data = estimate_sigma_data(
+        target.sample(10_000, study.generator("sigma_data"), torch.float64)
+    )
     study.results["settings"] = {
         **{k: v for k, v in asdict(s).items() if k != "steps_n"},
         "steps_n": list(s.steps_n),

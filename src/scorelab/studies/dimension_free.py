@@ -392,19 +392,19 @@ def run(study: Study) -> None:
     s = QUICK if study.quick else FULL
     process = ou_process(s)
     res: dict = {"dims": list(s.dims), "settings": _settings_json(s)}
-    for f_idx, fam in enumerate(FAMILIES):
+    for fam in FAMILIES:
         cells = []
-        for d_idx, dim in enumerate(s.dims):
+        for dim in s.dims:
             study.log(f"  {fam}, d = {dim}")
-            seed = study.seed * 1000 + d_idx  # the same seed in both families
-            g = study.generator(10 * f_idx + d_idx + 1)
+            seed = study.seed_for("cell", dim)  # the same seed in both families
+            g = study.generator("metrics", fam, dim)
             cells.append(run_cell(fam, dim, s, seed, process, g))
         res[fam] = {k: [c[k] for c in cells] for k in cells[0]}
-    res["floors"] = _floors(s, study.generator(100))
+    res["floors"] = _floors(s, study.generator("floors"))
     res["growth"] = {
         fam: {k: growth(res[fam][k]) for k in (*METRICS, "sliced_w2")} for fam in FAMILIES
     }
-    g = study.generator(200)
+    g = study.generator("mehler")
     n_mc = 100_000
     # The control is checked at d = 2: e^f's variance under γ_d grows like (e^{a²}/2)^d, so the
     # plain Monte Carlo oracle needs exponentially many draws there (measured at d = 8 too).

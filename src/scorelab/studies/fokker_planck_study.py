@@ -112,7 +112,7 @@ def _fit(study: Study, cfg, target: Target, start: dict | None) -> tuple[Fitted,
     return fitted, process
 
 
-def _experiment(study: Study, name: str, raw: dict, k: int) -> dict:
+def _experiment(study: Study, name: str, raw: dict) -> dict:
     """Pre-train with DSM, then continue the same network for equal steps with DSM and with
     DSM + FP (as the paper fine-tunes pre-trained models), and evaluate both."""
     quick = study.quick
@@ -122,7 +122,7 @@ def _experiment(study: Study, name: str, raw: dict, k: int) -> dict:
     study.log(f"  {name}: DSM pre-training ({raw['train']['steps']} steps)")
     pre, _ = _fit(study, _config(study, raw), target, None)
     out = {"pretrain_seconds": pre.result.seconds}
-    for j, loss in enumerate(("dsm", "fp_dsm")):
+    for loss in ("dsm", "fp_dsm"):
         study.log(f"  {name}: continuing with {loss} ({raw['finetune']['steps']} steps)")
         cfg = _config(study, raw, loss=loss, **raw["finetune"])
         fitted, process = _fit(study, cfg, target, pre.trainer.ema)
@@ -135,13 +135,13 @@ def _experiment(study: Study, name: str, raw: dict, k: int) -> dict:
             n_nll=200 if quick else 1000,
             rtol=1e-4 if name == "digits" else 1e-5,
             atol=1e-4 if name == "digits" else 1e-5,
-            seed=study.seed + 17 * k,
+            seed=study.seed_for("diagnose", name),
         )  # fmt: skip
         model.float()
         gen = sample_with(cfg, cfg.sampler, model, process, target.event_shape)
         ev = evaluate(
             gen.samples, target, ["w2"], n_boot=20, n_boot_ot=10,
-            max_points=cfg.sampler.n, generator=study.generator(100 * k + j),
+            max_points=cfg.sampler.n, generator=study.generator("w2", name, loss),
         ).to_json()["w2"]  # fmt: skip
         row = {
             "finetune_seconds": seconds,
@@ -212,9 +212,9 @@ def _verdicts(study: Study, name: str, r: dict) -> None:
 
 
 def run(study: Study) -> None:
-    for k, (name, raw) in enumerate(_settings(study.quick).items()):
+    for name, raw in _settings(study.quick).items():
         study.log(f"fokker-planck: {name}")
-        r = _experiment(study, name, raw, k)
+        r = _experiment(study, name, raw)
         diag = r.pop("_diag")
         _verdicts(study, name, r)
         r["settings"] = {

@@ -183,15 +183,15 @@ def bound_log10(target, times: torch.Tensor, err_integral: float) -> dict:
 
 
 # --- experiment 1: W1 against ε ------------------------------------------------------------
-def eps_sweep(study: Study, cfg: dict, target, process, scores: dict, k: int) -> dict:
+def eps_sweep(study: Study, cfg: dict, target, process, scores: dict, key: str) -> dict:
     """W1 to π and the bound at each ε, for each score; the early-stopping reference
-    W1(π, p_ε) and the sample-size floor."""
+    W1(π, p_ε) and the sample-size floor (random streams named by ``key``)."""
     n, T, d = cfg["n"], cfg["T"], target.dim
-    ref = target.sample(n, study.generator(k), dtype=torch.float64)
-    ref2 = target.sample(n, study.generator(k + 1), dtype=torch.float64)
+    ref = target.sample(n, study.generator(key, "reference"), dtype=torch.float64)
+    ref2 = target.sample(n, study.generator(key, "floor"), dtype=torch.float64)
     out = {"floor": _exact_w1(ref, ref2), "w1_p_eps": []}
     for eps in cfg["eps"]:
-        p_eps = process.sample_marginal(ref2, eps, study.generator(k + 2))
+        p_eps = process.sample_marginal(ref2, eps, study.generator(key, "p_eps"))
         out["w1_p_eps"].append(_exact_w1(p_eps, ref))
     for name, (score, dtype) in scores.items():
         study.log(f"  {target.kind}: ε sweep, {name} score")
@@ -199,11 +199,12 @@ def eps_sweep(study: Study, cfg: dict, target, process, scores: dict, k: int) ->
         integrals = [0.0] * len(cfg["eps"])
         if name != "exact":
             integrals = err_integrals(
-                score, target, process, cfg["eps"], T, cfg["profile_n"], study.seed + k + 3
-            )
+                score, target, process, cfg["eps"], T, cfg["profile_n"],
+                study.seed_for(key, "score_error"),
+            )  # fmt: skip
         for eps, integral in zip(cfg["eps"], integrals, strict=True):
             grid = TimeGrid("geometric", steps=cfg["steps"], t_min=eps, t_max=T)
-            x = draw(score, process, d, grid, n, study.seed + k + 4, dtype)
+            x = draw(score, process, d, grid, n, study.seed_for(key, "sampling"), dtype)
             row["w1"].append(_exact_w1(x, ref))
             terms = bound_log10(target, grid.times(process), integral)
             row["log10_bound"].append(terms["log10_total"])
@@ -214,19 +215,20 @@ def eps_sweep(study: Study, cfg: dict, target, process, scores: dict, k: int) ->
 
 
 # --- experiment 2: W1 against T ------------------------------------------------------------
-def t_sweep(study: Study, cfg: dict, target, process, scores: dict, k: int) -> dict:
+def t_sweep(study: Study, cfg: dict, target, process, scores: dict, key: str) -> dict:
     """W1 to the law and the bound at each T (ε fixed), on a σ-geometric grid and on a uniform
-    grid with a fixed number of steps."""
+    grid with a fixed number of steps (random streams named by ``key``)."""
     n, eps, d = cfg["n"], cfg["eps_T_sweep"], target.dim
-    ref = target.sample(n, study.generator(k), dtype=torch.float64)
-    ref2 = target.sample(n, study.generator(k + 1), dtype=torch.float64)
+    ref = target.sample(n, study.generator(key, "reference"), dtype=torch.float64)
+    ref2 = target.sample(n, study.generator(key, "floor"), dtype=torch.float64)
     out = {"floor": _exact_w1(ref, ref2)}
     integrals = {}
     for name, (score, _) in scores.items():
         integrals[name] = [0.0] * len(cfg["T_grid"])
         if name != "exact":
+            seed = study.seed_for(key, "score_error")
             integrals[name] = [
-                err_integrals(score, target, process, [eps], T, cfg["profile_n"], study.seed + k)[0]
+                err_integrals(score, target, process, [eps], T, cfg["profile_n"], seed)[0]
                 for T in cfg["T_grid"]
             ]
     for kind in ("geometric", "uniform"):
@@ -236,7 +238,7 @@ def t_sweep(study: Study, cfg: dict, target, process, scores: dict, k: int) -> d
             row = {"w1": [], "log10_bound": []}
             for T, integral in zip(cfg["T_grid"], integrals[name], strict=True):
                 grid = TimeGrid(kind, steps=cfg["steps"], t_min=eps, t_max=T)
-                x = draw(score, process, d, grid, n, study.seed + k + 2, dtype)
+                x = draw(score, process, d, grid, n, study.seed_for(key, "sampling"), dtype)
                 row["w1"].append(_exact_w1(x, ref))
                 row["log10_bound"].append(
                     bound_log10(target, grid.times(process), integral)["log10_total"]
@@ -280,12 +282,12 @@ def bound_shape(cfg: dict, target, process) -> dict:
 
 
 # --- experiment 4: memorisation ----------------------------------------------------------------
-def memorisation(study: Study, cfg: dict, emp, population, process, scores: dict, k: int) -> dict:
+def memorisation(study: Study, cfg: dict, emp, population, process, scores: dict) -> dict:
     """For each ε and score: the memorised fraction (library radius), the nearest-neighbour
     ratio d₁/d₂, and W1 to the training set π_n and to the population π."""
     n, d, pts = cfg["n"], emp.dim, emp.points
-    pop = population.sample(n, study.generator(k), dtype=torch.float64)
-    on_train = emp.sample(n, study.generator(k + 1), dtype=torch.float64)
+    pop = population.sample(n, study.generator("memorisation", "population"), torch.float64)
+    on_train = emp.sample(n, study.generator("memorisation", "train"), dtype=torch.float64)
     out = {
         "w1_train_population": _exact_w1(pts, pop),
         "w1_train_floor": _exact_w1(on_train, pts),
@@ -297,7 +299,8 @@ def memorisation(study: Study, cfg: dict, emp, population, process, scores: dict
         row |= {"w1_train": [], "w1_population": []}
         for eps in cfg["memorisation_eps"]:
             grid = TimeGrid("geometric", steps=cfg["steps"], t_min=eps, t_max=cfg["T"])
-            x = draw(score, process, d, grid, n, study.seed + k + 2, dtype)
+            seed = study.seed_for("memorisation", "sampling")
+            x = draw(score, process, d, grid, n, seed, dtype)
             if eps == min(cfg["memorisation_eps"]):
                 row["samples"] = x  # for the figure only (popped before results are written)
             mean, below = nn_ratio(x, pts)
@@ -675,22 +678,25 @@ def _run(study: Study, cfg: dict) -> None:
         }
         if j < cfg["network_geometries"]:
             study.log(f"training a network on the {geo} ({cfg['train_steps']} steps)")
-            model, loss = train_network(target, process, cfg["train_steps"], study.seed + 100 + j)
+            seed = study.seed_for("network", geo)
+            model, loss = train_network(target, process, cfg["train_steps"], seed)
             scores["network"] = (model, torch.float32)
             networks[geo] = {"final_loss": loss}
-        sweeps[geo] = eps_sweep(study, cfg, target, process, scores, k=10 * (j + 1))
+        sweeps[geo] = eps_sweep(study, cfg, target, process, scores, key=f"eps_sweep_{geo}")
 
-    pts = geos["circle"].sample(cfg["n_train"], study.generator(50), dtype=torch.float64)
+    pts = geos["circle"].sample(cfg["n_train"], study.generator("points"), dtype=torch.float64)
     emp = Empirical(pts)
     study.log(f"training a network on {cfg['n_train']} points ({cfg['train_steps']} steps)")
-    model, loss = train_network(emp, process, cfg["train_steps"], study.seed + 200)
+    model, loss = train_network(
+        emp, process, cfg["train_steps"], study.seed_for("network", "empirical")
+    )
     networks["empirical"] = {"final_loss": loss}
     emp_scores = {
         "exact": (emp.score_model(process), torch.float64),
         "network": (model, torch.float32),
     }
-    ts = t_sweep(study, cfg, emp, process, emp_scores, k=60)
-    mem = memorisation(study, cfg, emp, geos["circle"], process, emp_scores, k=70)
+    ts = t_sweep(study, cfg, emp, process, emp_scores, key="t_sweep")
+    mem = memorisation(study, cfg, emp, geos["circle"], process, emp_scores)
     shape = bound_shape(cfg, geos["circle"], process)
 
     eps, Ts = cfg["eps"], cfg["T_grid"]

@@ -261,9 +261,9 @@ def mg25_part(study: Study, st: Settings) -> dict:
     target = mg25()
     dim = target.event_shape[0]
     specs = [*st.mg25_a, COSINE]
-    data = target.sample(st.mg25_n, study.generator(20), dtype=torch.float64)
-    fresh = target.sample(st.mg25_n, study.generator(21), dtype=torch.float64)
-    proj = study.generator(22)
+    data = target.sample(st.mg25_n, study.generator("mg25", "data"), dtype=torch.float64)
+    fresh = target.sample(st.mg25_n, study.generator("mg25", "fresh"), dtype=torch.float64)
+    proj = study.generator("mg25", "projections")
     directions = torch.randn(dim, 64, generator=proj, dtype=torch.float64)
     directions /= directions.norm(dim=0, keepdim=True)
     floor = {
@@ -284,13 +284,13 @@ def mg25_part(study: Study, st: Settings) -> dict:
                     sampler=s,
                     grid=_grid(N),
                     n=st.mg25_n,
-                    seed=study.seed * 7919 + 23,
+                    seed=study.seed_for("mg25", "sampling"),
                     dtype=torch.float64,
                     **opts,
                 )
                 res[s][str(N)]["knn_kl"][lab] = knn_kl(data, x)
                 res[s][str(N)]["sliced_w2"][lab] = sliced_w2(x, data, projections=directions)
-            gen = study.generator(24)
+            gen = study.generator("mg25", "kl_bound")
             kl_b[str(N)][lab] = kl_bound(target, proc, N, generator=gen, n_mc=st.mg25_n).total
         study.log(f"noise-schedule: MG25 {lab}")
     return {
@@ -327,8 +327,7 @@ def train_network(study: Study, st: Settings, spec, k: int) -> ScoreNetwork:
         parameterisation="score",
         sigma_data=1.0,
         train=train,
-        seed=study.seed * 1_000_003 + 201 + k,
-        init_seed=study.seed * 1_000_003 + 101 + k,
+        seed=study.seed_for("trained", k),
     ).model
 
 
@@ -346,17 +345,19 @@ def evaluate_trained(study: Study, st: Settings, model: ScoreNetwork, spec) -> d
             sampler=s,
             grid=_grid(st.train_N),
             n=st.train_n,
-            seed=study.seed * 7919 + 31,
+            seed=study.seed_for("trained", "sampling"),
             **opts,
         )
         mu, cov = torch.full((D,), MU), torch.tensor(LAM)
         out[s] = {"kl": kl_gaussian_fit(x, mu, cov), "w2": w2_gaussian_fit(x, mu, cov)}
     kb = kl_bound(
-        target, proc, st.train_N, score_model=model, n_mc=st.n_mc, generator=study.generator(32)
-    )
+        target, proc, st.train_N, score_model=model, n_mc=st.n_mc,
+        generator=study.generator("trained", "kl_bound"),
+    )  # fmt: skip
     wb = w2_bound(
-        target, proc, st.train_N, score_model=model, n_mc=st.n_mc, generator=study.generator(33)
-    )
+        target, proc, st.train_N, score_model=model, n_mc=st.n_mc,
+        generator=study.generator("trained", "w2_bound"),
+    )  # fmt: skip
     out["kl_bound"], out["kl_bound_E2"] = kb.total, kb.approximation
     out["w2_bound"], out["epsilon"] = wb.total, wb.epsilon
     # the effective uniform L² score error of the KL bound: E2 = ε² B(T)

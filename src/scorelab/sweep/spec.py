@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ..config.io import apply_overrides
+from ..config.io import apply_overrides, parse_value
 from ..config.schema import parse_config
 from ..errors import ConfigError, InvalidParameter
 
@@ -99,7 +99,7 @@ def _split_top(raw: str) -> list[str]:
 
 def _yaml_value(item: str, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return parse_value(text)
     except yaml.YAMLError as exc:
         raise InvalidParameter("--grid", f"value {text!r} is not valid YAML ({exc})", item) from None
 
