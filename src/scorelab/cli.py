@@ -247,12 +247,15 @@ def evaluate(
     from .metrics import evaluate as run_evaluate
     from .targets import load_array
 
+    from .metrics.evaluate import check_metric_names
+
+    chosen = check_metric_names(metrics.split(","), "--metrics") if metrics else None
     tgt = build_target(_target_mapping(target), seed=seed)
     x = load_array(samples, key, field="samples")
     ev = run_evaluate(
         x,
         tgt,
-        metrics.split(",") if metrics else None,
+        chosen,
         n_boot=n_boot,
         generator=torch.Generator().manual_seed(seed),
         max_points=max_points,

@@ -171,6 +171,7 @@ def register(
 
     def decorate(obj: Any) -> Any:
         global _version
+        _load_providers(group)  # built-ins first, so a plugin's entry follows them
         model = _kinded(config, name) if config is not None else None
         old = _REGISTRY[group].get(name)
         if old is not None and not _same_definition(old.obj, obj):

@@ -3,8 +3,8 @@
 Two executors share one contract — run ``jobs.run_cell`` for each pending cell, report each
 outcome as it arrives — so a cell's result is the same, bit for bit, whichever runs it:
 
-* ``local``: a process pool of N workers (spawned: a clean interpreter each, one torch
-  thread). A worker that dies breaks the pool; the engine starts a new pool and re-runs the
+* ``local``: a process pool of N workers (forked from a clean forkserver, one torch
+  thread each). A worker that dies breaks the pool; the engine starts a new pool and re-runs the
   cells that had not finished (three attempts each).
 * ``dask``: a ``distributed.Client`` — a ``LocalCluster`` of N single-threaded worker
   processes, or the running scheduler at ``address`` (``dask scheduler`` / ``dask worker``,
@@ -132,8 +132,11 @@ def _run_local(pending: list[Cell], out: Path, workers: int, result: SweepOutcom
 
     attempts: Counter = Counter()
     todo = list(pending)
+    # forkserver: workers fork from a clean single-threaded server that imported scorelab
+    # once, so a pool starts in a fraction of a second (spawn re-imports torch per worker)
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["scorelab.sweep.jobs", "scorelab.metrics"])
     while todo:
-        ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(todo)), ctx, initializer=_init_worker) as pool:
             futures = {pool.submit(run_cell, *_submit_args(c, out)): c for c in todo}
             bar.running(min(workers, len(todo)))
