@@ -35,3 +35,9 @@ def test_step_seed_is_the_trainers_historical_formula():
     # checkpoints written before the seeding module resume to the bit only with this formula
     assert step_seed(3, 7, 1) == 3 * 1_000_003 + 7 * 1009 + 1
     assert len({step_seed(0, k, r) for k in range(100) for r in range(8)}) == 800
+    # a 63-bit derived seed gives a seed torch accepts (torch reads seeds mod 2⁶⁴)
+    big = derive_seed(0, "x")
+    torch.Generator().manual_seed(step_seed(big, 10**6, 3))
+    a = torch.randn(2, generator=torch.Generator().manual_seed(step_seed(-2, 1)))
+    b = torch.randn(2, generator=torch.Generator().manual_seed(-2 * 1_000_003 + 1009))
+    assert torch.equal(a, b)

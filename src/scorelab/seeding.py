@@ -45,9 +45,10 @@ def generator(seed: int, *keys: int | str) -> torch.Generator:
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     """The trainer's seed of the loss's own draws at ``step`` on ``rank``:
-    seed·1 000 003 + step·1009 + rank (unchanged since the first checkpoints, so they resume
-    exactly; distinct for every step and rank of a run with fewer than 1009 ranks)."""
-    return int(seed) * 1_000_003 + int(step) * 1009 + int(rank)
+    seed·1 000 003 + step·1009 + rank mod 2⁶⁴ (unchanged since the first checkpoints, so they
+    resume exactly — torch reads a seed mod 2⁶⁴ — and valid for 63-bit derived seeds too;
+    distinct for every step and rank of a run with fewer than 1009 ranks)."""
+    return (int(seed) * 1_000_003 + int(step) * 1009 + int(rank)) % (1 << 64)
 
 
 __all__ = ["derive_seed", "generator", "step_seed"]
