@@ -59,7 +59,9 @@ def test_add_a_sampler():
         """Explicit midpoint rule for the probability-flow ODE dx/dt = f x − ½ g² s."""
 
         def flow(x, t):
-            return float(process.drift_coef(t)) * x - 0.5 * float(process.diffusion2(t)) * score(x, t)
+            return float(process.drift_coef(t)) * x - 0.5 * float(process.diffusion2(t)) * score(
+                x, t
+            )
 
         times = grid.times(process).tolist()
         for t0, t1 in zip(times[:-1], times[1:], strict=True):
@@ -162,8 +164,11 @@ def test_add_a_study(tmp_path):
         slope = float((xt * x0).mean() / (xt * xt).mean())
         m, v = float(process.scale(t)), float(process.variance(t))
         exact = m * 2.0 / (m * m * 2.0 + v)
-        study.claim("the regression slope is Tweedie's", f"{slope:.4f} vs {exact:.4f}",
-                    abs(slope - exact) < 0.02)
+        study.claim(
+            "the regression slope is Tweedie's",
+            f"{slope:.4f} vs {exact:.4f}",
+            abs(slope - exact) < 0.02,
+        )
 
     try:
         done = run_study("tweedie-check", tmp_path, quick=True, seed=0)
@@ -195,8 +200,18 @@ def test_a_plugin_sampler_runs_from_the_cli_bit_for_bit(tmp_path):
     outs = {}
     for kind in ("euler_again", "ode_euler"):
         out = tmp_path / f"{kind}.npz"
-        args = ["sample", config, "--set", "score.kind=exact", "--set", f"sampler.kind={kind}",
-                "--set", "sampler.n=300", "--out", str(out)]
+        args = [
+            "sample",
+            config,
+            "--set",
+            "score.kind=exact",
+            "--set",
+            f"sampler.kind={kind}",
+            "--set",
+            "sampler.n=300",
+            "--out",
+            str(out),
+        ]
         res = _cli(args, tmp_path, env)
         assert res.returncode == 0, res.stderr
         outs[kind] = np.load(out)["samples"]

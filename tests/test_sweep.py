@@ -46,12 +46,20 @@ def test_parse_grid_values_and_ranges():
 
 
 def test_cells_are_the_product_and_hash_their_resolved_config():
-    todo = cells(BASE, [parse_grid("sampler.steps=5,10"), parse_grid("sampler.kind=heun,ddim")],
-                 [0, 1, 2], "sample")
+    todo = cells(
+        BASE,
+        [parse_grid("sampler.steps=5,10"), parse_grid("sampler.kind=heun,ddim")],
+        [0, 1, 2],
+        "sample",
+    )
     assert len(todo) == 2 * 2 * 3
     assert len({c.key for c in todo}) == len(todo)
-    again = cells(BASE, [parse_grid("sampler.steps=5,10"), parse_grid("sampler.kind=heun,ddim")],
-                  [0, 1, 2], "sample")
+    again = cells(
+        BASE,
+        [parse_grid("sampler.steps=5,10"), parse_grid("sampler.kind=heun,ddim")],
+        [0, 1, 2],
+        "sample",
+    )
     assert [c.key for c in again] == [c.key for c in todo]  # stable across runs
     # a default written out explicitly is the same resolved config, hence the same cell
     explicit = cells({**BASE, "seed": 0}, [], [0], "sample")[0]
@@ -82,7 +90,9 @@ def test_local_sweep_resumes_and_records_a_failing_cell(tmp_path):
     rows = json.loads((tmp_path / "summary.json").read_text())["cells"]
     assert [r["status"] for r in rows] == ["done", "done", "failed", "failed"]
     header = (tmp_path / "summary.csv").read_text().splitlines()[0].split(",")
-    assert {"sampler.kind", "seed", "status", "seconds", "w2", "w2_floor", "w2_ci_lo"} <= set(header)
+    assert {"sampler.kind", "seed", "status", "seconds", "w2", "w2_floor", "w2_ci_lo"} <= set(
+        header
+    )
     assert (tmp_path / "report.html").stat().st_size > 1000
     # a cell is an ordinary run directory
     done_dir = tmp_path / "cells" / todo[0].key
@@ -120,9 +130,7 @@ def _kill_first_worker_when_a_cell_starts(out: Path, pids: list[int], done: thre
     for _ in range(6000):
         if done.is_set():
             return
-        running = [
-            p for p in (out / "cells").glob("*/cell.json") if '"running"' in p.read_text()
-        ]
+        running = [p for p in (out / "cells").glob("*/cell.json") if '"running"' in p.read_text()]
         if running and pids:
             os.kill(pids[0], signal.SIGKILL)
             return
@@ -203,3 +211,30 @@ def _children(pid: int) -> list[int]:
                 if b"forkserver" in cmd or b"spawn_main" in cmd:
                     out.append(int(status.parent.name))
     return sorted(out)
+
+
+def test_map_cells_caches_and_is_the_same_on_every_executor(tmp_path):
+    from scorelab.sweep.mapping import map_cells
+    from tests.helpers.cells import fails_for_negative, noisy_mean
+
+    items = [{"seed": s, "n": 1000, "scale": 2.0} for s in range(4)]
+    inline = map_cells(noisy_mean, items, tmp_path / "inline")
+    pooled = map_cells(noisy_mean, items, tmp_path / "pool", workers=2)
+    assert inline == pooled
+    assert all(abs(r["var"] - 4.0) < 0.5 for r in inline)  # N(0, 4): var within ~6 s.e.
+    logs: list[str] = []
+    again = map_cells(
+        noisy_mean,
+        items + [{"seed": 9, "n": 10, "scale": 1.0}],
+        tmp_path / "inline",
+        log=logs.append,
+    )
+    assert again[:4] == inline and "4 of 5 noisy_mean cells cached" in logs[0]
+    with pytest.raises(Exception, match="1 cells failed.*negative value -1"):
+        map_cells(fails_for_negative, [{"value": 1.0}, {"value": -1.0}], tmp_path / "f")
+    # the good cell is kept: only the failing one runs again
+    with pytest.raises(Exception, match="1 cells failed"):
+        map_cells(
+            fails_for_negative, [{"value": 1.0}, {"value": -1.0}], tmp_path / "f", log=logs.append
+        )
+    assert "1 of 2 fails_for_negative cells cached" in logs[-1]

@@ -245,9 +245,8 @@ def evaluate(
     """How far samples are from a target: every metric with its finite-sample floor and CI."""
     from .config import build_target
     from .metrics import evaluate as run_evaluate
-    from .targets import load_array
-
     from .metrics.evaluate import check_metric_names
+    from .targets import load_array
 
     chosen = check_metric_names(metrics.split(","), "--metrics") if metrics else None
     tgt = build_target(_target_mapping(target), seed=seed)

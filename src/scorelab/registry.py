@@ -121,9 +121,7 @@ class Entry:
                 if name != "kind"
             }
         return {
-            p.name: p.default
-            for p in _signature_parameters(self.obj)
-            if p.name not in self.context
+            p.name: p.default for p in _signature_parameters(self.obj) if p.name not in self.context
         }
 
     def build(self, cfg: Any, **context) -> Any:
@@ -166,7 +164,11 @@ def register(
     caller supplies). Other keywords are metadata that the rest of the code reads (see each
     group's users)."""
     _check_group(group)
-    if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
+    if (
+        not isinstance(name, str)
+        or not name
+        or not name.replace("_", "").replace("-", "").isalnum()
+    ):
         raise InvalidParameter("name", "must be a non-empty word (letters, digits, _ and -)", name)
 
     def decorate(obj: Any) -> Any:

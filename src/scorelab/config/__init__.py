@@ -23,8 +23,8 @@ from .schema import (
     TrainConfig,
     compared_sampler,
     config_model,
-    format_validation_error,
     current,
+    format_validation_error,
     parse_config,
 )
 
@@ -55,11 +55,11 @@ __all__ = [
     "build_target",
     "compared_sampler",
     "config_model",
+    "current",
     "dump_yaml",
     "format_validation_error",
     "load_config",
     "load_yaml",
     "parse_config",
-    "current",
     "sampler_options",
 ]

@@ -45,9 +45,7 @@ def build_process(cfg: Mapping | BaseModel) -> ForwardProcess:
 
 
 def _family(kind: str) -> tuple[str, ...]:
-    return tuple(
-        n for n, e in registry.entries("schedule").items() if e.meta.get("family") == kind
-    )
+    return tuple(n for n, e in registry.entries("schedule").items() if e.meta.get("family") == kind)
 
 
 def _build_process(cfg: BaseModel) -> ForwardProcess:
@@ -76,9 +74,13 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
             f"{cfg.schedule.sigma_max} (or leave T unset)",
         )
     if "sigma_inf" in cfg.given():
-        beta = [n for n, e in registry.entries("process").items() if e.meta.get("schedules") == "beta"]
+        beta = [
+            n for n, e in registry.entries("process").items() if e.meta.get("schedules") == "beta"
+        ]
         words = ", ".join(beta[:-1]) + " and " + beta[-1] if len(beta) > 1 else "".join(beta)
-        raise InvalidParameter("sigma_inf", f"applies to {words}, not to '{cfg.kind}'", cfg.sigma_inf)
+        raise InvalidParameter(
+            "sigma_inf", f"applies to {words}, not to '{cfg.kind}'", cfg.sigma_inf
+        )
     schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T)
     return entry.obj(schedule, cfg.t_min)
 
@@ -131,8 +133,7 @@ def build_score(cfg: BaseModel, target: Target, process: ForwardProcess):
             "score.kind",
             f"'exact' needs a target with an exact score; '{target.kind}' has none",
             cfg.score.kind,
-            f"a target with a known law ({', '.join(exact)}), "
-            "or checkpoint (with score.path)",
+            f"a target with a known law ({', '.join(exact)}), or checkpoint (with score.path)",
         )
     return target.score_model(process)
 

@@ -45,7 +45,7 @@ def _expected(names: tuple[str, ...]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def Choice(group: str):  # noqa: N802 (a type factory, used like Literal)
+def Choice(group: str):
     """A string that must name a registered ``group`` component (checked when validated, so
     plugins loaded later count)."""
 

@@ -36,6 +36,18 @@ EXECUTORS = ("local", "dask")
 MAX_ATTEMPTS = 3  # per cell, when its worker process dies (local executor)
 
 
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for an executor: ``fn(*args)`` returns the cell's record (a dict
+    with a ``status``) and writes it to ``cell_dir/cell.json``."""
+
+    key: str
+    label: str
+    fn: Callable[..., dict]
+    args: tuple
+    cell_dir: Path
+
+
 @dataclass
 class SweepOutcome:
     out_dir: Path
@@ -99,14 +111,15 @@ def run_sweep(
     n_workers = int(workers or os.cpu_count() or 1)
     if pending:
         log(f"running {len(pending)} of {len(cells)} cells on {executor} ({n_workers} workers)")
-        bar = _Progress(len(pending), progress, log)
-        try:
-            if executor == "local":
-                _run_local(pending, out, n_workers, result, bar)
-            else:
-                _run_dask(pending, out, n_workers, address, gpus, result, bar)
-        finally:
-            bar.close()
+        tasks = [
+            Task(c.key, c.label(), run_cell, _submit_args(c, out), cell_dir(out, c))
+            for c in pending
+        ]
+        result.records.update(
+            execute(
+                tasks, executor, n_workers, address=address, gpus=gpus, progress=progress, log=log
+            )
+        )
     result.seconds = time.perf_counter() - t0
     from .summary import write_summary
 
@@ -119,52 +132,77 @@ def _submit_args(cell: Cell, out: Path) -> tuple:
     return (cell.job, cell.config, str(cell_dir(out, cell)), info)
 
 
+def execute(
+    tasks: Sequence[Task],
+    executor: str = "local",
+    workers: int = 1,
+    *,
+    address: str | None = None,
+    gpus: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, dict]:
+    """Run every task on the executor; return each task's record by key."""
+    if executor not in EXECUTORS:
+        raise InvalidParameter("--executor", "is not an executor", executor, ", ".join(EXECUTORS))
+    records: dict[str, dict] = {}
+    bar = _Progress(len(tasks), progress, log)
+    try:
+        if executor == "local":
+            _run_local(list(tasks), int(workers), records, bar)
+        else:
+            _run_dask(list(tasks), int(workers), address, gpus, records, bar)
+    finally:
+        bar.close()
+    return records
+
+
 def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
 
 
-def _run_local(pending: list[Cell], out: Path, workers: int, result: SweepOutcome, bar) -> None:
+def _run_local(todo: list[Task], workers: int, records: dict, bar) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     attempts: Counter = Counter()
-    todo = list(pending)
     # forkserver: workers fork from a clean single-threaded server that imported scorelab
     # once, so a pool starts in a fraction of a second (spawn re-imports torch per worker)
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["scorelab.sweep.jobs", "scorelab.metrics"])
     while todo:
         with ProcessPoolExecutor(min(workers, len(todo)), ctx, initializer=_init_worker) as pool:
-            futures = {pool.submit(run_cell, *_submit_args(c, out)): c for c in todo}
+            futures = {pool.submit(t.fn, *t.args): t for t in todo}
             bar.running(min(workers, len(todo)))
             todo = []
             for fut in as_completed(futures):
-                cell = futures[fut]
+                task = futures[fut]
                 try:
                     record = fut.result()
                 except BrokenProcessPool:
-                    attempts[cell.key] += 1
-                    if attempts[cell.key] < MAX_ATTEMPTS:
-                        todo.append(cell)
+                    attempts[task.key] += 1
+                    if attempts[task.key] < MAX_ATTEMPTS:
+                        todo.append(task)
                         continue
-                    record = _worker_died(cell, out, attempts[cell.key])
-                result.records[cell.key] = record
-                bar.done(cell, record)
+                    record = _failed(task, f"the worker process died {attempts[task.key]} times")
+                records[task.key] = record
+                bar.done(task.label, record)
         if todo:
             bar.note(f"a worker process died: re-running {len(todo)} unfinished cells")
 
 
-def _worker_died(cell: Cell, out: Path, n: int) -> dict:
-    record = read_cell(cell_dir(out, cell)) or {"key": cell.key, "values": cell.values}
-    record.update(status="failed", error=f"the worker process died {n} times running this cell")
-    write_json(cell_dir(out, cell) / "cell.json", record)
+def _failed(task: Task, error: str) -> dict:
+    """Record a cell as failed for a reason outside it (its worker died)."""
+    record = read_cell(task.cell_dir) or {"key": task.key}
+    record.update(status="failed", error=error)
+    write_json(task.cell_dir / "cell.json", record)
     return record
 
 
-def _run_dask(pending, out, workers, address, gpus, result, bar) -> None:
+def _run_dask(todo: list[Task], workers, address, gpus, records: dict, bar) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -191,28 +229,26 @@ def _run_dask(pending, out, workers, address, gpus, result, bar) -> None:
     try:
         futures = {
             client.submit(
-                run_cell,
-                *_submit_args(cell, out),
-                key=f"scorelab-cell-{cell.key}",
+                t.fn,
+                *t.args,
+                key=f"scorelab-cell-{t.key}",
                 pure=False,
                 retries=2,
                 resources=resources,
-            ): cell
-            for cell in pending
+            ): t
+            for t in todo
         }
-        bar.running(min(workers, len(pending)))
+        bar.running(min(workers, len(todo)))
         for fut in as_completed(futures):
-            cell = futures[fut]
+            task = futures[fut]
             try:
                 record = fut.result()
             except Exception as exc:  # KilledWorker after Dask's own retries, and the like
                 if _scheduler_gone(exc):
                     raise
-                record = read_cell(cell_dir(out, cell)) or {"key": cell.key}
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-                write_json(cell_dir(out, cell) / "cell.json", record)
-            result.records[cell.key] = record
-            bar.done(cell, record)
+                record = _failed(task, f"{type(exc).__name__}: {exc}")
+            records[task.key] = record
+            bar.done(task.label, record)
     except Exception as exc:
         if _scheduler_gone(exc):
             raise ScorelabError(
@@ -258,14 +294,16 @@ class _Progress:
             self.bar.start()
 
     def _status(self) -> str:
-        return f"done {self.finished - self.failed} · running {self.in_flight} · failed {self.failed}"
+        return (
+            f"done {self.finished - self.failed} · running {self.in_flight} · failed {self.failed}"
+        )
 
     def running(self, n: int) -> None:
         self.in_flight = n
         if self.bar is not None:
             self.bar.update(self.task, status=self._status())
 
-    def done(self, cell: Cell, record: dict) -> None:
+    def done(self, label: str, record: dict) -> None:
         self.finished += 1
         self.failed += record.get("status") != "done"
         self.in_flight = min(self.in_flight, self.total - self.finished)
@@ -277,7 +315,7 @@ class _Progress:
         word = record.get("status", "?")
         extra = f": {record.get('error')}" if word != "done" else ""
         self.log(
-            f"[{self.finished}/{self.total}] {word} {cell.label()}{extra} "
+            f"[{self.finished}/{self.total}] {word} {label}{extra} "
             f"({self._status()}; ETA {eta:.0f} s)"
         )
 

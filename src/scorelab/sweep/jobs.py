@@ -154,3 +154,26 @@ def _numbers(tree: Any, prefix: str = "") -> dict:
 
 
 JOBS = {"run": _run_job, "sample": _sample_job, "bound": _bound_job}
+
+
+def run_function(module: str, name: str, kwargs: dict, cell_dir: str, info: dict) -> dict:
+    """A study's cell: ``module.name(**kwargs)`` (a top-level function of JSON-able
+    arguments returning JSON-able results), recorded in ``cell.json`` like a sweep's cell."""
+    import importlib
+
+    torch.set_num_threads(1)
+    out = Path(cell_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {**info, "status": "running", "seconds": None}
+    write_json(out / CELL_FILE, record)
+    t0 = time.perf_counter()
+    try:
+        fn = getattr(importlib.import_module(module), name)
+        record.update(status="done", result=fn(**kwargs))
+    except Exception as exc:
+        record.update(
+            status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+    record["seconds"] = time.perf_counter() - t0
+    write_json(out / CELL_FILE, record)
+    return record

@@ -101,7 +101,9 @@ def _yaml_value(item: str, text: str) -> Any:
     try:
         return parse_value(text)
     except yaml.YAMLError as exc:
-        raise InvalidParameter("--grid", f"value {text!r} is not valid YAML ({exc})", item) from None
+        raise InvalidParameter(
+            "--grid", f"value {text!r} is not valid YAML ({exc})", item
+        ) from None
 
 
 def _short(v: Any) -> str:

@@ -115,8 +115,13 @@ def _report(outcome, table: list[dict], keys: list[str], spec: dict) -> Path:
                     ax.set_xticks(pos, [str(x) for x in xs])
             if floors and numeric:
                 fx = sorted(floors)
-                ax.plot(fx, [sum(floors[x]) / len(floors[x]) for x in fx], "k--", lw=1,
-                        label="finite-sample floor")
+                ax.plot(
+                    fx,
+                    [sum(floors[x]) / len(floors[x]) for x in fx],
+                    "k--",
+                    lw=1,
+                    label="finite-sample floor",
+                )
             ax.set_xlabel(key)
             ax.set_ylabel(metric)
             ax.set_title(f"{metric} against {key} (mean over seeds, 95 % CI)", fontsize=9)
