@@ -7,6 +7,7 @@ The plugin examples run the real CLI in a fresh process, as a user would.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -64,7 +65,7 @@ def test_add_a_sampler():
             )
 
         times = grid.times(process).tolist()
-        for t0, t1 in zip(times[:-1], times[1:], strict=True):
+        for t0, t1 in itertools.pairwise(times):
             h = t1 - t0
             x = x + h * flow(x + 0.5 * h * flow(x, t0), t0 + 0.5 * h)
         return SampleResult(x, 2 * (len(times) - 1))
@@ -83,7 +84,7 @@ def test_add_a_sampler():
             assert res.nfe == 2 * n
             errors.append(float(np.abs(res.x.numpy() - truth).max()))
         # second order: each halving of the step divides the error by ≈ 4 (3 < ratio < 5)
-        for coarse, fine in zip(errors[:-1], errors[1:], strict=True):
+        for coarse, fine in itertools.pairwise(errors):
             assert 3.0 < coarse / fine < 5.0, errors
         # the registry made it a config kind, with the same validation as the built-ins
         cfg = parse_config({"sampler": {"kind": "pf_midpoint", "steps": 10}})
@@ -137,7 +138,7 @@ def test_add_a_target():
             ours, ref = target.score(x, t, process), reference.score(x, t, process)
             assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-10)
         # a bad parameter is a config error that names the key and lists the allowed ones
-        with pytest.raises(scorelab.ConfigError, match="target.b: unknown key"):
+        with pytest.raises(scorelab.ConfigError, match=r"target\.b: unknown key"):
             build_target({"kind": "two_atoms", "b": 1.0})
     finally:
         registry.unregister("target", "two_atoms")
@@ -189,7 +190,8 @@ import scorelab
 @scorelab.register("sampler", "euler_again")
 def euler_again(score, process, grid, x, *, noise=None, callback=None):
     """The probability-flow Euler sampler, reached through the registry."""
-    return scorelab.get("sampler", "ode_euler")(score, process, grid, x, noise=noise, callback=callback)
+    sampler = scorelab.get("sampler", "ode_euler")
+    return sampler(score, process, grid, x, noise=noise, callback=callback)
 '''
 
 

@@ -13,13 +13,12 @@ from scorelab import oracles
 from scorelab import schedules as sch
 from scorelab.errors import InvalidParameter
 from scorelab.grids import TimeGrid
-from scorelab.registry import names
 from scorelab.processes import EDM, VE, VP, SubVP
-from scorelab.registry import entries
-
-SAMPLERS = {name: e.obj for name, e in entries("sampler").items()}
+from scorelab.registry import entries, names
 from scorelab.sampling import generate
 from scorelab.targets import Gaussian, ring8
+
+SAMPLERS = {name: e.obj for name, e in entries("sampler").items()}
 
 F64 = torch.float64
 LAM = np.array([0.5, 0.05, 2.0])

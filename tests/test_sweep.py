@@ -65,14 +65,14 @@ def test_cells_are_the_product_and_hash_their_resolved_config():
     explicit = cells({**BASE, "seed": 0}, [], [0], "sample")[0]
     assert explicit.key == cells(BASE, [], [0], "sample")[0].key
     # a bad value is reported with its cell before anything runs
-    with pytest.raises(ConfigError, match="cell sampler.steps=0"):
+    with pytest.raises(ConfigError, match=r"cell sampler\.steps=0"):
         cells(BASE, [parse_grid("sampler.steps=5,0")], [0], "sample")
     with pytest.raises(InvalidParameter, match="--job"):
         cells(BASE, [], [0], "train")
 
 
 def test_seed_ci_is_a_t_interval():
-    mean, lo, hi = seed_ci([1.0, 2.0, 3.0])
+    mean, _lo, hi = seed_ci([1.0, 2.0, 3.0])
     # t_{0.975, 2} = 4.303, sd = 1, n = 3
     assert mean == 2.0 and hi - mean == pytest.approx(4.302653 / 3**0.5, rel=1e-5)
     assert seed_ci([5.0]) == (5.0, 5.0, 5.0)
@@ -225,12 +225,12 @@ def test_map_cells_caches_and_is_the_same_on_every_executor(tmp_path):
     logs: list[str] = []
     again = map_cells(
         noisy_mean,
-        items + [{"seed": 9, "n": 10, "scale": 1.0}],
+        [*items, {"seed": 9, "n": 10, "scale": 1.0}],
         tmp_path / "inline",
         log=logs.append,
     )
     assert again[:4] == inline and "4 of 5 noisy_mean cells cached" in logs[0]
-    with pytest.raises(Exception, match="1 cells failed.*negative value -1"):
+    with pytest.raises(Exception, match=r"1 cells failed.*negative value -1"):
         map_cells(fails_for_negative, [{"value": 1.0}, {"value": -1.0}], tmp_path / "f")
     # the good cell is kept: only the failing one runs again
     with pytest.raises(Exception, match="1 cells failed"):

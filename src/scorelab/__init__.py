@@ -9,17 +9,24 @@ The entry points a user meets first::
     s = target.score(process.sample_marginal(x, 0.5), 0.5, process)
 """
 
-from .registry import entries, entry, get, names, provide, register  # noqa: I001 (bottom layer)
-
 # The built-in components register themselves when their modules are imported; the metrics
 # (POT, scikit-learn) when the metric group is first looked up.
-from . import fokker_planck, grids, losses, networks, parameterisations, samplers, schedules
-
-provide("metric", "scorelab.metrics")
+from . import (  # noqa: F401 (imported for their registrations)
+    fokker_planck,
+    grids,
+    losses,
+    networks,
+    parameterisations,
+    samplers,
+    schedules,
+)
 from .config import build, build_process, build_schedule, build_target, config_model, load_config
 from .errors import ConfigError, InvalidParameter, ScorelabError
 from .processes import EDM, VE, VP, ForwardProcess, SubVP
+from .registry import entries, entry, get, names, provide, register
 from .targets import Target
+
+provide("metric", "scorelab.metrics")
 
 __version__ = "0.1.0"
 

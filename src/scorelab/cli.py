@@ -121,7 +121,9 @@ def list_components(
     groups = list(registry.GROUPS) if group is None else [group]
     for g in groups:
         if g not in registry.GROUPS:
-            raise InvalidParameter("GROUP", "is not a component group", g, ", ".join(registry.GROUPS))
+            raise InvalidParameter(
+                "GROUP", "is not a component group", g, ", ".join(registry.GROUPS)
+            )
     if json_out:
         listing = {
             g: {
@@ -600,9 +602,7 @@ def sweep(
     seed_list: Annotated[
         str | None, typer.Option(help="Explicit seeds, comma-separated (instead of --seeds).")
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="The sweep's directory.")] = Path(
-        "sweep"
-    ),
+    out_dir: Annotated[Path, typer.Option("--out", help="The sweep's directory.")] = Path("sweep"),
     job: Annotated[str, typer.Option(help="run (train+sample+evaluate), sample, or bound.")] = (
         "sample"
     ),
@@ -634,7 +634,9 @@ def sweep(
         try:
             seed_values = [int(s) for s in seed_list.split(",") if s.strip()]
         except ValueError:
-            raise InvalidParameter("--seed-list", "must be integers, comma-separated", seed_list) from None
+            raise InvalidParameter(
+                "--seed-list", "must be integers, comma-separated", seed_list
+            ) from None
     else:
         if seeds < 1:
             raise InvalidParameter("--seeds", "must be ≥ 1", seeds)

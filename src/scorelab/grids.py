@@ -71,7 +71,8 @@ class TimeGrid:
 
     def __post_init__(self):
         if self.kind not in names("grid"):
-            raise InvalidParameter("kind", "is not a time grid", self.kind, ", ".join(names("grid")))
+            allowed = ", ".join(names("grid"))
+            raise InvalidParameter("kind", "is not a time grid", self.kind, allowed)
         if int(self.steps) < 1:
             raise InvalidParameter("steps", "must be ≥ 1", self.steps)
         if not self.rho > 0:

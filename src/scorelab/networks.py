@@ -472,6 +472,7 @@ class UNet(nn.Module):
 # registry
 # --------------------------------------------------------------------------------------------
 
+
 def network_parameters(kind: str) -> tuple[str, ...]:
     """The keyword parameters the registered network ``kind`` accepts (besides
     ``event_shape``)."""

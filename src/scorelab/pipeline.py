@@ -19,14 +19,12 @@ Each stage is a plain function, so notebooks can call them one by one.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import yaml
-
 from pydantic import BaseModel as Config  # a config model of scorelab.config.config_model()
 
 from .config import build, build_grid, compared_sampler, sampler_options

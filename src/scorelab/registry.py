@@ -254,7 +254,9 @@ def load_plugins(force: bool = False) -> None:
         try:
             ep.load()
         except Exception as exc:
-            raise ScorelabError(f"plugin entry point {ep.name!r} ({ep.value}) failed: {exc}")
+            raise ScorelabError(
+                f"plugin entry point {ep.name!r} ({ep.value}) failed: {exc}"
+            ) from None
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(","))):
         try:
             importlib.import_module(module)

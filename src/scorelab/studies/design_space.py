@@ -61,14 +61,10 @@ class Design:
 
 DESIGNS = {
     "edm": Design("EDM (log-normal σ, λ_EDM, preconditioned)", "edm", "lognormal", "edm"),
-    "song": Design(
-        "Song VE (log-uniform σ, 1/σ², ε-prediction)", "eps", "loguniform", "s2"
-    ),
+    "song": Design("Song VE (log-uniform σ, 1/σ², ε-prediction)", "eps", "loguniform", "s2"),
     # Song's noise distribution and weighting under EDM's preconditioning: isolates what paper
     # C's training analysis is about (p(σ) and λ), apart from the parameterisation.
-    "song_precond": Design(
-        "log-uniform σ, 1/σ², EDM-preconditioned", "edm", "loguniform", "s2"
-    ),
+    "song_precond": Design("log-uniform σ, 1/σ², EDM-preconditioned", "edm", "loguniform", "s2"),
 }
 COLORS = {"edm": "C0", "song": "C1", "song_precond": "C2"}
 

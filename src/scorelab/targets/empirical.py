@@ -8,10 +8,9 @@ score, a sampler reproduces the training points: memorisation (paper E).
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 import torch
-
-from typing import Any, Literal
 
 from ..errors import InvalidParameter
 from ..registry import ParamsModel, entry, register

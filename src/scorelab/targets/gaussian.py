@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
-
-from typing import Literal
 
 from ..errors import InvalidParameter, require_positive
 from ..registry import ParamsModel, register
@@ -128,7 +127,8 @@ class GaussianMixture(Target):
                 )
             extra = sorted(given & {"n_components", "radius", "std", "seed"})
             if extra:
-                raise InvalidParameter(extra[0], "only applies with a preset", getattr(cfg, extra[0]))
+                value = getattr(cfg, extra[0])
+                raise InvalidParameter(extra[0], "only applies with a preset", value)
             K = len(cfg.means)
             w = cfg.weights if cfg.weights is not None else [1 / K] * K
             gmm = cls(w, cfg.means, 1.0 if cfg.covs is None else cfg.covs)

@@ -18,8 +18,8 @@ import torch
 
 from .._tensor import Time
 from ..errors import InvalidParameter
-from ..registry import ParamsModel, register
 from ..processes import ForwardProcess
+from ..registry import ParamsModel, register
 from .base import NotAvailable, Target
 from .gaussian import GaussianMixture, random_means
 
@@ -189,7 +189,8 @@ class TiltedGMM(GaussianMixture):
         if cfg.means is None:
             if cfg.weights is not None:
                 raise InvalidParameter("weights", "need explicit means", cfg.weights)
-            return cls.random(cfg.dim, cfg.n_components, cfg.radius, seed if cfg.seed is None else cfg.seed)
+            s = seed if cfg.seed is None else cfg.seed
+            return cls.random(cfg.dim, cfg.n_components, cfg.radius, s)
         means = torch.as_tensor(cfg.means, dtype=torch.float64)
         K = len(cfg.means)
         w = cfg.weights if cfg.weights is not None else [1 / K] * K
