@@ -149,6 +149,7 @@ def test_add_a_target():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.studies  # runs scorelab.studies (run_study), if only a one-claim study of its own
 def test_add_a_study(tmp_path):
     """A study is a function filling a Study; registered, it runs like the paper studies."""
     from scorelab.studies import run_study

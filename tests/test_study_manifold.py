@@ -133,7 +133,10 @@ def test_exact_empirical_score_memorises_and_network_less(quick):
     mem = data["results"]["memorisation"]
     i = int(np.argmin(mem["eps"]))
     assert mem["exact"]["memorised_fraction"][i] >= 0.9
-    assert mem["exact"]["w1_train"][i] <= 2 * mem["w1_train_floor"]
+    # Both W1s are mostly the multinomial noise of n draws over the 32 points, so their ratio
+    # is itself noisy: over study seeds 0–47 it ranged 0.7–3.5 (median ≈ 1.4; above 2 for 7 of
+    # the 48), so the bound leaves room for that spread rather than for one seed's luck.
+    assert mem["exact"]["w1_train"][i] <= 4 * mem["w1_train_floor"]
     assert mem["network"]["memorised_fraction"][i] < mem["exact"]["memorised_fraction"][i]
     # the exact score's samples stay as far from π as the training set is
     assert mem["exact"]["w1_population"][i] >= 0.75 * mem["w1_train_population"]

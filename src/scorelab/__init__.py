@@ -12,6 +12,7 @@ The entry points a user meets first::
 # The built-in components register themselves when their modules are imported; the metrics
 # (POT, scikit-learn) when the metric group is first looked up.
 from . import (  # noqa: F401 (imported for their registrations)
+    ddpm,
     fokker_planck,
     grids,
     losses,

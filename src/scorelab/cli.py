@@ -559,24 +559,16 @@ def study(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ):
     """Reproduce a paper's claims: results.json, PNG figures and report.html in OUT/NAME/."""
-    from . import registry
+    from .study import run_study  # the studies arrive as a plugin (see scorelab.studies)
 
-    studies = registry.entries("study")  # the studies arrive as a plugin (see scorelab.studies)
-    names = list(studies) if name == "all" else [name]
-    if any(n not in studies for n in names):
-        raise InvalidParameter("study", "unknown study", name, ", ".join([*studies, "all"]))
-    done = []
-    for n in names:
-        err.print(f"study {n} ({'quick' if quick else 'full'} mode)", highlight=False)
-        done.append(
-            studies[n].obj(
-                out_dir / n,
-                quick=quick,
-                seed=seed,
-                log=lambda m: err.print(m, highlight=False),
-                progress=_interactive(progress),
-            )
-        )
+    done = run_study(
+        name,
+        out_dir,
+        quick=quick,
+        seed=seed,
+        log=lambda m: err.print(m, highlight=False),
+        progress=_interactive(progress),
+    )
     for s in done:
         table = Table(title=f"{s.name}: {s.title}", title_justify="left")
         for col in ("claim", "measured", "holds here?"):
@@ -670,6 +662,91 @@ def sweep(
     )
     if counts.get("failed"):
         raise typer.Exit(1)
+
+
+def _key_values(items: list[str] | None, option: str) -> dict:
+    """KEY=V pairs (V read as YAML: numbers, true/false, strings, lists)."""
+    outd = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameter(option, "must look like KEY=VALUE", item)
+        outd[key.strip()] = yaml.safe_load(value)
+    return outd
+
+
+@app.command()
+@_friendly
+def audit(
+    scheduler: Annotated[
+        str, typer.Argument(help="diffusers:CLASS, e.g. diffusers:DDIMScheduler.")
+    ],
+    target: Annotated[
+        str,
+        typer.Option(help="Target: a config file, or inline YAML '{kind: gaussian, dim: 2}'."),
+    ],
+    steps: Annotated[str, typer.Option(help="Comma-separated step counts.")] = "5,10,20,50",
+    scheduler_config: Annotated[
+        list[str] | None,
+        typer.Option("--scheduler-config", help="KEY=V for the scheduler's config (repeatable)."),
+    ] = None,
+    step_kwarg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--step-kwarg", help="KEY=V passed to scheduler.step, e.g. eta=1 (repeatable)."
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write audit.json and audit.png here.")
+    ] = None,
+    n: Annotated[int, typer.Option(help="Samples for Monte Carlo errors (mixtures).")] = 2000,
+    samplers: Annotated[
+        str, typer.Option(help="scorelab samplers to run beside it, comma-separated, or none.")
+    ] = "ddim,dpmpp_2m,heun",
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+):
+    """The exact error of a diffusers scheduler run with the target's exact model, per step
+    count: KL and W2 in closed form for Gaussian targets (through the scheduler's own affine
+    map), W2 and MMD with floors and CIs otherwise; beside scorelab's samplers."""
+    from . import audit as audit_mod
+    from .config import build_target
+
+    counts = [int(v) for v in steps.split(",") if v.strip()]
+    tgt = build_target(_target_mapping(target), seed=seed)
+    result = audit_mod.audit(
+        scheduler,
+        tgt,
+        counts,
+        scheduler_config=_key_values(scheduler_config, "--scheduler-config"),
+        step_kwargs=_key_values(step_kwarg, "--step-kwarg"),
+        samplers=[v.strip() for v in samplers.split(",") if v.strip() not in ("", "none")],
+        n_mc=n,
+        seed=seed,
+    )
+    data = result.to_json()
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "audit.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
+        audit_mod.figure(result, out_dir / "audit.png")
+    if json_out:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{scheduler} on {data['target']}: exact error")
+    for col in ("sampler", "steps", "NFE", "KL", "W2"):
+        table.add_column(col, justify="right" if col != "sampler" else "left")
+    series = {scheduler.split(":")[-1]: result.rows}
+    series.update({f"scorelab {k}": v for k, v in result.scorelab.items()})
+    for name, rows in series.items():
+        for r in rows:
+            table.add_row(name, str(r.steps), str(r.nfe), _g(r.kl), _g(r.w2))
+    out.print(table)
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
+    if out_dir is not None:
+        out.print(f"wrote {out_dir / 'audit.json'} and {out_dir / 'audit.png'}", highlight=False)
 
 
 def main() -> None:

@@ -2,8 +2,22 @@
 
 Grids are specified in t or in the noise level σ(t) = s/m and always returned as times (σ-spaced
 grids are mapped back with the process's exact ``t_of_sigma``), so every grid works with every
-process and every sampler. ``final="denoise"`` asks the sampler for a last Tweedie step from
-t_min to t = 0 (x ← E[X₀ | X_{t_min}]), one more score evaluation.
+process and every sampler. ``final="denoise"`` asks the sampler for a last step from t_min to
+t = 0, σ = 0 (x ← E[X₀ | X_{t_min}], one more model evaluation).
+
+Steps and levels — the one convention, stated here and cited by every sampler:
+
+* ``TimeGrid(steps=N)`` is N steps through the N + 1 non-zero noise levels t_0 > … > t_N;
+  ``final="denoise"`` adds a step from t_N to σ = 0: N + 1 steps in all. NFE per step is the
+  sampler's (1 for Euler, DDIM, DPM-Solver++(2M); 2 for Heun, except a step that ends at σ = 0).
+* ``TimeGrid(sigmas=[σ_0, …, σ_{n−1}, 0])`` is k-diffusion's and diffusers' convention: n
+  non-zero levels then σ = 0, i.e. n steps, the last one to σ = 0 (a trailing 0 means
+  ``final="denoise"``). Without the trailing 0 the run stops at σ_{n−1} (n − 1 steps).
+* ``TimeGrid.karras(n, σ_min, σ_max, ρ)`` is k-diffusion's ``get_sigmas_karras(n, …)``: n levels
+  and the final 0, n steps. So k-diffusion's and diffusers' ``n`` (``num_inference_steps``) is
+  ``TimeGrid(steps=n − 1, final="denoise")`` here, not ``TimeGrid(steps=n)``.
+
+(docs/theory.md §2.3; the conventions of both libraries side by side in docs/interop.md.)
 """
 
 from __future__ import annotations
@@ -60,7 +74,10 @@ def quadratic(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
 class TimeGrid:
     """``kind`` is a registered spacing: uniform (in t), edm (ρ-polynomial in σ), geometric (in
     σ), logsnr (uniform in log SNR = −2 log σ, hence the same nodes as geometric), quadratic
-    (in t, dense near t_min). ``steps`` = N steps through N + 1 times."""
+    (in t, dense near t_min). ``steps`` = N steps through N + 1 times; ``final="denoise"`` one
+    more, to σ = 0. ``sigmas`` gives the noise levels themselves (k-diffusion's σ list; a
+    trailing 0 means ``final="denoise"``); kind, steps, t_min, t_max and rho are then unused.
+    See the module's docstring for the steps/levels convention."""
 
     kind: str = "uniform"
     steps: int = 100
@@ -68,12 +85,15 @@ class TimeGrid:
     t_max: float | None = None  # None: the process's T
     rho: float = 7.0
     final: str = "none"
+    sigmas: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if self.kind not in names("grid"):
             allowed = ", ".join(names("grid"))
             raise InvalidParameter("kind", "is not a time grid", self.kind, allowed)
-        if int(self.steps) < 1:
+        if self.sigmas is not None:
+            self._set_sigmas()
+        elif int(self.steps) < 1:
             raise InvalidParameter("steps", "must be ≥ 1", self.steps)
         if not self.rho > 0:
             raise InvalidParameter("rho", "must be > 0", self.rho)
@@ -82,8 +102,59 @@ class TimeGrid:
                 "final", "is not a final step", self.final, ", ".join(FINAL_STEPS)
             )
 
+    def _set_sigmas(self) -> None:
+        s = torch.as_tensor(self.sigmas, dtype=torch.float64).reshape(-1)
+        if s.numel() < 1 or not bool(torch.isfinite(s).all()):
+            raise InvalidParameter("sigmas", "must be a non-empty list of finite numbers", None)
+        levels, final = s, self.final
+        if float(s[-1]) == 0.0:
+            levels, final = s[:-1], "denoise"
+        if levels.numel() < 1:
+            raise InvalidParameter("sigmas", "need at least one non-zero level", list(self.sigmas))
+        if bool((levels <= 0).any()) or bool((levels[1:] >= levels[:-1]).any()):
+            raise InvalidParameter(
+                "sigmas",
+                "must be positive and strictly decreasing (with an optional trailing 0)",
+                list(self.sigmas),
+            )
+        if final not in FINAL_STEPS:
+            raise InvalidParameter("final", "is not a final step", final, ", ".join(FINAL_STEPS))
+        object.__setattr__(self, "sigmas", tuple(float(v) for v in levels))
+        object.__setattr__(self, "final", final)
+        object.__setattr__(self, "steps", int(levels.numel()) - 1)
+
+    @classmethod
+    def karras(
+        cls, n: int, sigma_min: float, sigma_max: float, rho: float = 7.0, final: str = "denoise"
+    ) -> TimeGrid:
+        """EDM's ρ-spaced noise levels as k-diffusion's ``get_sigmas_karras(n, σ_min, σ_max, ρ)``
+        builds them (the same formula, in float64): n levels from σ_max down to σ_min, then
+        σ = 0 (``final="none"`` drops the last step)."""
+        if int(n) < 1:
+            raise InvalidParameter("n", "must be ≥ 1", n)
+        if not 0 < sigma_min < sigma_max:
+            raise InvalidParameter("sigma_min", "must satisfy 0 < sigma_min < sigma_max", sigma_min)
+        ramp = torch.linspace(0, 1, int(n), dtype=torch.float64)
+        min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+        sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
+        return cls(sigmas=tuple(sigmas.tolist()), final=final)
+
+    @property
+    def n_steps(self) -> int:
+        """Steps in all (the final step to σ = 0 included)."""
+        return int(self.steps) + (1 if self.final == "denoise" else 0)
+
+    def noise_levels(self, process: ForwardProcess) -> torch.Tensor:
+        """The N + 1 non-zero noise levels σ_0 > … > σ_N (float64): the given ``sigmas``, or
+        σ(t) at the grid's times."""
+        if self.sigmas is not None:
+            return torch.tensor(self.sigmas, dtype=torch.float64)
+        return process.sigma(self.times(process))
+
     def times(self, process: ForwardProcess) -> torch.Tensor:
         """The N + 1 decreasing times (float64)."""
+        if self.sigmas is not None:
+            return self._times_of_sigmas(process)
         t_max = process.T if self.t_max is None else float(self.t_max)
         t_min = process.t_min if self.t_min is None else float(self.t_min)
         if not 0 <= t_min < t_max <= process.T * (1 + 1e-12):
@@ -119,5 +190,23 @@ class TimeGrid:
         if bool((t[1:] >= t[:-1]).any()):
             raise InvalidParameter(
                 "steps", "give repeated times: the grid is finer than float64 resolves here", n
+            )
+        return t
+
+    def _times_of_sigmas(self, process: ForwardProcess) -> torch.Tensor:
+        sig = torch.tensor(self.sigmas, dtype=torch.float64)
+        top = float(process.sigma(process.T))
+        if float(sig[0]) > top * (1 + 1e-6):  # float32 round-off of σ(T) is clamped
+            raise InvalidParameter(
+                "sigmas",
+                f"start above the process's largest noise level σ(T) = {top:g}; use a process "
+                "that reaches it (e.g. EDM(EDMSigma(sigma_max=...)), or the ddpm process of the "
+                "model's own β table)",
+                float(sig[0]),
+            )
+        t = process.t_of_sigma(sig.clamp(max=top))
+        if bool((t[1:] >= t[:-1]).any()):
+            raise InvalidParameter(
+                "sigmas", "give repeated times: levels closer than float64 resolves", None
             )
         return t

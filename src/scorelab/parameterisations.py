@@ -109,6 +109,26 @@ class ScoreNetwork(nn.Module):
         sigma = (torch.sqrt(v64) / m64).to(x.dtype).clamp(1e-8, 1e8)
         return m, v, sigma
 
+    @property
+    def prediction(self) -> str:
+        """The face the network gives natively (``scorelab.interfaces``): "denoiser" for EDM's
+        preconditioning, "eps" for noise prediction, else "score"."""
+        if self._predicts == "denoiser":
+            return "denoiser"
+        return "eps" if self.kind == "eps" else "score"
+
+    def eps(self, x: torch.Tensor, t: Time) -> torch.Tensor:
+        """E[Z | X_t = x] as the model estimates it: −s(t)·score (``scorelab.interfaces``)."""
+        v = self.process.variance(as_tensor(t, like=x).to(torch.float64))
+        return -per_example(torch.sqrt(v), x) * self(x, t)
+
+    def denoiser(self, xh: torch.Tensor, sigma) -> torch.Tensor:
+        """k-diffusion's D(x̂, σ) (x̂ = x/m, σ a number or ``[B]``): the denoiser at the time
+        t(σ) of this network's process (``scorelab.interfaces``)."""
+        t = self.process.t_of_sigma(as_tensor(sigma).to(torch.float64))
+        m = per_example(self.process.scale(t), xh)
+        return self.denoise(m * xh, t)
+
     def _param_dtype(self, x: torch.Tensor) -> torch.dtype:
         p = next(self.network.parameters(), None)
         return x.dtype if p is None else p.dtype

@@ -52,7 +52,9 @@ PLUGIN_GROUP = "scorelab.plugins"  # entry points: name = "module" or "module:ob
 PLUGIN_ENV = "SCORELAB_PLUGINS"
 
 # Signature parameters that are a call's plumbing, never a configurable parameter.
-_PLUMBING = frozenset({"self", "noise", "callback", "generator", "progress", "log"})
+_PLUMBING = frozenset(
+    {"self", "noise", "callback", "generator", "progress", "log", "noise_sampler"}
+)
 
 
 class ParamsModel(BaseModel):

@@ -3,9 +3,15 @@
 Every sampler has the signature ``sampler(score, process, grid, x_T, *, noise=None,
 callback=None, **params) -> SampleResult`` where
 
-* ``score(x, t)`` is any score model (``target.score_model(process)`` or a trained network),
-* ``grid`` is a ``TimeGrid`` (or a decreasing tensor of times),
-* ``noise`` is a ``SampleNoise`` (per-sample streams), a ``torch.Generator`` or None,
+* ``score(x, t)`` is any score model (``target.score_model(process)`` or a trained network), or
+  a ``scorelab.interfaces.Model`` given as a score, a denoiser D(x̂, σ) or an ε-predictor
+  (``from_denoiser``, ``from_eps``): the σ-space samplers call a model's own denoiser directly,
+* ``grid`` is a ``TimeGrid`` (or a decreasing tensor of times); its steps/levels convention —
+  ``steps=N`` is N steps through N + 1 levels, ``final="denoise"`` one more to σ = 0,
+  ``sigmas=[…, 0]`` k-diffusion's n levels and n steps — is stated once in ``scorelab.grids``,
+* ``noise`` is a ``SampleNoise`` (per-sample streams), a ``torch.Generator`` or None; the
+  stochastic samplers also take ``noise_sampler(sigma, sigma_next) -> tensor like x`` (standard
+  normal draws, k-diffusion's hook), which then replaces ``noise``,
 * ``callback(step, t, x, denoised)`` is called after each step,
 
 and ``SampleResult`` holds the samples and the number of score evaluations (NFE). A sampler is
@@ -32,6 +38,7 @@ import torch
 
 from .errors import InvalidParameter
 from .grids import TimeGrid
+from .interfaces import Denoiser
 from .noise import normal_like
 from .processes import ForwardProcess
 from .registry import get, register
@@ -46,19 +53,72 @@ class SampleResult:
 
 
 class _Counted:
-    """A score model that counts its calls (one call = one NFE for the whole batch)."""
+    """A score model that counts its calls (one call = one NFE for the whole batch).
+
+    A model whose native face is a denoiser (``prediction == "denoiser"``: a
+    ``interfaces.Denoiser``, or a trained network with EDM's parameterisation) is asked for its
+    denoiser directly by ``denoise``; any other model's denoiser is Tweedie's (x + s² s_θ)/m."""
 
     def __init__(self, score: ScoreModel):
         self.score, self.calls = score, 0
+        self.sigma_native = isinstance(score, Denoiser)  # D(x̂, σ) at any σ, no t needed
+        self.native = self.sigma_native or getattr(score, "prediction", "score") == "denoiser"
 
     def __call__(self, x, t):
         self.calls += 1
         return self.score(x, t)
 
-    def denoise(self, process: ForwardProcess, x, t: float):
-        """Tweedie: D = (x + s² ∇log p_t)/m, and the score it came from."""
+    def denoise(self, process: ForwardProcess, x, t: float, sigma: float | None = None):
+        """E[X₀ | X_t = x] (and the score, where it was computed): the model's own denoiser
+        (at the level ``sigma`` when given, else σ(t)), or Tweedie D = (x + s² ∇log p_t)/m."""
+        if self.sigma_native:
+            self.calls += 1
+            m = float(process.scale(t))
+            return self.score.denoiser(
+                x / m, float(process.sigma(t)) if sigma is None else sigma
+            ), None
+        if self.native:
+            self.calls += 1
+            return self.score.denoise(x, t), None
         s = self(x, t)
         return (x + float(process.variance(t)) * s) / float(process.scale(t)), s
+
+    def denoise_scaled(self, process: ForwardProcess, xh, sigma: float):
+        """D(x̂, σ) at a level that need not be on the grid (EDM's raised level σ̂)."""
+        if self.sigma_native:
+            self.calls += 1
+            return self.score.denoiser(xh, sigma)
+        t = float(process.t_of_sigma(torch.tensor(sigma, dtype=torch.float64)))
+        return self.denoise(process, float(process.scale(t)) * xh, t)[0]
+
+
+def _noise(noise, noise_sampler, x, sigma: float, sigma_next: float) -> torch.Tensor:
+    """A standard-normal draw like x: the ``noise_sampler(σ, σ')`` hook when given, else from
+    ``noise`` (per-sample streams, a generator or the global one)."""
+    if noise_sampler is None:
+        return normal_like(noise, x)
+    z = noise_sampler(sigma, sigma_next)
+    if not isinstance(z, torch.Tensor) or z.shape != x.shape:
+        raise InvalidParameter(
+            "noise_sampler",
+            "must return a tensor shaped like x",
+            tuple(getattr(z, "shape", ())),
+            str(tuple(x.shape)),
+        )
+    return z.to(dtype=x.dtype, device=x.device)
+
+
+def _sigmas(process: ForwardProcess, noise_sampler, t0: float, t1: float) -> tuple[float, float]:
+    """σ(t0), σ(t1) for a noise sampler (not computed when there is none)."""
+    if noise_sampler is None:
+        return 0.0, 0.0
+    return float(process.sigma(t0)), float(process.sigma(t1))
+
+
+def _level(memory: dict, t: float, computed: float) -> float:
+    """The noise level of the grid node t: the grid's own σ where it gave one (a σ list), else
+    σ(t) as computed."""
+    return memory.get("sigma", {}).get(t, computed)
 
 
 def _coef(process: ForwardProcess, t: float) -> dict[str, float]:
@@ -71,21 +131,38 @@ def _coef(process: ForwardProcess, t: float) -> dict[str, float]:
     }
 
 
-def _times(grid: TimeGrid | torch.Tensor, process: ForwardProcess) -> tuple[list[float], str]:
+def _grid(grid: TimeGrid | torch.Tensor, process: ForwardProcess):
+    """(times, the grid's own σ's or None, final step)."""
     if isinstance(grid, TimeGrid):
-        return grid.times(process).tolist(), grid.final
+        given = list(grid.sigmas) if grid.sigmas is not None else None
+        return grid.times(process).tolist(), given, grid.final
     t = torch.as_tensor(grid, dtype=torch.float64)
     if t.ndim != 1 or t.numel() < 2 or bool((t[1:] >= t[:-1]).any()):
         raise InvalidParameter(
             "grid", "must be a decreasing sequence of at least two times", tuple(t.shape)
         )
-    return t.tolist(), "none"
+    return t.tolist(), None, "none"
 
 
-def _integrate(step, score, process, grid, x, noise, callback, memory=None) -> SampleResult:
-    times, final = _times(grid, process)
+def _times(grid: TimeGrid | torch.Tensor, process: ForwardProcess) -> tuple[list[float], str]:
+    times, _, final = _grid(grid, process)
+    return times, final
+
+
+def _integrate(
+    step, score, process, grid, x, noise, callback, memory=None, sigma_space=False
+) -> SampleResult:
+    """Run ``step`` over the grid. A σ-space sampler (``sigma_space``) sees the grid's own σ's
+    (``_level``) and takes the final step to σ = 0 itself, as its algorithm defines it (EDM's
+    churn on the last level, DPM-Solver++'s order); the others end with Tweedie's step."""
+    times, given, final = _grid(grid, process)
     counted = _Counted(score)
     memory = {} if memory is None else memory
+    if sigma_space:
+        memory["sigma"] = dict(zip(times, given, strict=True)) if given else {}
+        if final == "denoise" and times[-1] > 0:
+            times, final = [*times, 0.0], "none"
+            memory["sigma"][0.0] = 0.0
     n = len(times) - 1
     for k in range(n):
         # steps return the denoised estimate lazily: it costs passes over x that only a
@@ -114,11 +191,13 @@ def euler_maruyama(
     *,
     noise=None,
     callback=None,
+    noise_sampler=None,
     eval_point: Literal["left", "right"] = "left",
 ):
     """Euler–Maruyama for the reverse SDE dx = [f x − g² s] dt + g dW̄ (t decreasing):
     x' = x + h[−f(τ) x + g²(τ) s(x, τ)] + √(h g²(τ)) z, with τ the step's start (``left``) or
-    end (``right``, paper A's code)."""
+    end (``right``, paper A's code) (docs/theory.md §4.1). Grid: N steps through N + 1 levels,
+    plus Tweedie's step with ``final="denoise"`` (``scorelab.grids``)."""
     if eval_point not in ("left", "right"):
         raise InvalidParameter(
             "eval_point", "is not an evaluation point", eval_point, "left, right"
@@ -129,18 +208,23 @@ def euler_maruyama(
         c, h = _coef(process, tau), t0 - t1
         s = score(x, tau)
         out = torch.add(x * (1 - h * c["f"]), s, alpha=h * c["g2"])
-        out.add_(normal_like(noise, x), alpha=math.sqrt(h * c["g2"]))
+        z = _noise(noise, noise_sampler, x, *_sigmas(process, noise_sampler, t0, t1))
+        out.add_(z, alpha=math.sqrt(h * c["g2"]))
         return out, lambda: (x + c["var"] * s) / c["m"]
 
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
 @register("sampler", "exponential_integrator", processes=("vp",))
-def exponential_integrator(score, process, grid, x, *, noise=None, callback=None):
+def exponential_integrator(
+    score, process, grid, x, *, noise=None, callback=None, noise_sampler=None
+):
     """Paper A's exponential integrator for VP: the linear part solved exactly, the score frozen
     at the step's start. With Δ = A(t_k) − A(t_{k+1}), A = B/(2σ∞²):
-    x' = e^Δ x + 2σ∞² (e^Δ − 1) s(x, t_k) + σ∞ √(e^{2Δ} − 1) z  (docs/theory.md §4.2)."""
-    if getattr(process, "kind", None) != "vp":
+    x' = e^Δ x + 2σ∞² (e^Δ − 1) s(x, t_k) + σ∞ √(e^{2Δ} − 1) z  (docs/theory.md §4.2). Also for
+    the ddpm process, a VP (docs/theory.md §1.4). Grid: N steps through N + 1 levels, plus
+    Tweedie's step with ``final="denoise"`` (``scorelab.grids``)."""
+    if "vp" not in (getattr(process, "kind", None), *getattr(process, "is_a", ())):
         raise InvalidParameter(
             "sampler", "exponential_integrator is derived for the VP process", process.kind, "vp"
         )
@@ -157,7 +241,8 @@ def exponential_integrator(score, process, grid, x, *, noise=None, callback=None
             )
         s = score(x, t0)
         out = torch.add(x * math.exp(delta), s, alpha=2 * v * math.expm1(delta))
-        out.add_(normal_like(noise, x), alpha=math.sqrt(v * math.expm1(2 * delta)))
+        z = _noise(noise, noise_sampler, x, *_sigmas(process, noise_sampler, t0, t1))
+        out.add_(z, alpha=math.sqrt(v * math.expm1(2 * delta)))
         c = _coef(process, t0)
         return out, lambda: (x + c["var"] * s) / c["m"]
 
@@ -178,7 +263,9 @@ def _flow(score, process, x, t):
 
 @register("sampler", "ode_euler")
 def ode_euler(score, process, grid, x, *, noise=None, callback=None):
-    """Euler on the probability-flow ODE in t."""
+    """Euler on the probability-flow ODE in t (docs/theory.md §4.3). Grid: N steps through N + 1
+    levels, plus Tweedie's step with ``final="denoise"`` (``scorelab.grids``). On EDM's process
+    (σ = t) this is k-diffusion's ``sample_euler``."""
 
     def step(score, process, x, t0, t1, noise, memory, k, n):
         d, den = _flow(score, process, x, t0)
@@ -190,7 +277,9 @@ def ode_euler(score, process, grid, x, *, noise=None, callback=None):
 @register("sampler", "heun")
 def heun(score, process, grid, x, *, noise=None, callback=None):
     """Heun's method on the PF-ODE in t (EDM Algorithm 1): the trapezoidal correction is skipped
-    on a step that ends at t = 0."""
+    on a step that ends at t = 0 (docs/theory.md §4.3). Grid: N steps through N + 1 levels (2 NFE
+    each), plus Tweedie's step with ``final="denoise"`` (1 NFE) (``scorelab.grids``). On EDM's
+    process this is k-diffusion's ``sample_heun`` without churn."""
 
     def step(score, process, x, t0, t1, noise, memory, k, n):
         h = t0 - t1
@@ -206,7 +295,8 @@ def heun(score, process, grid, x, *, noise=None, callback=None):
 
 @register("sampler", "rk4")
 def rk4(score, process, grid, x, *, noise=None, callback=None):
-    """Classical fourth-order Runge–Kutta on the PF-ODE in t."""
+    """Classical fourth-order Runge–Kutta on the PF-ODE in t (4 NFE a step). Grid: N steps
+    through N + 1 levels, plus Tweedie's step with ``final="denoise"`` (``scorelab.grids``)."""
 
     def step(score, process, x, t0, t1, noise, memory, k, n):
         h, tm = t0 - t1, 0.5 * (t0 + t1)
@@ -222,8 +312,9 @@ def rk4(score, process, grid, x, *, noise=None, callback=None):
 @register("sampler", "dopri5")
 def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, atol=1e-5):
     """Adaptive Dormand–Prince through torchdiffeq from the grid's first time to its last (the
-    intermediate grid times are not used). Its step sizes are chosen for the whole batch, so
-    results agree across batch sizes only up to the tolerances."""
+    intermediate grid times are not used; ``final="denoise"`` adds Tweedie's step). Its step
+    sizes are chosen for the whole batch, so results agree across batch sizes only up to the
+    tolerances."""
     from torchdiffeq import odeint
 
     times, final = _times(grid, process)
@@ -260,68 +351,91 @@ def edm_stochastic(
     *,
     noise=None,
     callback=None,
+    noise_sampler=None,
     s_churn=0.0,
     s_min=0.0,
     s_max=float("inf"),
     s_noise=1.0,
 ):
-    """EDM's Algorithm 2: raise the noise level by γ = min(S_churn/N, √2 − 1) while
-    σ ∈ [S_min, S_max] (adding fresh noise), then a Heun step in σ down to the next level."""
-    sigma_top = float(process.sigma(process.T))
+    """EDM's Algorithm 2 (docs/theory.md §4.4): on each level σ_i ∈ [S_min, S_max], raise it to
+    σ̂ = σ_i(1 + γ), γ = min(S_churn/N, √2 − 1), adding √(σ̂² − σ_i²)·S_noise·z, then a Heun
+    step in σ down to the next level (Euler on the step to σ = 0, which lands on D(x̂, σ̂)).
 
-    def den(score, process, xh, sigma):
-        t = float(process.t_of_sigma(torch.tensor(sigma, dtype=torch.float64)))
-        m = float(process.scale(t))
-        return score.denoise(process, m * xh, t)[0]
+    N is the number of steps taken: with ``final="denoise"`` the step to σ = 0 is one of them
+    and also churns, as in EDM's Algorithm 2 and k-diffusion's ``sample_heun`` (N = len(sigmas)
+    − 1). Our choice: σ̂ is capped at σ(T) for a score model, which is defined on [0, T] only;
+    a denoiser D(x̂, σ) (``interfaces.from_denoiser``) is called at σ̂ uncapped, as in EDM.
+    Grid: N steps through N + 1 levels, plus the step to σ = 0 with ``final="denoise"``
+    (``scorelab.grids``); 2 NFE a step, 1 on the step to σ = 0.
+    """
+    sigma_top = float(process.sigma(process.T))
 
     def step(score, process, x, t0, t1, noise, memory, k, n):
         c0, c1 = _coef(process, t0), _coef(process, t1)
-        xh, s0, s1 = x / c0["m"], c0["sigma"], c1["sigma"]
+        s0, s1 = _level(memory, t0, c0["sigma"]), _level(memory, t1, c1["sigma"])
+        xh = x / c0["m"]
         gamma = min(s_churn / n, math.sqrt(2) - 1) if s_min <= s0 <= s_max else 0.0
-        s_hat = min(s0 * (1 + gamma), sigma_top)
+        s_hat = s0 * (1 + gamma)
+        if not score.sigma_native:
+            s_hat = min(s_hat, sigma_top)
         if s_hat > s0:
-            xh = xh + math.sqrt(s_hat**2 - s0**2) * s_noise * normal_like(noise, xh)
-        d_hat = den(score, process, xh, s_hat)
+            z = _noise(noise, noise_sampler, xh, s0, s1)
+            xh = xh + math.sqrt(s_hat**2 - s0**2) * s_noise * z
+        d_hat = score.denoise_scaled(process, xh, s_hat)
+        if s1 <= 0:  # Euler from σ̂ to 0: x̂ + (0 − σ̂)(x̂ − D)/σ̂ = D
+            return c1["m"] * d_hat, lambda: d_hat
         d = (xh - d_hat) / s_hat
         nxt = xh + (s1 - s_hat) * d
-        if s1 > 0:
-            d1 = (nxt - score.denoise(process, c1["m"] * nxt, t1)[0]) / s1
-            nxt = xh + (s1 - s_hat) * 0.5 * (d + d1)
+        d1 = (nxt - score.denoise(process, c1["m"] * nxt, t1, s1)[0]) / s1
+        nxt = xh + (s1 - s_hat) * 0.5 * (d + d1)
         return c1["m"] * nxt, lambda: d_hat
 
-    return _integrate(step, score, process, grid, x, noise, callback)
+    return _integrate(step, score, process, grid, x, noise, callback, sigma_space=True)
 
 
 @register("sampler", "ddim")
-def ddim(score, process, grid, x, *, noise=None, callback=None, eta=0.0):
-    """DDIM in σ form: x̂' = D + √(σ'² − c²) ε̂ + c z with ε̂ = (x̂ − D)/σ and
-    c² = η² σ'²(σ² − σ'²)/σ² (for VP this is DDIM's σ_η; η = 0 is Euler in σ)."""
+def ddim(score, process, grid, x, *, noise=None, callback=None, noise_sampler=None, eta=0.0):
+    """DDIM in σ form (docs/theory.md §4.4): x̂' = D + √(σ'² − c²) ε̂ + c z with ε̂ = (x̂ − D)/σ
+    and c² = η² σ'²(σ² − σ'²)/σ² (for VP this is DDIM's σ_η; η = 0 is Euler in σ). On the ddpm
+    process at integer timesteps it is diffusers' ``DDIMScheduler`` step for step. Grid: N steps
+    through N + 1 levels, plus the step to σ = 0 (which returns D) with ``final="denoise"``
+    (``scorelab.grids``); 1 NFE a step."""
     if eta < 0:
         raise InvalidParameter("eta", "must be ≥ 0", eta)
 
     def step(score, process, x, t0, t1, noise, memory, k, n):
         c0, c1 = _coef(process, t0), _coef(process, t1)
-        D, _ = score.denoise(process, x, t0)
-        s0, s1 = c0["sigma"], c1["sigma"]
+        s0, s1 = _level(memory, t0, c0["sigma"]), _level(memory, t1, c1["sigma"])
+        D, _ = score.denoise(process, x, t0, s0)
         eps = (x / c0["m"] - D) / s0
         c2 = eta**2 * s1**2 * (s0**2 - s1**2) / s0**2
         out = D + math.sqrt(max(s1**2 - c2, 0.0)) * eps
         if c2 > 0:
-            out = out + math.sqrt(c2) * normal_like(noise, x)
+            out = out + math.sqrt(c2) * _noise(noise, noise_sampler, x, s0, s1)
         return c1["m"] * out, lambda: D
 
-    return _integrate(step, score, process, grid, x, noise, callback)
+    return _integrate(step, score, process, grid, x, noise, callback, sigma_space=True)
 
 
 @register("sampler", "dpmpp_2m")
 def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_final=True):
-    """DPM-Solver++(2M) (multistep, data prediction) in λ = −log σ: the first step, and the last
-    with ``lower_order_final``, are first order; a step to σ = 0 returns the denoised estimate."""
+    """DPM-Solver++(2M) (multistep, data prediction) in λ = −log σ (docs/theory.md §4.4). The
+    first step is first order (no earlier D); a step to σ = 0 returns D, the method's limit.
+
+    ``lower_order_final`` takes the last step of the run at first order. With
+    ``final="denoise"`` that last step is the one to σ = 0, so every other step keeps second
+    order: the paper's Algorithm 2, k-diffusion's ``sample_dpmpp_2m`` and diffusers'
+    ``DPMSolverMultistepScheduler`` (solver_order 2, final_sigmas_type "zero"). With
+    ``final="none"`` the run ends at σ_N > 0 and the step to it is first order: our choice,
+    for the stability diffusers buys by lowering the order below 15 steps; set
+    ``lower_order_final=False`` for the paper's second-order last step. Grid: N steps through
+    N + 1 levels, plus the step to σ = 0 with ``final="denoise"`` (``scorelab.grids``); 1 NFE a
+    step."""
 
     def step(score, process, x, t0, t1, noise, memory, k, n):
         c0, c1 = _coef(process, t0), _coef(process, t1)
-        D, _ = score.denoise(process, x, t0)
-        s0, s1 = c0["sigma"], c1["sigma"]
+        s0, s1 = _level(memory, t0, c0["sigma"]), _level(memory, t1, c1["sigma"])
+        D, _ = score.denoise(process, x, t0, s0)
         xh = x / c0["m"]
         if s1 <= 0:
             out = D
@@ -339,7 +453,7 @@ def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_
         memory["denoised"] = D
         return c1["m"] * out, lambda: D
 
-    return _integrate(step, score, process, grid, x, noise, callback, memory={})
+    return _integrate(step, score, process, grid, x, noise, callback, memory={}, sigma_space=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,6 +472,7 @@ def pc(
     *,
     noise=None,
     callback=None,
+    noise_sampler=None,
     predictor: Literal["euler_maruyama", "exponential_integrator", "ode_euler", "ddim"] = (
         "euler_maruyama"
     ),
@@ -373,6 +488,10 @@ def pc(
     typical value s(t) (‖z‖ ≈ √D, ‖∇log p_t‖ ≈ √D/s(t) at high noise): ε = 2 (snr·s(t))², the
     same for every sample, which keeps per-sample seeding exact and was as accurate in our
     Gaussian checks. (Per-sample norms are unstable in low dimension: ‖s‖ → 0 at a mode.)
+
+    Grid: N predictor steps through N + 1 levels (n_corrector + 1 NFE each), plus Tweedie's
+    step with ``final="denoise"`` (``scorelab.grids``). A ``noise_sampler`` is asked for the
+    Langevin noise as ``noise_sampler(σ, σ)`` and passed on to the predictor.
     """
     if predictor not in _PREDICTORS:
         raise InvalidParameter("predictor", "is not a predictor", predictor, ", ".join(_PREDICTORS))
@@ -393,14 +512,20 @@ def pc(
         t0 = times[k]
         for _ in range(int(n_corrector)):
             s = counted(x, t0)
-            z = normal_like(noise, x)
+            if noise_sampler is None:
+                z = normal_like(noise, x)
+            else:
+                z = _noise(noise, noise_sampler, x, *_sigmas(process, noise_sampler, t0, t0))
             if step == "typical":
                 eps = 2 * (snr * float(process.std(t0))) ** 2
             else:
                 eps = float(2 * (snr * rms(z) / rms(s).clamp(min=1e-30)) ** 2)
             x = x + eps * s + math.sqrt(2 * eps) * z
         pair = torch.tensor([t0, times[k + 1]], dtype=torch.float64)
-        x = pred(counted, process, pair, x, noise=noise).x
+        hook = {"noise_sampler": noise_sampler} if noise_sampler is not None else {}
+        x = pred(
+            counted, process, pair, x, noise=noise, **({} if predictor == "ode_euler" else hook)
+        ).x
         if callback is not None:
             callback(k, times[k + 1], x, x)
     if final == "denoise":

@@ -36,7 +36,8 @@ def get_sampler(kind: str, process: ForwardProcess | None = None):
     """The registered sampler ``kind``, checked against the processes it applies to."""
     e = entry("sampler", kind)
     allowed = e.meta.get("processes")
-    if process is not None and allowed and process.kind not in allowed:
+    kinds = {getattr(process, "kind", None), *getattr(process, "is_a", ())}
+    if process is not None and allowed and not kinds & set(allowed):
         raise InvalidParameter(
             "sampler.kind",
             f"'{kind}' is derived for the {', '.join(allowed)} process only; "

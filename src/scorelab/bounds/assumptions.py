@@ -72,7 +72,7 @@ def generator_or_default(generator: torch.Generator | None, seed: int = 0) -> to
 
 def require_vp(process: ForwardProcess, bound: str) -> tuple[float, float]:
     """Paper A's setting: a VP process with a finite, non-decreasing β. Returns (B(T), β(T))."""
-    if not isinstance(process, VP) or process.kind != "vp":
+    if not isinstance(process, VP) or "vp" not in (process.kind, *getattr(process, "is_a", ())):
         raise AssumptionFailed(
             bound,
             f"paper A's bounds are for the VP process f = −β/(2σ∞²), g² = β; got a "

@@ -64,7 +64,12 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
         if not (cfg.sigma_inf > 0 and math.isfinite(cfg.sigma_inf)):
             raise InvalidParameter("sigma_inf", "must be > 0", cfg.sigma_inf)
         schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T, cfg.sigma_inf**2)
-        t_min = 1e-3 if cfg.t_min is None else cfg.t_min
+        if registry.entry("schedule", skind).meta.get("fixed_horizon") and cfg.T is not None:
+            if not math.isclose(cfg.T, schedule.T):  # a β table fixes T = its length
+                raise InvalidParameter(
+                    "T", f"is fixed by the '{skind}' schedule's table", cfg.T, f"{schedule.T:g}"
+                )
+        t_min = entry.meta.get("default_t_min", 1e-3) if cfg.t_min is None else cfg.t_min
         return entry.obj(schedule, sigma_inf=cfg.sigma_inf, t_min=t_min)
     if skind == "edm" and cfg.T is not None and not math.isclose(cfg.T, cfg.schedule.sigma_max):
         raise InvalidParameter(

@@ -3,25 +3,25 @@
 Each study lives in its own module (see :mod:`.common` for the contract) and writes
 ``results.json``, PNG figures and ``report.html`` into ``OUT/NAME/``.
 
-The studies are registered in the registry group ``study``, each as a light runner
-``run(out_dir, *, quick, seed, log, progress) -> Study`` that imports its module only when it
-runs. The core package never imports this one: it is declared as a plugin of scorelab itself
+The studies are registered in the registry group ``study``, each as a light function
+``run(study)`` that imports its module only when it runs (and takes the title and paper from
+it). The core package never imports this one: it is declared as a plugin of scorelab itself
 (entry point ``scorelab.plugins: studies``), so the registry loads it on its first look-up and
-``scorelab study NAME`` finds the studies there, as it finds any other package's.
+``scorelab study NAME`` (``scorelab.study.run_study``) finds the studies there, as it finds any
+other package's.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidParameter
-from ..registry import entries, register
+from ..registry import register
+from ..study import run_study
 
 if TYPE_CHECKING:
-    from .common import Study
+    from ..study import Study
 
 # study name → (module, what it reproduces); the module is imported when the study runs, so
 # loading this package (every registry look-up does) stays cheap and `scorelab --help` fast.
@@ -50,50 +50,19 @@ _BUILTIN: dict[str, tuple[str, str]] = {
 STUDIES: dict[str, str] = {name: module for name, (module, _) in _BUILTIN.items()}
 
 
-def _runner(name: str, module: str, doc: str) -> Callable[..., Study]:
-    def run(
-        out_dir: str | Path,
-        *,
-        quick: bool = False,
-        seed: int = 0,
-        log: Callable[[str], None] = lambda msg: None,
-        progress: bool = False,
-    ) -> Study:
-        from .common import timed_run
-
+def _runner(module: str, doc: str) -> Callable[[Study], None]:
+    def run(study: Study) -> None:
         mod = importlib.import_module(f".{module}", __name__)
-        return timed_run(mod, Path(out_dir), quick, seed, log, progress)
+        study.title, study.paper = mod.TITLE, mod.PAPER
+        mod.run(study)
 
     run.__name__ = f"run_{module}"
     run.__qualname__ = f"run_{module}"
-    run.__doc__ = f"{doc}.\n\nWrites results.json, figures and report.html into out_dir."
+    run.__doc__ = f"{doc}.\n\nThe study of :mod:`scorelab.studies.{module}`."
     return run
 
 
 for _name, (_module, _doc) in _BUILTIN.items():
-    register("study", _name, module=f"{__name__}.{_module}")(_runner(_name, _module, _doc))
+    register("study", _name, module=f"{__name__}.{_module}")(_runner(_module, _doc))
 
-
-def run_study(
-    name: str,
-    out: str | Path = "studies",
-    *,
-    quick: bool = False,
-    seed: int = 0,
-    log: Callable[[str], None] = lambda msg: None,
-    progress: bool = False,
-) -> list[Study]:
-    """Run the registered study ``name`` (or ``"all"`` of them) into ``out/<name>/``; returns
-    the finished studies."""
-    registered = entries("study")
-    names = list(registered) if name == "all" else [name]
-    for n in names:
-        if n not in registered:
-            allowed = ", ".join([*registered, "all"])
-            raise InvalidParameter("study", "unknown study", name, allowed)
-    done = []
-    for n in names:
-        log(f"study {n} ({'quick' if quick else 'full'} mode)")
-        run = registered[n].obj
-        done.append(run(Path(out) / n, quick=quick, seed=seed, log=log, progress=progress))
-    return done
+__all__ = ["STUDIES", "run_study"]

@@ -1,0 +1,359 @@
+"""The exact error of a diffusers scheduler (``scorelab audit``), beside scorelab's samplers.
+
+The scheduler is run by its pipelines' loop (``interop.run_scheduler``) with the target's exact
+model — the ε (or v, x₀, EDM's F) that the target's exact denoiser gives at the σ the
+scheduler assigns to each call — so what is measured is the sampling algorithm's own error,
+the model being perfect.
+
+For a Gaussian target the exact ε is affine in x, so every scheduler step is affine in the
+sample and in the noise it draws: the whole run is x_out = M x_T + c + Σ_k N_k z_k. The audit
+reads (M, c, N_k) off the scheduler itself by probing it on one batch — the zero input, the
+unit vectors, and each noise draw replaced by unit vectors (diffusers' ``randn_tensor`` is
+intercepted) — and checks the map on a random input (a scheduler that clips or thresholds is
+not affine: it is then measured by Monte Carlo). The output law is N(c, s_T² M Mᵀ + Σ N_k N_kᵀ)
+with s_T the scheduler's ``init_noise_sigma``, and KL(π_data ‖ π̂) and W2 follow in closed form
+(docs/theory.md §5.1 and §8.4). For other targets (mixtures) n samples are drawn and W2 and
+MMD are reported with their finite-sample floors and bootstrap CIs (``metrics.evaluate``).
+
+scorelab's own samplers (DDIM, DPM-Solver++(2M), Heun) are run on the same noise levels (the
+σ's of the scheduler's model calls, then σ = 0) under the matching process
+(``interop.scheduler_process``), with the same probes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import InvalidParameter
+from .grids import TimeGrid
+from .interfaces import from_denoiser
+from .interop import (
+    exact_denoiser,
+    is_edm_scheduler,
+    load_scheduler,
+    run_scheduler,
+    scheduler_process,
+)
+from .registry import get
+
+F64 = torch.float64
+SCORELAB_SAMPLERS = ("ddim", "dpmpp_2m", "heun")
+# the samplers compared: deterministic with their defaults (their laws are read by probing)
+COMPARABLE = ("ddim", "dpmpp_2m", "heun", "ode_euler", "rk4", "edm_stochastic")
+# image-range clipping and dynamic thresholding assume data in [−1, 1]: off unless asked for
+IMAGE_OPTIONS = {"clip_sample": False, "thresholding": False}
+
+
+class NotAffine(Exception):
+    """The run is not an affine map of its input and noise (clipping, thresholding)."""
+
+
+@dataclass
+class AffineLaw:
+    """x_out = M x_in + c + Σ_k N_k z_k, flat ``[D]`` / ``[D, D]`` float64."""
+
+    M: torch.Tensor
+    c: torch.Tensor
+    Q: torch.Tensor  # Σ_k N_k N_kᵀ
+    draws: int
+
+    def output(self, input_std: float) -> tuple[torch.Tensor, torch.Tensor]:
+        cov = input_std**2 * self.M @ self.M.T + self.Q
+        return self.c, 0.5 * (cov + cov.T)
+
+
+@contextlib.contextmanager
+def _intercept_noise(scheduler, supply: Callable[[int, tuple], torch.Tensor]):
+    """Replace diffusers' ``randn_tensor`` in the scheduler's module by ``supply(k, shape)``."""
+    module = sys.modules.get(type(scheduler).__module__)
+    original = getattr(module, "randn_tensor", None)
+    calls = [0]
+
+    def fake(shape, *args, dtype=None, device=None, **kwargs):
+        z = supply(calls[0], tuple(shape))
+        calls[0] += 1
+        return z.to(dtype=dtype or z.dtype, device=device)
+
+    if original is not None:
+        module.randn_tensor = fake
+    try:
+        yield calls
+    finally:
+        if original is not None:
+            module.randn_tensor = original
+
+
+def probe_affine(run: Callable, d: int, draws: int, noise_plan=None, rtol: float = 1e-4):
+    """(M, c, Q) of a run ``run(x [B, d], noise(k, shape)) -> [B, d]`` with ``draws`` noise
+    draws, from one batch of 1 + d + draws·d + 1 probes; the last probe (a random input and
+    random noise) checks that the map is affine."""
+    g = torch.Generator().manual_seed(12345)
+    B = 1 + d + draws * d + 1
+    x = torch.zeros(B, d, dtype=F64)
+    x[1 : 1 + d] = torch.eye(d, dtype=F64)
+    x[-1] = torch.randn(d, generator=g, dtype=F64)
+    check_noise = torch.randn(max(draws, 1), d, generator=g, dtype=F64)
+
+    def noise(k: int, shape: tuple) -> torch.Tensor:
+        if k >= draws:
+            raise NotAffine(f"the run drew more noise than counted ({k + 1} > {draws})")
+        z = torch.zeros(B, d, dtype=F64)
+        lo = 1 + d + k * d
+        z[lo : lo + d] = torch.eye(d, dtype=F64)
+        z[-1] = check_noise[k]
+        return z.reshape(shape)
+
+    out = run(x, noise).reshape(B, d).to(F64)
+    c = out[0]
+    M = (out[1 : 1 + d] - c).T
+    N = [(out[1 + d + k * d : 1 + d + (k + 1) * d] - c).T for k in range(draws)]
+    Q = sum((n @ n.T for n in N), torch.zeros(d, d, dtype=F64))
+    pred = (
+        M @ x[-1]
+        + c
+        + sum((N[k] @ check_noise[k] for k in range(draws)), torch.zeros(d, dtype=F64))
+    )
+    scale = float(out.abs().max()) + 1.0
+    err = float((pred - out[-1]).abs().max())
+    if not math.isfinite(err) or err > rtol * scale:
+        raise NotAffine(f"the run is not affine in its input (mismatch {err:.2e})")
+    return AffineLaw(M, c, Q, draws)
+
+
+def _count_draws(run: Callable, d: int) -> int:
+    count = [0]
+
+    def noise(k, shape):
+        count[0] += 1
+        return torch.zeros(shape, dtype=F64)
+
+    run(torch.zeros(1, d, dtype=F64), noise)
+    return count[0]
+
+
+@dataclass
+class AuditRow:
+    steps: int
+    nfe: int
+    kl: float | None
+    w2: float | None
+    mmd: float | None = None
+    method: str = "closed_form"
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = {"steps": self.steps, "nfe": self.nfe, "kl": _num(self.kl), "w2": _num(self.w2)}
+        if self.method != "closed_form":
+            out["mmd"] = _num(self.mmd)
+        out["method"] = self.method
+        out.update(self.extra)
+        return out
+
+
+def _num(v):
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+@dataclass
+class Audit:
+    scheduler: str
+    target: str
+    rows: list[AuditRow]
+    scorelab: dict[str, list[AuditRow]]
+    config: dict
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "scheduler": self.scheduler,
+            "target": self.target,
+            "scheduler_config": self.config,
+            "rows": [r.to_json() for r in self.rows],
+            "scorelab": {k: [r.to_json() for r in v] for k, v in self.scorelab.items()},
+            "notes": self.notes,
+        }
+
+
+def _gaussian_error(target, law: AffineLaw, input_std: float) -> tuple[float, float]:
+    from .metrics.gaussian import kl_gaussians, w2_gaussians
+
+    mu, cov = target.gaussian_moments()
+    mean, out_cov = law.output(input_std)
+    try:
+        kl = kl_gaussians(mu, cov, mean, out_cov)
+    except InvalidParameter:  # a singular target or output law: KL is infinite
+        kl = float("inf")
+    return kl, w2_gaussians(mu, cov, mean, out_cov)
+
+
+def _monte_carlo(target, samples: torch.Tensor, seed: int) -> dict:
+    from .metrics import evaluate
+
+    ev = evaluate(
+        samples, target, ["w2", "mmd"], n_boot=100, generator=torch.Generator().manual_seed(seed)
+    )
+    out = {}
+    for name in ("w2", "mmd"):
+        r = ev[name]
+        out[name] = r.value
+        out[f"{name}_floor"] = r.floor
+        out[f"{name}_ci"] = list(r.ci) if r.ci is not None else None
+    return out
+
+
+def _run_fn(scheduler, model, steps: int, step_kwargs: dict, event_shape):
+    """run(x_flat, noise) for the probes: the scheduler's loop on x reshaped to the event."""
+
+    def run(x, noise):
+        with _intercept_noise(scheduler, noise):
+            res = run_scheduler(
+                scheduler,
+                model,
+                x.reshape(x.shape[0], *event_shape),
+                steps,
+                step_kwargs=step_kwargs,
+            )
+        run.nfe, run.sigmas = res.nfe, res.sigmas
+        return res.x.reshape(x.shape[0], -1)
+
+    run.nfe, run.sigmas = 0, []
+    return run
+
+
+def audit(
+    scheduler: str,
+    target,
+    steps: Sequence[int],
+    *,
+    scheduler_config: dict | None = None,
+    step_kwargs: dict | None = None,
+    samplers: Sequence[str] = SCORELAB_SAMPLERS,
+    n_mc: int = 2000,
+    seed: int = 0,
+) -> Audit:
+    """Audit ``scheduler`` ("diffusers:CLASS") on ``target`` at each number of steps."""
+    if not getattr(target, "has_score", False):
+        raise InvalidParameter(
+            "target", "needs an exact score (a target with a known law)", target.kind
+        )
+    steps = [int(n) for n in steps]
+    for name in samplers:
+        if name not in COMPARABLE:
+            raise InvalidParameter(
+                "samplers", "are deterministic scorelab samplers", name, ", ".join(COMPARABLE)
+            )
+    if not steps or min(steps) < 1:
+        raise InvalidParameter("steps", "must be positive integers", steps)
+    probe = load_scheduler(scheduler)
+    defaults = {k: v for k, v in IMAGE_OPTIONS.items() if k in probe.config}
+    config = {**defaults, **(scheduler_config or {})}
+    step_kwargs = dict(step_kwargs or {})
+    model = exact_denoiser(target)
+    event_shape = tuple(target.event_shape)
+    d = target.dim
+    gaussian = target.gaussian_moments() is not None
+    notes = []
+    if defaults:
+        notes.append(
+            "image-range options off by default (targets are not images in [−1, 1]): "
+            + ", ".join(f"{k}={v}" for k, v in defaults.items())
+        )
+    rows, by_sampler = [], {name: [] for name in samplers}
+    for n in steps:
+        sch = load_scheduler(scheduler, config)
+        sch.set_timesteps(n)
+        input_std = float(sch.init_noise_sigma)
+        run = _run_fn(sch, model, n, step_kwargs, event_shape)
+        row = None
+        if gaussian:
+            try:
+                law = probe_affine(run, d, _count_draws(run, d))
+                kl, w2 = _gaussian_error(target, law, input_std)
+                row = AuditRow(n, run.nfe, kl, w2, extra={"noise_draws": law.draws})
+            except NotAffine as exc:
+                notes.append(f"{n} steps: {exc}; measured by Monte Carlo")
+        if row is None:
+            g = torch.Generator().manual_seed(seed)
+            x = input_std * torch.randn(n_mc, *event_shape, generator=g, dtype=F64)
+            kw = dict(step_kwargs)
+            if "generator" in inspect.signature(sch.step).parameters:
+                kw.setdefault("generator", torch.Generator().manual_seed(seed + 1))
+            res = run_scheduler(load_scheduler(scheduler, config), model, x, n, step_kwargs=kw)
+            mc = _monte_carlo(target, res.x, seed)
+            row = AuditRow(n, res.nfe, None, mc.pop("w2"), mc.pop("mmd"), "monte_carlo", extra=mc)
+            run.sigmas = res.sigmas
+        rows.append(row)
+        levels = sorted({s for s in run.sigmas if s > 0}, reverse=True)
+        for name in samplers:
+            by_sampler[name].append(
+                _scorelab_row(name, target, sch, levels, n, gaussian, n_mc, seed)
+            )
+    return Audit(
+        scheduler, getattr(target, "kind", type(target).__name__), rows, by_sampler, config, notes
+    )
+
+
+def _scorelab_row(name, target, scheduler, levels, n, gaussian, n_mc, seed) -> AuditRow:
+    """scorelab's sampler ``name`` on the scheduler's levels, then σ = 0."""
+    process = scheduler_process(scheduler)
+    top = float(process.sigma(process.T))
+    levels = [min(s, top) for s in levels]
+    grid = TimeGrid(sigmas=[*levels, 0.0])
+    model = from_denoiser(exact_denoiser(target).fn, process)
+    fn = get("sampler", name)
+    shape = tuple(target.event_shape)
+    # the scheduler's starting law, in the sampler's variable (x_t for VP, x̂ for EDM's)
+    input_std = float(scheduler.init_noise_sigma) if is_edm_scheduler(scheduler) else 1.0
+    nfe = [0]
+
+    def run(x, noise):
+        res = fn(model, process, grid, x.reshape(x.shape[0], *shape))
+        nfe[0] = res.nfe
+        return res.x.reshape(x.shape[0], -1)
+
+    if gaussian:
+        law = probe_affine(run, target.dim, 0)
+        kl, w2 = _gaussian_error(target, law, input_std)
+        return AuditRow(n, nfe[0], kl, w2)
+    g = torch.Generator().manual_seed(seed)
+    x = input_std * torch.randn(n_mc, target.dim, generator=g, dtype=F64)
+    mc = _monte_carlo(target, run(x, None).reshape(n_mc, *shape), seed)
+    return AuditRow(n, nfe[0], None, mc.pop("w2"), mc.pop("mmd"), "monte_carlo", extra=mc)
+
+
+def figure(result: Audit, path) -> None:
+    """Error against NFE: the scheduler beside scorelab's samplers (log–log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["kl", "w2"] if any(r.kl is not None for r in result.rows) else ["w2", "mmd"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.0))
+    for ax, key in zip(axes, keys, strict=True):
+        series = {result.scheduler.split(":")[-1]: result.rows}
+        series.update({f"scorelab {k}": v for k, v in result.scorelab.items()})
+        for i, (label, rows) in enumerate(series.items()):
+            pts = [(r.nfe, getattr(r, key)) for r in rows if getattr(r, key) not in (None, 0)]
+            pts = [(a, b) for a, b in pts if b is not None and math.isfinite(b) and b > 0]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.loglog(xs, ys, "o-" if i == 0 else "s--", lw=2.2 if i == 0 else 1.2, label=label)
+        ax.set_xlabel("NFE (model evaluations)")
+        ax.set_ylabel({"kl": "KL(π_data ‖ π̂)", "w2": "W2", "mmd": "MMD"}[key])
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result.scheduler} on {result.target}: exact error")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+__all__ = ["Audit", "AuditRow", "NotAffine", "audit", "figure", "probe_affine"]
