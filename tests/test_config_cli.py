@@ -52,7 +52,7 @@ BAD = [
         "process.schedule.kind: is a σ-schedule",
     ),
     ({"process": {"kind": "vp", "t_min": 2}}, "process.t_min: must lie in [0, T)"),
-    ({"process": {"kind": "ve", "sigma_inf": 2}}, "process.sigma_inf: applies to vp and subvp"),
+    ({"process": {"kind": "ve", "sigma_inf": 2}}, "process.sigma_inf: applies to vp, subvp"),
     (
         {"process": {"kind": "vp", "schedule": {"kind": "linear", "beta_min": -1}}},
         "process.schedule.beta_min: must be ≥ 0",

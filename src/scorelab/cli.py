@@ -16,6 +16,7 @@ import torch
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -48,7 +49,9 @@ def _friendly(fn):
         except (typer.Exit, typer.Abort):
             raise
         except ScorelabError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # the message is text, never markup ("[n, 2]" or "[/]" in it must print as is),
+            # and one logical line per problem, however narrow the terminal
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
@@ -60,9 +63,10 @@ def _friendly(fn):
             if os.environ.get("SCORELAB_DEBUG"):
                 raise
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                 "Please report it; set SCORELAB_DEBUG=1 to see the traceback.",
                 highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(1) from None
 
