@@ -559,26 +559,48 @@ def study(
     out_dir: Annotated[Path, typer.Option("--out", help="Writes into OUT/NAME/.")] = Path(
         "studies"
     ),
-    seed: Annotated[int, typer.Option(help="Seed of every random draw of the study.")] = 0,
+    seed: Annotated[int, typer.Option(help="The first seed (seeds are SEED, SEED+1, …).")] = 0,
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds per claim (default 2 quick, 5 full; ≥ 2).")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) or dask.")] = "local",
+    workers: Annotated[int, typer.Option(help="Worker processes for the study's cells.")] = 1,
+    address: Annotated[
+        str | None, typer.Option(help="A running Dask scheduler, e.g. tcp://host:8786.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ):
-    """Reproduce a paper's claims: results.json, PNG figures and report.html in OUT/NAME/."""
+    """Reproduce a paper's claims with paired verdicts over seeds: results.json, PNG figures
+    and report.html in OUT/NAME/ (cells cached: an interrupted study resumes)."""
     from .study import run_study  # the studies arrive as a plugin (see scorelab.studies)
 
+    if executor not in ("local", "dask"):
+        raise InvalidParameter("--executor", "is not an executor", executor, "local, dask")
+    if workers < 1:
+        raise InvalidParameter("--workers", "must be ≥ 1", workers)
     done = run_study(
         name,
         out_dir,
         quick=quick,
         seed=seed,
-        log=lambda m: err.print(m, highlight=False),
+        log=lambda m: err.print(m, highlight=False, markup=False),
         progress=_interactive(progress),
+        seeds=seeds,
+        executor=executor,
+        workers=workers,
+        address=address,
     )
     for s in done:
         table = Table(title=f"{s.name}: {s.title}", title_justify="left")
-        for col in ("claim", "measured", "holds here?"):
+        for col in ("id", "claim", "source", "effect [95 % CI]", "seeds", "verdict"):
             table.add_column(col)
         for c in s.claims:
-            table.add_row(c.claim, c.measured, {True: "yes", False: "no"}.get(c.holds, "—"))
+            eff = (
+                "—"
+                if c.effect is None
+                else (f"{c.effect.value:.3g} [{c.effect.ci[0]:.3g}, {c.effect.ci[1]:.3g}]")
+            )
+            table.add_row(c.id, escape(c.statement), c.source, eff, str(c.seeds), c.verdict)
         out.print(table)
         out.print(f"report: {s.out_dir / 'report.html'}", highlight=False)
 

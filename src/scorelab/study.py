@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,19 +33,42 @@ from .errors import InvalidParameter
 from .report import Report, save_figure
 from .seeding import derive_seed
 from .storage import write_json
+from .verdicts import Effect, paired_effect, verdict
+
+SOURCES = ("paper", "extrapolation")
 
 
 @dataclass
 class Claim:
-    """One claim of the paper, what we measured, and whether it holds here (None: not
-    decidable in this mode)."""
+    """One claim, its provenance, and the paired evidence over seeds for it.
 
-    claim: str
+    ``source`` is "paper" (``where`` names the abstract, theorem, section or figure, and
+    ``paper_value`` the paper's own number when it gives one) or "extrapolation" (our reading,
+    ``where`` saying what it extends). ``verdict`` is three-way (docs/studies/protocol.md):
+    ``effect`` is the mean paired difference over ``seeds`` with its 95 % interval."""
+
+    id: str
+    statement: str
+    source: str
+    where: str
+    verdict: str
+    seeds: int
+    effect: Effect | None
     measured: str
-    holds: bool | None
+    paper_value: str | None = None
 
     def to_json(self) -> dict:
-        return {"claim": self.claim, "measured": self.measured, "holds": self.holds}
+        return {
+            "id": self.id,
+            "statement": self.statement,
+            "source": self.source,
+            "where": self.where,
+            "paper_value": self.paper_value,
+            "verdict": self.verdict,
+            "seeds": self.seeds,
+            "effect": None if self.effect is None else self.effect.to_json(),
+            "measured": self.measured,
+        }
 
 
 @dataclass
@@ -58,6 +81,10 @@ class Study:
     seed: int = 0
     log: Callable[[str], None] = lambda msg: None
     progress: bool = False
+    n_seeds: int | None = None  # None: 2 in quick mode, 5 in full mode
+    executor: str = "local"
+    workers: int = 1
+    address: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     sections: list[tuple[str, list[tuple[str, Any]]]] = field(default_factory=list)
@@ -65,6 +92,12 @@ class Study:
     def __post_init__(self):
         self.out_dir = Path(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.n_seeds is None:
+            self.n_seeds = 2 if self.quick else 5
+        if int(self.n_seeds) < 2:
+            raise InvalidParameter(
+                "--seeds", "must be ≥ 2 (a verdict needs a paired CI)", self.n_seeds
+            )
 
     # --- randomness ---------------------------------------------------------------------
     def seed_for(self, *keys: int | str) -> int:
@@ -77,8 +110,71 @@ class Study:
         return torch.Generator().manual_seed(self.seed_for(*keys))
 
     # --- content --------------------------------------------------------------------------
-    def claim(self, claim: str, measured: str, holds: bool | None) -> None:
-        self.claims.append(Claim(claim, measured, None if holds is None else bool(holds)))
+    def claim(
+        self,
+        id: str,
+        statement: str,
+        *,
+        source: str,
+        where: str,
+        a: Sequence[float],
+        b: Sequence[float] | None = None,
+        direction: str,
+        margin: float = 0.0,
+        measured: str = "",
+        paper_value: str | None = None,
+        method: str = "t",
+    ) -> Claim:
+        """Decide a claim from per-seed values: the paired difference a_i − b_i (or a_i
+        alone) over the study's seeds, its interval, and the three-way verdict against
+        ``direction`` ("less", "greater", "within") and ``margin`` (the metric's noise for
+        "better than" claims, the tolerance δ for "within" claims)."""
+        if source not in SOURCES:
+            raise InvalidParameter("source", "is not a claim source", source, ", ".join(SOURCES))
+        if any(c.id == id for c in self.claims):
+            raise InvalidParameter("id", "is already a claim of this study", id)
+        eff = paired_effect(a, b, method=method)
+        text = measured or (
+            f"effect {eff.value:.4g}, 95 % CI [{eff.ci[0]:.4g}, {eff.ci[1]:.4g}] over "
+            f"{eff.seeds} seeds"
+        )
+        claim = Claim(
+            id,
+            statement,
+            source,
+            where,
+            verdict(eff, direction, margin),
+            eff.seeds,
+            eff,
+            text,
+            paper_value,
+        )
+        self.claims.append(claim)
+        return claim
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of every claim: ``n_seeds`` of them (≥ 5 in full mode, ≥ 2 in quick),
+        starting at the study's seed."""
+        return [self.seed + k for k in range(self.n_seeds)]
+
+    def map(self, fn: Callable[..., Any], items: Sequence[dict]) -> list[Any]:
+        """``[fn(**item) for item in items]`` as cached cells under ``<out>/cells/`` on the
+        study's executor (``scorelab study --executor --workers --address``): an interrupted
+        study resumes, and independent parts run in parallel. ``fn`` is a top-level function
+        of JSON-able arguments returning JSON-able results."""
+        from .sweep.mapping import map_cells
+
+        return map_cells(
+            fn,
+            list(items),
+            self.out_dir,
+            executor=self.executor,
+            workers=self.workers,
+            address=self.address,
+            progress=self.progress,
+            log=self.log,
+        )
 
     def section(self, heading: str) -> None:
         self.sections.append((heading, []))
@@ -107,6 +203,7 @@ class Study:
             "paper": self.paper,
             "quick": self.quick,
             "seed": self.seed,
+            "seeds": self.seeds,
             "seconds": round(seconds, 2),
             "claims": [c.to_json() for c in self.claims],
             "results": _finite(self.results, "results"),
@@ -114,7 +211,16 @@ class Study:
         write_json(self.out_dir / "results.json", payload)
         report = Report(f"{self.title} — scorelab study '{self.name}'")
         mode = "quick" if self.quick else "full"
-        report.text(f"{self.paper}. Mode: {mode}, seed {self.seed}, {seconds:.1f} s.", "note")
+        report.text(
+            f"{self.paper}. Mode: {mode}, seeds {self.seeds}, {seconds:.1f} s."
+            + (
+                " Quick mode: smaller settings and 2 seeds — its verdicts may differ from the"
+                " full run's."
+                if self.quick
+                else ""
+            ),
+            "note",
+        )
         report.heading("Claims")
         report.raw(_claims_html(self.claims))
         for heading, items in self.sections:
@@ -132,19 +238,32 @@ class Study:
 def _claims_html(claims: list[Claim]) -> str:
     import html
 
+    css = {"holds": "ok", "fails": "no", "inconclusive": "note"}
     rows = []
     for c in claims:
-        verdict = {True: '<span class="ok">yes</span>', False: '<span class="no">no</span>'}.get(
-            c.holds, "not decided"
+        source = c.source + (f" ({c.where})" if c.where else "")
+        if c.paper_value:
+            source += f"; paper: {c.paper_value}"
+        ci = (
+            "—"
+            if c.effect is None
+            else (f"{c.effect.value:.4g} [{c.effect.ci[0]:.4g}, {c.effect.ci[1]:.4g}]")
         )
         rows.append(
-            f"<tr><td>{html.escape(c.claim)}</td><td>{html.escape(c.measured)}</td>"
-            f"<td>{verdict}</td></tr>"
+            "<tr>"
+            + "".join(
+                f'<td style="text-align:left">{html.escape(v)}</td>'
+                for v in (c.id, c.statement, source, c.measured, ci)
+            )
+            + f"<td>{c.seeds}</td>"
+            + f'<td><span class="{css.get(c.verdict, "")}">{html.escape(c.verdict)}</span></td>'
+            + "</tr>"
         )
-    return (
-        "<table><thead><tr><th>claim</th><th>measured</th><th>holds here?</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("id", "claim", "source", "measured", "effect [95 % CI]", "seeds", "verdict")
     )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _finite(obj, where: str):
@@ -186,6 +305,10 @@ def run_entry(
     seed: int = 0,
     log: Callable[[str], None] = lambda msg: None,
     progress: bool = False,
+    seeds: int | None = None,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
 ) -> Study:
     """Run the registered study ``entry`` into ``out_dir`` and write its files."""
     title = entry.meta.get("title") or entry.doc or entry.name
@@ -198,6 +321,10 @@ def run_entry(
         seed=seed,
         log=log,
         progress=progress,
+        n_seeds=seeds,
+        executor=executor,
+        workers=workers,
+        address=address,
     )
     start = time.perf_counter()
     with one_thread():
@@ -214,6 +341,7 @@ def run_study(
     seed: int = 0,
     log: Callable[[str], None] = lambda msg: None,
     progress: bool = False,
+    **options,
 ) -> list[Study]:
     """Run the registered study ``name`` (or ``"all"`` of them) into ``out/<name>/``; returns
     the finished studies."""
@@ -228,7 +356,13 @@ def run_study(
         log(f"study {n} ({'quick' if quick else 'full'} mode)")
         done.append(
             run_entry(
-                registered[n], Path(out) / n, quick=quick, seed=seed, log=log, progress=progress
+                registered[n],
+                Path(out) / n,
+                quick=quick,
+                seed=seed,
+                log=log,
+                progress=progress,
+                **options,
             )
         )
     return done

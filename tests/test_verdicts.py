@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scorelab.studies.protocol import Effect, mean_ci, paired_effect, verdict
+from scorelab.verdicts import Effect, mean_ci, paired_effect, verdict
 
 
 def test_t_interval_matches_scipy():
