@@ -75,3 +75,34 @@ def test_paired_arms_need_the_same_seeds():
     with pytest.raises(ValueError, match="same seeds"):
         paired_effect([1, 2, 3], [1, 2])
     assert paired_effect([1.0, 2.0], [0.5, 1.0]).to_json()["value"] == pytest.approx(0.75)
+
+
+def test_claims_table_is_generated_from_results(tmp_path):
+    import json
+
+    from scorelab.study import TABLE_END, TABLE_START, claims_table, write_claims_table
+
+    claim = {
+        "id": "c1",
+        "statement": "A beats B",
+        "source": "paper",
+        "where": "Theorem 1",
+        "verdict": "inconclusive",
+        "seeds": 5,
+        "effect": {"value": -0.01, "ci": [-0.03, 0.01]},
+    }
+    (tmp_path / "res" / "s1").mkdir(parents=True)
+    (tmp_path / "res" / "s1" / "results.json").write_text(
+        json.dumps({"quick": False, "claims": [claim]})
+    )
+    table = claims_table(tmp_path / "res", ["s1", "absent"])
+    row = table.splitlines()[2]
+    assert "A beats B" in row and "paper (Theorem 1)" in row and "-0.01 [-0.03, 0.01]" in row
+    assert "**inconclusive**" in row and "| 5 | full |" in row
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{TABLE_START}\nold\n{TABLE_END}\nrest\n")
+    write_claims_table(readme, table)
+    text = readme.read_text()
+    assert "old" not in text and table in text and text.endswith("rest\n")
+    with pytest.raises(Exception, match="no study results"):
+        claims_table(tmp_path / "nothing", ["s1"])

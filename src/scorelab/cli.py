@@ -552,7 +552,8 @@ def study(
         str,
         typer.Argument(
             help="A registered study (noise-schedule, dimension-free, design-space, "
-            "fokker-planck, manifold; `scorelab list study`) or all."
+            "fokker-planck, manifold; `scorelab list study`), all, or table (the claims of "
+            "OUT/*/results.json as a markdown table)."
         ),
     ],
     quick: Annotated[bool, typer.Option("--quick", help="CI-sized mode (≤ 2 min each).")] = False,
@@ -569,11 +570,23 @@ def study(
         str | None, typer.Option(help="A running Dask scheduler, e.g. tcp://host:8786.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    write: Annotated[
+        Path | None,
+        typer.Option(help="With NAME 'table': write the table into this file's marked region."),
+    ] = None,
 ):
     """Reproduce a paper's claims with paired verdicts over seeds: results.json, PNG figures
     and report.html in OUT/NAME/ (cells cached: an interrupted study resumes)."""
-    from .study import run_study  # the studies arrive as a plugin (see scorelab.studies)
+    from .study import claims_table, run_study, write_claims_table
 
+    if name == "table":  # the claims of every study's results.json, as the README shows them
+        table = claims_table(out_dir)
+        if write is not None:
+            write_claims_table(write, table)
+            out.print(f"claims table written into {write}", highlight=False)
+        else:
+            print(table)
+        return
     if executor not in ("local", "dask"):
         raise InvalidParameter("--executor", "is not an executor", executor, "local, dask")
     if workers < 1:

@@ -106,8 +106,9 @@ def build(cfg: BaseModel) -> tuple[Target, ForwardProcess]:
 def build_grid(cfg: BaseModel) -> TimeGrid:
     """The time grid of a ``sampler`` section."""
     g = cfg.grid
+    sigmas = tuple(g.sigmas) if g.sigmas is not None else None
     return _with_prefix(
-        "sampler.grid", TimeGrid, g.kind, cfg.steps, g.t_min, g.t_max, g.rho, g.final
+        "sampler.grid", TimeGrid, g.kind, cfg.steps, g.t_min, g.t_max, g.rho, g.final, sigmas
     )
 
 

@@ -73,6 +73,9 @@ class GridConfig(_Model):
     t_max: float | None = None
     rho: float = 7.0
     final: Literal["none", "denoise"] = "none"
+    # the noise levels themselves (k-diffusion's σ list; a trailing 0 means final: denoise);
+    # sampler.steps, kind, t_min, t_max and rho are then unused (scorelab.grids)
+    sigmas: list[float] | None = None
 
 
 class ScoreConfig(_Model):
