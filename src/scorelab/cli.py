@@ -145,7 +145,7 @@ def list_components(
         table.add_column("what it is")
         for name, e in registry.entries(g).items():
             params = ", ".join(f"{k}={_default_text(v)}" for k, v in e.parameters.items())
-            table.add_row(name, params or "—", e.doc)
+            table.add_row(name, escape(params or "—"), escape(e.doc))
         out.print(table)
 
 

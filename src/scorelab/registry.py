@@ -84,11 +84,14 @@ class Entry:
 
     @property
     def doc(self) -> str:
-        """The first line of the definition's docstring."""
+        """The first sentence of the definition's docstring (of its config model's, if it
+        has one)."""
         text = (self.obj.__doc__ if self.config is None else self.config.__doc__) or ""
         if not text.strip() and self.config is not None:
             text = self.obj.__doc__ or ""
-        return text.strip().splitlines()[0] if text.strip() else ""
+        paragraph = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+        end = paragraph.find(". ")
+        return paragraph if end < 0 else paragraph[: end + 1]
 
     @property
     def config_model(self) -> type[BaseModel]:
