@@ -515,3 +515,31 @@ def test_audit_cli_json_and_monte_carlo_for_mixtures(tmp_path):
         app, ["audit", "diffusers:NoSuchScheduler", "--target", "{kind: gaussian, dim: 2}"]
     )
     assert bad.exit_code == 2 and "not a diffusers scheduler" in bad.output
+
+
+@pytest.mark.parametrize("kind", ["edm", "eps", "score"])
+def test_trained_networks_expose_the_three_faces(kind):
+    """A ScoreNetwork (here untrained, float64) has prediction, eps and denoiser consistent
+    with its score and denoise; with EDM's parameterisation the σ-space samplers call its
+    denoise directly (the same samples as through its score, to round-off)."""
+    from scorelab.networks import build_network
+    from scorelab.parameterisations import ScoreNetwork
+
+    p = VP(LinearBeta())
+    net = build_network("mlp", (3,), generator=torch.Generator().manual_seed(0))
+    model = ScoreNetwork(net, p, kind, sigma_data=0.5).double().eval()
+    assert model.prediction == {"edm": "denoiser", "eps": "eps", "score": "score"}[kind]
+    x, t = _x(), torch.linspace(0.1, 0.9, 16, dtype=F64)
+    with torch.no_grad():
+        s, d = model(x, t), model.denoise(x, t)
+        m, sd = p.scale(t)[:, None], p.std(t)[:, None]
+        assert torch.allclose(model.eps(x, t), -sd * s, rtol=1e-10, atol=1e-12)
+        assert torch.allclose(model.denoiser(x / m, p.sigma(t)), d, rtol=1e-9, atol=1e-10)
+        faces = as_model(model, p)
+        assert faces.prediction == model.prediction
+        assert torch.allclose(faces.eps(x, t), model.eps(x, t), rtol=1e-10, atol=1e-12)
+        grid = TimeGrid("edm", steps=5, final="denoise")
+        a = get("sampler", "dpmpp_2m")(model, p, grid, _x())
+        b = get("sampler", "dpmpp_2m")(from_score(model, p), p, grid, _x())
+    assert a.nfe == b.nfe == 6
+    _close(a.x, b.x, 1e-9)

@@ -224,7 +224,7 @@ def test_bad_sampler_inputs():
     p = PROCS["ve"]
     with pytest.raises(InvalidParameter, match="derived for the vp process"):
         _run("exponential_integrator", p, TimeGrid(steps=3), 10)
-    with pytest.raises(InvalidParameter, match="is not a sampler"):
+    with pytest.raises(InvalidParameter, match="is not a registered sampler"):
         _run("euler", p, TimeGrid(steps=3), 10)
     with pytest.raises(InvalidParameter, match="eta: is not a parameter of sampler 'heun'"):
         _run("heun", p, TimeGrid(steps=3), 10, eta=1.0)

@@ -25,6 +25,7 @@ from .divergence import conservativity
 from .fokker_planck import residual_profile
 from .likelihood import pf_ode_nll
 from .processes import ForwardProcess
+from .progress import tracker
 from .targets import Target
 
 EXACT_MAX_DIM = 16  # exact divergences/Jacobians up to this event size, probes above
@@ -57,23 +58,42 @@ def diagnose(
     n_probes: int = 4,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
+    progress: bool | str = False,
 ) -> dict:
     """The JSON-able diagnostics of ``score(x, t)`` against ``target`` (see the module
-    docstring for each field)."""
+    docstring for each field); ``progress`` shows the parts done (``scorelab.progress``): the
+    residual and the conservativity time by time, then the likelihood."""
     g = torch.Generator().manual_seed(seed)
     small = target.dim <= EXACT_MAX_DIM
     times = list(times) if times is not None else log_sigma_times(process, 8)
+    bar = tracker(progress, 2 * len(times) + 1, "diagnosing", "parts")
+    try:
+        return _diagnose(
+            score, target, process, times, n_residual, n_conservativity, n_nll, rtol, atol,
+            n_probes, g, dtype, small, bar,
+        )  # fmt: skip
+    finally:
+        bar.close()
 
-    profile = residual_profile(
-        score, process, target, times, n=n_residual, generator=g, dtype=dtype,
-        div="exact" if small else "hutchinson", n_probes=n_probes,
-    )  # fmt: skip
+
+def _diagnose(
+    score, target, process, times, n_residual, n_conservativity, n_nll, rtol, atol, n_probes,
+    g, dtype, small, bar,
+) -> dict:  # fmt: skip
+    profile = []
+    for t in times:  # one time at a time: the same draws as one call over all times
+        bar.update(len(profile), info=f"FPE residual at t = {t:.3g}")
+        profile += residual_profile(
+            score, process, target, [t], n=n_residual, generator=g, dtype=dtype,
+            div="exact" if small else "hutchinson", n_probes=n_probes,
+        )  # fmt: skip
     k = len(profile)
     residual = sum(p.mean for p in profile) / k
     half = math.sqrt(sum(p.half_width**2 for p in profile)) / k
 
     ratios = []
     for t in times:
+        bar.update(len(times) + len(ratios), info=f"conservativity at t = {t:.3g}")
         x0 = target.sample(n_conservativity, g, dtype=dtype)
         x = process.perturb(x0, t, torch.randn(x0.shape, generator=g, dtype=dtype))
         tt = torch.full((x.shape[0],), t, dtype=dtype)
@@ -83,6 +103,7 @@ def diagnose(
         )  # fmt: skip
         ratios.append(nc.ratio)
 
+    bar.update(2 * len(times), info="PF-ODE likelihood")
     x0 = target.sample(n_nll, g, dtype=dtype)
     res = pf_ode_nll(
         score, process, x0, rtol=rtol, atol=atol, trace="exact" if small else "hutchinson",
@@ -113,6 +134,7 @@ def diagnose(
         },
         "nll_exact": _exact_nll(target, process, x0, res.t_min),
     }
+    bar.update(2 * len(times) + 1, info="")
     return out
 
 

@@ -101,10 +101,11 @@ class RunOutcome:
     diagnostics: dict | None = None
     report: Path | None = None
     seconds: float = 0.0
+    bounds_measured: dict | None = None  # per bound family: the measured metric beside it
 
 
-def sample_with(cfg: Config, sc, model, process, event_shape, progress=False):
-    """``sc.n`` samples of the sampler ``sc`` (seeded by the run's seed)."""
+def sample_with(cfg: Config, sc, model, process, event_shape, progress=False, device=None):
+    """``sc.n`` samples of the sampler ``sc`` (seeded by the run's seed) on ``device``."""
     return generate(
         model,
         process,
@@ -115,6 +116,7 @@ def sample_with(cfg: Config, sc, model, process, event_shape, progress=False):
         seed=cfg.seed,
         batch_size=sc.batch_size,
         dtype=getattr(torch, sc.dtype),
+        device=device,
         progress=progress,
         **sampler_options(sc),
     )
@@ -128,7 +130,10 @@ def run(
     progress: bool = False,
     log=print,
 ) -> RunOutcome:
-    """train → sample (every sampler) → evaluate → score error → bounds → report."""
+    """train → sample (every sampler) → evaluate → score error → bounds → report.
+
+    Sampling runs on the training device (``train.device``); metrics, the score error, the
+    bounds and the diagnostics on the CPU in the sampler's dtype (float64 for diagnostics)."""
     from .diagnostics import diagnose, log_sigma_times
     from .metrics import evaluate
     from .metrics.score_error import score_error_profile
@@ -141,12 +146,16 @@ def run(
     train_seconds = time.perf_counter() - t_start
     target, process = trainer.target, trainer.process
     model = load_score_model(run_dir / CHECKPOINT, process, dtype=getattr(torch, cfg.sampler.dtype))
+    device = trainer.device
+    model.to(device)
     result = RunOutcome(run_dir, train_seconds)
     samplers = [cfg.sampler] + [compared_sampler(cfg, i) for i in range(len(cfg.run.samplers))]
     for i, sc in enumerate(samplers):
         kind = sc.kind if sc.kind not in [s.kind for s in samplers[:i]] else f"{sc.kind}-{i}"
-        log(f"sampling {sc.n} points with {sc.kind} ({sc.steps} steps)")
-        gen = sample_with(cfg, sc, model, process, target.event_shape, progress)
+        on = "" if device.type == "cpu" else f" on {device}"
+        log(f"sampling {sc.n} points with {sc.kind} ({sc.steps} steps){on}")
+        gen = sample_with(cfg, sc, model, process, target.event_shape, progress, device)
+        gen.samples = gen.samples.cpu()
         save_samples(
             run_dir / f"samples-{kind}.npz",
             gen.samples,
@@ -163,26 +172,33 @@ def run(
             n_boot_ot=cfg.run.n_boot_ot,
             max_points=cfg.run.max_points,
             generator=torch.Generator().manual_seed(cfg.seed),
+            progress=progress,
         )
         write_json(run_dir / f"evaluation-{kind}.json", ev.to_json())
         if i == 0:
             write_json(run_dir / "evaluation.json", ev.to_json())
         result.outcomes.append(SamplerOutcome(kind, gen.samples, gen.nfe, gen.seconds, ev))
+    model.to("cpu")
     if target.has_score:
+        log("score error against the exact score")
         times = log_sigma_times(process)
         result.score_error = score_error_profile(
             model, target, process, times, n=2000, generator=torch.Generator().manual_seed(1)
         )
         write_json(run_dir / "score_error.json", result.score_error)
     if cfg.run.bounds:
+        log("bounds, with the score error measured from the trained model")
         result.bounds = _bounds(cfg, target, process, model)
         write_json(run_dir / "bounds.json", result.bounds)
+        result.bounds_measured = measured_for_bounds(cfg, result, target)
     if cfg.run.diagnose:
         log("diagnostics: FPE residual, conservativity, PF-ODE likelihood")
-        result.diagnostics = diagnose(model, target, process, seed=cfg.seed)
+        result.diagnostics = diagnose(model, target, process, seed=cfg.seed, progress=progress)
         write_json(run_dir / "diagnostics.json", result.diagnostics)
     write_json(run_dir / "summary.json", summary(result))
     from .report import write_run_report
+
+    log("figures and report")
 
     result.report = write_run_report(cfg, result, trainer, model)
     result.seconds = time.perf_counter() - t_start
@@ -203,8 +219,44 @@ def _bounds(cfg: Config, target, process, model) -> dict:
     )
 
 
+def measured_for_bounds(cfg: Config, result: RunOutcome, target) -> dict:
+    """For each bound that was not refused, the metric it bounds measured on the main
+    sampler's samples (``{family: {"metric", "value", "floor", "ci"}}``): KL(target ‖ samples)
+    by the kNN estimator, W2 or W1 by exact OT (taken from the evaluation when it has them)."""
+    from .metrics import evaluate
+    from .report import BOUNDS
+
+    if not result.outcomes or not result.bounds:
+        return {}
+    main = result.outcomes[0]
+    wanted = {
+        fam: BOUNDS[fam][2]
+        for fam, terms in result.bounds.items()
+        if fam in BOUNDS and "refused" not in terms
+    }
+    have = main.evaluation.to_json()
+    missing = sorted({m for m in wanted.values() if m not in have})
+    if missing:
+        try:
+            extra = evaluate(
+                main.samples,
+                target,
+                missing,
+                n_boot=cfg.run.n_boot,
+                n_boot_ot=cfg.run.n_boot_ot,
+                max_points=cfg.run.max_points,
+                generator=torch.Generator().manual_seed(cfg.seed),
+            ).to_json()
+            have = {**extra, **have}
+        except InvalidParameter:  # too few samples for the estimator: nothing to show
+            pass
+    return {fam: {"metric": m, **have[m]} for fam, m in wanted.items() if m in have}
+
+
 def summary(result: RunOutcome) -> dict:
     out = {"train_seconds": result.train_seconds, "samplers": {}}
+    if result.bounds_measured:
+        out["bounds_measured"] = result.bounds_measured
     for o in result.outcomes:
         js = o.evaluation.to_json()
         out["samplers"][o.sampler] = {

@@ -16,6 +16,7 @@ from .errors import InvalidParameter
 from .grids import TimeGrid
 from .noise import DEFAULT_BLOCK, SampleNoise
 from .processes import ForwardProcess
+from .progress import tracker
 from .registry import entry
 from .samplers import ScoreModel
 
@@ -85,33 +86,25 @@ def generate(
     starts = list(range(0, int(n), batch))
     out, nfe = [], 0
     t0 = time.perf_counter()
-    bar = _progress(progress, len(starts))
-    for start in starts:
-        size = min(batch, int(n) - start)
-        noise = SampleNoise(seed, start, size, event_shape, dtype=dtype, device=device, block=block)
-        x = process.prior_std * noise()
-        res = fn(score, process, grid, x, noise=noise, **params)
-        out.append(res.x)
-        nfe = res.nfe
-        if bar is not None:
-            bar.advance(bar.task_ids[0])
-    if bar is not None:
-        bar.stop()
+    # progress in samples, advanced after every step of every batch
+    bar = tracker(progress, int(n), "sampling", "samples")
+    steps = max(1, grid.n_steps)
+    try:
+        for start in starts:
+            size = min(batch, int(n) - start)
+            noise = SampleNoise(
+                seed, start, size, event_shape, dtype=dtype, device=device, block=block
+            )
+            x = process.prior_std * noise()
+            kw = dict(params)
+            if progress:
+                kw["callback"] = lambda k, *_, s=start, b=size: bar.update(
+                    s + b * min(1.0, (k + 1) / steps)
+                )
+            res = fn(score, process, grid, x, noise=noise, **kw)
+            out.append(res.x)
+            nfe = res.nfe
+            bar.update(start + size)
+    finally:
+        bar.close()
     return Generated(torch.cat(out), nfe, time.perf_counter() - t0)
-
-
-def _progress(enabled: bool, total: int):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        "{task.completed}/{task.total} batches",
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    bar.add_task("sampling", total=total)
-    bar.start()
-    return bar

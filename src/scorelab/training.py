@@ -26,6 +26,7 @@ from .distributed import World
 from .errors import InvalidParameter, ScorelabError
 from .losses import sample_times
 from .processes import ForwardProcess
+from .progress import tracker
 from .registry import get
 from .seeding import step_seed
 from .storage import atomic_write
@@ -124,6 +125,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(self.seed)
         self.loss_gen = torch.Generator()
         self.step = 0
+        self.resumed_from = 0  # the step ``resume`` found (0: a fresh run)
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.metadata = dict(metadata or {})
         self.data = None
@@ -207,9 +209,9 @@ class Trainer:
         self, progress: bool = False, on_log: Callable[[dict], None] | None = None
     ) -> TrainResult:
         losses, t0, last = [], time.perf_counter(), time.perf_counter()
-        last_step = first_step = self.step
+        last_step = self.step
         c = self.train
-        bar = _progress(progress and self.world.is_main, c.steps, self.step)
+        bar = tracker(progress and self.world.is_main, c.steps, "training", "steps", done=self.step)
         try:
             while self.step < c.steps:
                 loss, gnorm = self.train_step()
@@ -234,16 +236,13 @@ class Trainer:
                         on_log(record)
                 if self.run_dir is not None and self.step % c.checkpoint_every == 0:
                     self.save()
-                if bar is not None:
-                    rate = (self.step - first_step) / max(time.perf_counter() - t0, 1e-9)
-                    bar.update(bar.task_ids[0], completed=self.step, loss=loss, rate=rate)
+                bar.update(self.step, info=f"loss {loss:.4g}")
         except KeyboardInterrupt:
             if self.run_dir is not None:
                 self.save()
             raise
         finally:
-            if bar is not None:
-                bar.stop()
+            bar.close()
         if self.run_dir is not None:
             self.save()
         return TrainResult(self.step, losses, time.perf_counter() - t0)
@@ -314,7 +313,7 @@ class Trainer:
         self.gen.set_state(tensors["rng"])
         if "data" in tensors:
             self.data = tensors["data"]
-        self.step = int(meta.get("step", 0))
+        self.step = self.resumed_from = int(meta.get("step", 0))
 
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -358,22 +357,3 @@ def load_model_weights(model: nn.Module, path: str | Path, use_ema: bool = True)
     sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     _load_state(model, sd, Path(path), "score.path")
     return model
-
-
-def _progress(enabled: bool, total: int, done: int):
-    """A rich bar with the loss, steps per second and ETA."""
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("training"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("loss {task.fields[loss]:.4g}"),
-        TextColumn("[cyan]{task.fields[rate]:.0f} it/s"),
-        TimeRemainingColumn(),
-    )
-    bar.add_task("training", total=total, completed=done, loss=float("nan"), rate=0.0)
-    bar.start()
-    return bar

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 VERDICTS = ("holds", "fails", "inconclusive")
-DIRECTIONS = ("less", "greater", "within")
+DIRECTIONS = ("less", "greater", "within", "at_most")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,10 @@ def verdict(effect: Effect, direction: str, margin: float = 0.0) -> str:
 
     ``direction="less"``: the claim is effect < −margin (A lower than B by more than the
     margin); ``"greater"``: effect > margin; ``"within"``: |effect| < margin (no worse / no
-    better by more than the margin — an equivalence claim)."""
+    better by more than the margin — an equivalence claim); ``"at_most"``: effect < margin
+    (A above B by less than the margin, or below it: "no worse" for a lower-is-better metric,
+    a non-inferiority claim — holds when the interval lies below +margin, fails when it lies
+    wholly above)."""
     lo, hi = effect.ci
     margin = abs(float(margin))
     if direction == "less":
@@ -114,4 +117,6 @@ def verdict(effect: Effect, direction: str, margin: float = 0.0) -> str:
         if -margin < lo and hi < margin:
             return "holds"
         return "fails" if (lo > margin or hi < -margin) else "inconclusive"
+    if direction == "at_most":
+        return "holds" if hi < margin else "fails" if lo > margin else "inconclusive"
     raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")

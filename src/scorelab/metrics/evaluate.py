@@ -31,6 +31,7 @@ import torch
 
 from .. import registry
 from ..errors import InvalidParameter
+from ..progress import tracker
 from ..registry import register
 from ..targets import NotAvailable, Target
 from . import density, gaussian, kernel, knn, memorisation, transport
@@ -524,6 +525,7 @@ def evaluate(
     *,
     n_boot_ot: int = 25,
     n_permutations: int = 0,
+    progress: bool | str = False,
 ) -> Evaluation:
     """Every requested metric (default: every registered default metric that applies, in
     registration order) with floor and CI.
@@ -532,8 +534,9 @@ def evaluate(
     OT and MMD (Sinkhorn: min(max_points, 2000)); ``n_boot_ot`` is the number of bootstrap
     resamples for the OT metrics (one OT solve each); ``n_permutations`` > 0 adds the MMD
     permutation p-value to its note. ``generator`` (default: seeded with 0) drives every
-    random draw. A metric that does not apply is reported in ``skipped`` with the reason; an
-    explicitly requested one with too few samples raises ``InvalidParameter``.
+    random draw; ``progress`` shows the metrics done (``scorelab.progress``). A metric that
+    does not apply is reported in ``skipped`` with the reason; an explicitly requested one
+    with too few samples raises ``InvalidParameter``.
     """
     if not isinstance(target, Target):
         raise InvalidParameter("target", "must be a scorelab Target", type(target).__name__)
@@ -556,24 +559,33 @@ def evaluate(
         raise InvalidParameter("target", f"cannot be sampled ({exc})", target.kind) from None
     c = MetricContext(x, y, y2, target, g, n_boot, n_boot_ot, max_points, n_permutations)
     ev = Evaluation(n=n, target=target.kind)
-    for nm in names:
-        e = registered[nm]
-        reason = _why_not(e, c)
-        need = _min_n(e, c.D)
-        if reason is None and n < need:
-            if explicit:
-                raise InvalidParameter(
-                    "samples", f"has too few points for {nm}", n, f"at least {need}"
-                )
-            reason = f"needs at least {need} samples (got {n})"
-        if reason is not None:
-            ev.skipped.append(Skipped(nm, reason))
-            continue
-        try:
-            result = e.obj(c)
-        except InvalidParameter as exc:  # e.g. duplicated samples for the kNN estimator
-            ev.skipped.append(Skipped(nm, str(exc)))
-            continue
-        # the registered name is the metric's name, whatever the function wrote
-        ev.results.append(result if result.name == nm else dataclasses.replace(result, name=nm))
+    bar = tracker(progress, len(names), "evaluating", "metrics")
+    try:
+        for nm in names:
+            bar.update(len(ev.results) + len(ev.skipped), info=nm)
+            _run_metric(ev, registered[nm], nm, c, explicit)
+    finally:
+        bar.update(len(names), info="")
+        bar.close()
     return ev
+
+
+def _run_metric(ev: Evaluation, e, nm: str, c: MetricContext, explicit: bool) -> None:
+    """One metric into ``ev`` (a result, or the reason it was skipped)."""
+    n = c.n
+    reason = _why_not(e, c)
+    need = _min_n(e, c.D)
+    if reason is None and n < need:
+        if explicit:
+            raise InvalidParameter("samples", f"has too few points for {nm}", n, f"at least {need}")
+        reason = f"needs at least {need} samples (got {n})"
+    if reason is not None:
+        ev.skipped.append(Skipped(nm, reason))
+        return
+    try:
+        result = e.obj(c)
+    except InvalidParameter as exc:  # e.g. duplicated samples for the kNN estimator
+        ev.skipped.append(Skipped(nm, str(exc)))
+        return
+    # the registered name is the metric's name, whatever the function wrote
+    ev.results.append(result if result.name == nm else dataclasses.replace(result, name=nm))
