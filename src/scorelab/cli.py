@@ -35,13 +35,91 @@ err = Console(stderr=True)
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a key: --set process.schedule.a=4 (repeatable)."),
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set process.schedule.a=4 (repeatable).",
+    ),
 ]
+SeedOption = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="The run's seed (the config's `seed`; same as --set seed=N)."),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(metavar="DEVICE", help="cpu, cuda, cuda:1 or auto (default: the config's)."),
+]
+ProgressOption = Annotated[
+    bool,
+    typer.Option(
+        metavar="",
+        help="Show progress on stderr: a bar on a terminal, else a line every 10 s "
+        "(SCORELAB_PROGRESS_SECONDS).",
+    ),
+]
+ConfigArgument = Annotated[Path, typer.Argument(metavar="CONFIG", help="A YAML config file.")]
+
+_state = {"quiet": False}
+
+
+def _sets(set_: list[str] | None, seed: int | None = None, **keys) -> list[str]:
+    """The --set overrides with --seed and other options as overrides of their keys."""
+    extra = [] if seed is None else [f"seed={seed}"]
+    extra += [f"{k}={v}" for k, v in keys.items() if v is not None]
+    return [*(set_ or []), *extra]
+
+
+def _say(msg: str) -> None:
+    """A status line on stderr (silent under --quiet)."""
+    if not _state["quiet"]:
+        err.print(msg, highlight=False, markup=False, soft_wrap=True)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _wrote(paths, since: float | None = None) -> None:
+    """List the files a command wrote (a directory: its files, those modified since
+    ``since`` when given), with their sizes."""
+    files = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(
+                f
+                for f in p.iterdir()
+                if f.is_file()
+                and not f.name.startswith(".")
+                and (since is None or f.stat().st_mtime >= since)
+            )
+        elif p.is_file():
+            files.append(p)
+    if not files:
+        return
+    out.print("wrote:", highlight=False)
+    width = max(len(str(f)) for f in files)
+    for f in files:
+        out.print(f"  {str(f).ljust(width)}  {_size(f.stat().st_size):>8}", highlight=False)
+
+
+def _plain_doc(fn):
+    """Join each paragraph of a command's docstring into one line, so that --help wraps
+    it to the terminal rather than keeping the source's line breaks."""
+    if fn.__doc__:
+        paragraphs = inspect.cleandoc(fn.__doc__).split("\n\n")
+        fn.__doc__ = "\n\n".join(" ".join(p.split()) for p in paragraphs)
+    return fn
 
 
 def _friendly(fn):
     """Turn scorelab's errors into a message and exit code 2; anything else into exit 1."""
 
+    @_plain_doc
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -82,10 +160,20 @@ def _version(value: bool):
 @app.callback()
 def main_callback(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, metavar="", help="Print the version."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", metavar="", help="No progress and no status lines on stderr."
+        ),
     ] = False,
 ):
     """scorelab: every design choice of a diffusion model as a swappable, tested component."""
+    _state["quiet"] = quiet
 
 
 def _default_text(value) -> str:
@@ -152,35 +240,70 @@ def list_components(
 @app.command()
 @_friendly
 def check(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: ConfigArgument,
     set_: SetOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", metavar="", help="Print the whole resolved config (YAML).")
+    ] = False,
 ):
-    """Validate a config, build its components, and print the resolved config."""
+    """Validate a config and build its components; print what it sets (the keys that differ
+    from the defaults) and what it builds."""
     cfg = load_config(config, set_ or [])
     target, process = build(cfg)
-    out.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="", highlight=False)
-    err.print(f"[green]ok[/]: target {target!r}; process {process!r}", highlight=False)
+    if full:
+        out.print(
+            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="", highlight=False
+        )
+    else:
+        from .report import config_differences
+
+        rows = config_differences(cfg)
+        table = Table(
+            title=f"{config}: {len(rows)} keys differ from the defaults (--full: all)",
+            title_justify="left",
+        )
+        for col in ("key", "value", "default"):
+            table.add_column(col)
+        for key, value, default in rows:
+            table.add_row(key, escape(value), escape(default))
+        out.print(table)
+    err.print(
+        f"[green]ok[/]: target {escape(repr(target))}; process {escape(repr(process))}",
+        highlight=False,
+    )
 
 
 @app.command()
 @_friendly
 def sample(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Where to write the .npz.")] = Path(
-        "samples.npz"
-    ),
+    config: ConfigArgument,
+    out_path: Annotated[
+        Path, typer.Option("--out", metavar="FILE.npz", help="Where to write the samples.")
+    ] = Path("samples.npz"),
     set_: SetOption = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    progress: ProgressOption = True,
 ):
-    """Draw samples with the configured sampler and score; write them to an .npz file."""
+    """Draw samples with the configured sampler and score (the target's exact score, or a
+    trained checkpoint with --set score.kind=checkpoint --set score.path=RUN); write them to
+    an .npz file (`scorelab plot` draws it, `scorelab evaluate` measures it)."""
     from .config import build_grid, build_score, sampler_options
     from .sampling import generate
     from .storage import save_samples
+    from .training import resolve_device
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(config, _sets(set_, seed))
     target, process = build(cfg)
     score = build_score(cfg, target, process)
+    dev = resolve_device(device or cfg.train.device, "--device")
+    if isinstance(score, torch.nn.Module):
+        score.to(dev)
     sc = cfg.sampler
+    if cfg.score.kind == "exact":
+        _say(f"score: the exact score of the target '{cfg.target.kind}' (no network)")
+    else:
+        _say(f"score: the trained network of {cfg.score.path}")
     result = generate(
         score,
         process,
@@ -191,7 +314,8 @@ def sample(
         seed=cfg.seed,
         batch_size=sc.batch_size,
         dtype=getattr(torch, sc.dtype),
-        progress=progress and sys.stderr.isatty(),
+        device=dev,
+        progress=_interactive(progress),
         **sampler_options(sc),
     )
     save_samples(
@@ -202,10 +326,12 @@ def sample(
         seconds=result.seconds,
     )
     out.print(
-        f"{sc.n} samples from {sc.kind} ({sc.grid.kind} grid, {sc.steps} steps): "
-        f"NFE {result.nfe}, wall time {result.seconds:.2f} s → {out_path}",
+        f"{sc.n} samples from {sc.kind} ({sc.grid.kind} grid, {sc.steps} steps) with the "
+        f"{'exact' if cfg.score.kind == 'exact' else 'trained'} score: NFE {result.nfe}, "
+        f"wall time {result.seconds:.2f} s",
         highlight=False,
     )
+    _wrote([out_path])
 
 
 def _target_mapping(text: str) -> dict:

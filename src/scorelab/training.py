@@ -44,13 +44,15 @@ DTYPES = {
 }
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, field: str = "train.device") -> torch.device:
+    """A torch device from "cpu", "cuda", "cuda:K" or "auto" (``field`` names the setting
+    in the error)."""
     if name != "auto" and not (name == "cpu" or name.startswith("cuda")):
-        raise InvalidParameter("train.device", "is not a device", name, "cpu, cuda, auto")
+        raise InvalidParameter(field, "is not a device", name, "cpu, cuda, auto")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidParameter("train.device", "CUDA is not available here", name, "cpu, auto")
+        raise InvalidParameter(field, "CUDA is not available here", name, "cpu, auto")
     return torch.device(name)
 
 
