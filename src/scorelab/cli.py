@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .config import build, load_config
@@ -32,6 +34,24 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+
+def _flags_without_type() -> None:
+    """--help shows no "<bool>" type beside a flag (--json, --quiet, --help): a flag takes no
+    value. (Typer's rich help labels every option with its type.)"""
+    cls = getattr(getattr(typer, "core", None), "TyperOption", None)
+    original = getattr(cls, "display_type_rich", None)
+    if original is None or getattr(original, "_scorelab", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._scorelab = True
+    cls.display_type_rich = display_type_rich
+
+
+_flags_without_type()
 
 SetOption = Annotated[
     list[str] | None,
@@ -356,13 +376,19 @@ def _target_mapping(text: str) -> dict:
 @app.command()
 @_friendly
 def evaluate(
-    samples: Annotated[Path, typer.Argument(help=".npz (from `scorelab sample`), .npy or .csv.")],
+    samples: Annotated[
+        Path,
+        typer.Argument(metavar="SAMPLES", help=".npz (from `scorelab sample`), .npy or .csv."),
+    ],
     target: Annotated[
         str,
-        typer.Option(help="Target: a config file, or inline YAML '{kind: gmm, preset: ring8}'."),
+        typer.Option(
+            metavar="CONFIG|YAML",
+            help="Target: a config file, or inline YAML '{kind: gmm, preset: ring8}'.",
+        ),
     ],
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
+        bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")
     ] = False,
     metrics: Annotated[
         str | None, typer.Option(help="Comma-separated subset (default: all that apply).")
@@ -373,6 +399,7 @@ def evaluate(
     permutations: Annotated[int, typer.Option(help="MMD permutation test size (0: off).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     key: Annotated[str | None, typer.Option(help="Array name inside an .npz.")] = None,
+    progress: ProgressOption = True,
 ):
     """How far samples are from a target: every metric with its finite-sample floor and CI."""
     from .config import build_target
@@ -392,6 +419,7 @@ def evaluate(
         max_points=max_points,
         n_boot_ot=n_boot_ot,
         n_permutations=permutations,
+        progress=_interactive(progress),
     )
     if json_out:
         print(json.dumps(ev.to_json(), indent=2, ensure_ascii=False))
@@ -401,22 +429,82 @@ def evaluate(
 
 @app.command()
 @_friendly
+def plot(
+    samples: Annotated[
+        Path,
+        typer.Argument(metavar="SAMPLES", help=".npz (from `scorelab sample`), .npy or .csv."),
+    ],
+    target: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CONFIG|YAML",
+            help="Target to draw beneath: a config file or inline YAML (default: the target "
+            "of the config stored in the .npz, if any; 'none': the samples alone).",
+        ),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE.png",
+            help="Where to write the figure (default: SAMPLES with .png).",
+        ),
+    ] = None,
+    dims: Annotated[int, typer.Option(help="Coordinates in the pair plot (d > 2).")] = 4,
+    key: Annotated[str | None, typer.Option(help="Array name inside an .npz.")] = None,
+):
+    """Plot samples: a 2-D scatter over the target's density, an image grid for images, a
+    pair plot of the first coordinates otherwise (PNG)."""
+    from .config import build_target
+    from .report import plot_samples
+    from .targets import load_array
+
+    x = load_array(samples, key, field="samples")
+    stored = None
+    if samples.suffix.lower() == ".npz":
+        from .storage import load_samples
+
+        try:
+            stored = load_samples(samples)[1].get("config")
+        except (InvalidParameter, ValueError):
+            stored = None
+    tgt, title = None, samples.name
+    if target is not None and target.strip().lower() != "none":
+        tgt = build_target(_target_mapping(target))
+    elif target is None and stored and isinstance(stored.get("target"), dict):
+        tgt = build_target(stored["target"], seed=stored.get("seed", 0))
+        _say(f"target: {stored['target'].get('kind')} (from the config stored in {samples})")
+    if stored and isinstance(stored.get("sampler"), dict):
+        sc = stored["sampler"]
+        title = f"{samples.name}: {sc.get('kind')}, {sc.get('steps')} steps"
+    if dims < 2:
+        raise InvalidParameter("--dims", "must be ≥ 2", dims)
+    path = out_path if out_path is not None else samples.with_suffix(".png")
+    if path.suffix.lower() != ".png":
+        raise InvalidParameter("--out", "must end in .png", str(path))
+    plot_samples(x, path, tgt, title=title, dims=dims)
+    _wrote([path])
+
+
+@app.command()
+@_friendly
 def bound(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: ConfigArgument,
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
+        bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")
     ] = False,
     score_error: Annotated[
         float, typer.Option(help="ε: a uniform L² bound on the score error (0 = exact score).")
     ] = 0.0,
     set_: SetOption = None,
+    seed: SeedOption = None,
 ):
     """Every theoretical error bound that applies to the configuration, with its terms.
 
     N is sampler.steps; a bound whose assumptions fail is reported as refused, with why."""
     from .bounds import all_bounds
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(config, _sets(set_, seed))
     target, process = build(cfg)
     result = all_bounds(
         target,
@@ -434,7 +522,7 @@ def bound(
     table.add_column("value", justify="right")
     for family, terms in result.items():
         if "refused" in terms:
-            table.add_row(family, "refused", terms["refused"])
+            table.add_row(family, "refused", Text(terms["refused"], justify="left"))
             continue
         for name, value in terms.items():
             table.add_row(family, name, "—" if value is None else f"{value:.6g}")
@@ -444,20 +532,21 @@ def bound(
 @app.command("tune-schedule")
 @_friendly
 def tune_schedule(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: ConfigArgument,
     family: Annotated[
         str, typer.Option(help="parametric (paper A's β_a, VP) or edm (the ρ of EDM's grid, VE).")
     ] = "parametric",
     bound_kind: Annotated[str, typer.Option("--bound", help="kl or w2 (parametric).")] = "kl",
     score_error: Annotated[float, typer.Option(help="ε, the score error in the bound.")] = 0.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")] = False,
     set_: SetOption = None,
+    seed: SeedOption = None,
 ):
     """Minimise a bound over a schedule family's parameter; report the optimum, the bound there
     and at the default (a = 0, i.e. linear; ρ = 7)."""
     from .bounds import tune_edm_rho, tune_parametric
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(config, _sets(set_, seed))
     target, process = build(cfg)
     N = cfg.sampler.steps
     if family == "parametric":
@@ -511,88 +600,136 @@ def _run_dir(config: Path, out_dir: Path | None) -> Path:
 
 OutOption = Annotated[
     Path | None,
-    typer.Option("--out", help="Run directory (default: runs/<config name>)."),
+    typer.Option("--out", metavar="DIR", help="Run directory (default: runs/<config name>)."),
 ]
 ResumeOption = Annotated[
-    bool, typer.Option("--resume", help="Continue the run directory's checkpoint.")
+    bool, typer.Option("--resume", metavar="", help="Continue the run directory's checkpoint.")
 ]
 
 
 @app.command()
 @_friendly
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: ConfigArgument,
     out_dir: OutOption = None,
     resume: ResumeOption = False,
     set_: SetOption = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    progress: ProgressOption = True,
 ):
     """Train the config's network (checkpoints, metrics.jsonl and config.yaml in the run
     directory). Runs data-parallel under `torchrun --nproc_per_node=K -m scorelab train`."""
     from . import pipeline
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(config, _sets(set_, seed, **{"train.device": device}))
     run_dir = _run_dir(config, out_dir)
+    since = time.time()
     trainer, _ = pipeline.train(cfg, run_dir, resume=resume, progress=_interactive(progress))
     if trainer.world.is_main:
-        out.print(
-            f"trained {trainer.step} steps; checkpoint: {trainer.checkpoint_path}", highlight=False
-        )
+        start, steps = trainer.resumed_from, cfg.train.steps
+        if resume and start >= steps:
+            out.print(
+                f"nothing to train: the checkpoint is already at step {start} of {steps} "
+                f"(to train longer: --resume --set train.steps=N with N > {start})",
+                highlight=False,
+            )
+        elif resume:
+            out.print(
+                f"resumed at step {start}, trained {trainer.step - start} more steps "
+                f"({trainer.step} in all) on {trainer.device}",
+                highlight=False,
+            )
+        else:
+            out.print(f"trained {trainer.step} steps on {trainer.device}", highlight=False)
+        _wrote([run_dir], since)
     trainer.world.close()
 
 
 def _interactive(progress: bool) -> bool:
-    return progress and sys.stderr.isatty()
+    """Whether to show progress: a bar on a terminal, plain lines otherwise
+    (``scorelab.progress``); nothing under --quiet."""
+    return progress and not _state["quiet"]
 
 
 @app.command()
 @_friendly
 def run(
-    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    config: ConfigArgument,
     out_dir: OutOption = None,
     resume: ResumeOption = False,
     set_: SetOption = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    progress: ProgressOption = True,
 ):
-    """The whole job: train → sample (every sampler) → evaluate → bounds → report.html."""
+    """The whole job: train → sample (every sampler) → evaluate → bounds → report.html.
+    Training and sampling run on --device (train.device); metrics, bounds and diagnostics on
+    the CPU."""
     from . import pipeline
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(config, _sets(set_, seed, **{"train.device": device}))
+    since = time.time()
     result = pipeline.run(
         cfg,
         _run_dir(config, out_dir),
         resume=resume,
         progress=_interactive(progress),
-        log=lambda msg: err.print(msg, highlight=False),
+        log=_say,
     )
     if result.report is not None:
-        _print_run_summary(result)
+        _print_run_summary(result, since)
 
 
-def _print_run_summary(result) -> None:
+def _print_run_summary(result, since: float | None = None) -> None:
+    """Per sampler a table of metrics (value, floor, CI, value / floor where the floor is
+    positive), then the headline (W2 against its floor per sampler), what the run wrote and
+    where the report is."""
+    from .report import CI_EXCLUDES_NOTE, RATIO_NOTE, ci_excludes, ratio
+
+    notes = set()
     for o in result.outcomes:
         js = o.evaluation.to_json()
         table = Table(
             title=f"{o.sampler}: NFE {o.nfe}, {o.seconds:.2f} s sampling", title_justify="left"
         )
-        for col in ("metric", "value", "floor", "95% CI", "value / floor"):
+        table.add_column("metric")
+        for col in ("value", "95% CI", "floor", "value / floor"):
             table.add_column(col, justify="right")
         for name, v in js.items():
             if name == "_skipped":
                 continue
-            ratio = (
-                f"{v['value'] / v['floor']:.2f}"
-                if v["value"] is not None and v["floor"] not in (None, 0)
-                else "—"
-            )
+            r = ratio(v["value"], v["floor"])
+            if r is None and v["value"] is not None and v["floor"] is not None:
+                shown = "—*"
+                notes.add(RATIO_NOTE)
+            else:
+                shown = "—" if r is None else f"{r:.2f}×"
             ci = "—" if v["ci"] is None else f"[{v['ci'][0]:.4g}, {v['ci'][1]:.4g}]"
-            table.add_row(name, _g(v["value"]), _g(v["floor"]), ci, ratio)
+            if ci_excludes(v["value"], v["ci"]):
+                ci += " †"
+                notes.add(CI_EXCLUDES_NOTE)
+            table.add_row(name, _g(v["value"]), ci, _g(v["floor"]), shown)
         out.print(table)
+    for note in sorted(notes):
+        out.print(note, highlight=False, style="dim")
+    if since is not None and result.run_dir is not None:
+        _wrote([result.run_dir], since)
     out.print(
-        f"training {result.train_seconds:.1f} s, whole run {result.seconds:.1f} s\n"
-        f"report: {result.report}",
+        f"training {result.train_seconds:.1f} s, whole run {result.seconds:.1f} s",
         highlight=False,
     )
+    for o in result.outcomes:
+        w2 = o.evaluation.to_json().get("w2")
+        if w2 is not None and w2["value"] is not None:
+            r = ratio(w2["value"], w2["floor"])
+            at = "" if r is None else f" = {r:.2f}× its floor {w2['floor']:.4g}"
+            out.print(
+                f"result: {o.sampler} (NFE {o.nfe}): W2 {w2['value']:.4g}{at}",
+                highlight=False,
+                style="bold",
+            )
+    out.print(f"report: {result.report}", highlight=False)
 
 
 def _g(v) -> str:
@@ -602,32 +739,44 @@ def _g(v) -> str:
 @app.command()
 @_friendly
 def quickstart(
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the run.")] = Path(
-        "scorelab-quickstart"
-    ),
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    out_dir: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Directory for the run.")
+    ] = Path("scorelab-quickstart"),
+    seed: SeedOption = None,
+    device: DeviceOption = None,
+    progress: ProgressOption = True,
 ):
     """The main job on embedded defaults: train a small MLP on a 2-D Gaussian mixture (VP,
     cosine schedule), sample with two samplers, evaluate against the exact target, report."""
     from . import quickstart as qs
 
+    since = time.time()
     result = qs.run(
-        out_dir, progress=_interactive(progress), log=lambda m: err.print(m, highlight=False)
+        out_dir,
+        progress=_interactive(progress),
+        log=_say,
+        overrides=_sets(None, seed, **{"train.device": device}),
     )
-    _print_run_summary(result)
+    _print_run_summary(result, since)
 
 
 @app.command()
 @_friendly
 def diagnose(
     source: Annotated[
-        Path, typer.Argument(help="A YAML config (its score) or a run directory (its checkpoint).")
+        Path,
+        typer.Argument(
+            metavar="CONFIG|RUN",
+            help="A YAML config (its score) or a run directory (its checkpoint).",
+        ),
     ],
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
+        bool, typer.Option("--json", metavar="", help="Print JSON instead of a table.")
     ] = False,
     set_: SetOption = None,
     n: Annotated[int, typer.Option(help="Points per time for the FPE residual.")] = 512,
+    seed: SeedOption = None,
+    progress: ProgressOption = True,
 ):
     """Paper D's diagnostics: FPE residual (mean and profile over t), conservativity, PF-ODE
     NLL on target samples and, where the target has a density, the exact NLL."""
@@ -637,18 +786,26 @@ def diagnose(
         from .models import load_score_model
         from .training import CHECKPOINT
 
-        cfg = load_config(source / "config.yaml", set_ or [])
+        cfg = load_config(source / "config.yaml", _sets(set_, seed))
         target, process = build(cfg)
         score = load_score_model(source / CHECKPOINT, process, dtype=torch.float64)
+        _say(f"score: the trained network of {source}")
     else:
         from .config import build_score
 
-        cfg = load_config(source, set_ or [])
+        cfg = load_config(source, _sets(set_, seed))
         target, process = build(cfg)
         score = build_score(cfg, target, process)
+        _say(
+            f"score: the exact score of the target '{cfg.target.kind}'"
+            if cfg.score.kind == "exact"
+            else f"score: the trained network of {cfg.score.path}"
+        )
     if n < 2:
         raise InvalidParameter("--n", "must be ≥ 2", n)
-    d = run_diagnose(score, target, process, n_residual=n, seed=cfg.seed)
+    d = run_diagnose(
+        score, target, process, n_residual=n, seed=cfg.seed, progress=_interactive(progress)
+    )
     if json_out:
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return

@@ -9,9 +9,10 @@ against the exact target with its finite-sample floor, and a report is written. 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from .config import parse_config
+from .config import apply_overrides, parse_config
 from .pipeline import RunOutcome
 from .pipeline import run as run_pipeline
 
@@ -40,6 +41,8 @@ DEFAULTS = {
 }
 
 
-def run(out: Path, progress: bool = False, log=print) -> RunOutcome:
-    """Train, sample, evaluate and report into ``out``."""
-    return run_pipeline(parse_config(DEFAULTS), out, progress=progress, log=log)
+def run(out: Path, progress: bool = False, log=print, overrides: Sequence[str] = ()) -> RunOutcome:
+    """Train, sample, evaluate and report into ``out`` (``overrides``: ``--set`` strings such
+    as ``seed=1`` or ``train.device=cuda``)."""
+    cfg = parse_config(apply_overrides(DEFAULTS, list(overrides)))
+    return run_pipeline(cfg, out, progress=progress, log=log)

@@ -284,6 +284,83 @@ def _image_grids(panels, path: Path, k: int = 8) -> Path:
 
 
 @torch.no_grad()
+def plot_samples(x: torch.Tensor, path: Path, target=None, title: str = "", dims: int = 4) -> Path:
+    """A figure of samples (``scorelab plot``): for 2-D points a scatter over the target's
+    density (or a target sample, in grey, where the density is not known); for images a
+    grid; otherwise a pair plot of the first ``dims`` coordinates (histograms on the
+    diagonal), samples in blue over a target sample in grey."""
+    plt = _plt()
+    x = x.detach().cpu().double()
+    n = x.shape[0]
+    shape = tuple(target.event_shape) if target is not None else tuple(x.shape[1:])
+    flat = x.reshape(n, -1)
+    D = flat.shape[1]
+    is_image = len(shape) >= 2 or (len(shape) == 1 and D in (64, 784))
+    g = torch.Generator().manual_seed(0)
+    ref = None
+    if target is not None:
+        try:
+            ref = target.sample(min(n, 4000), g, dtype=torch.float64).reshape(-1, D)
+        except Exception:  # a target that cannot be sampled: the samples alone
+            ref = None
+    if is_image:
+        panels = [("samples", x)] if ref is None else [("target", ref), ("samples", x)]
+        return _image_grids(panels, path)
+    if D == 1:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+        if ref is not None:
+            ax.hist(ref[:, 0], bins=60, density=True, color="lightgray", label="target")
+        ax.hist(flat[:, 0], bins=60, density=True, histtype="step", color="tab:blue", lw=1.5,
+                label="samples")  # fmt: skip
+        ax.legend(fontsize=8)
+    elif D == 2:
+        fig, ax = plt.subplots(figsize=(5.4, 5.2), constrained_layout=True)
+        both = flat if ref is None else torch.cat([flat, ref])
+        lo = torch.quantile(both, 0.001, dim=0) - 0.3
+        hi = torch.quantile(both, 0.999, dim=0) + 0.3
+        if target is not None and target.has_density:
+            gx = torch.linspace(float(lo[0]), float(hi[0]), 160, dtype=torch.float64)
+            gy = torch.linspace(float(lo[1]), float(hi[1]), 160, dtype=torch.float64)
+            fx, fy = torch.meshgrid(gx, gy, indexing="xy")
+            logp = target.log_prob(torch.stack([fx.reshape(-1), fy.reshape(-1)], 1))
+            ax.contourf(fx.numpy(), fy.numpy(), logp.exp().reshape(fx.shape).numpy(), levels=20,
+                        cmap="Greys", alpha=0.7)  # fmt: skip
+        elif ref is not None:
+            ax.scatter(ref[:, 0], ref[:, 1], s=2, c="lightgray", label="target")
+        pts = flat[:4000]
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="tab:blue", alpha=0.6, label="samples")
+        ax.set_xlim(float(lo[0]), float(hi[0]))
+        ax.set_ylim(float(lo[1]), float(hi[1]))
+        ax.set_aspect("equal")
+    else:
+        k = min(int(dims), D)
+        fig, axes = plt.subplots(k, k, figsize=(2.2 * k, 2.2 * k), constrained_layout=True,
+                                 squeeze=False)  # fmt: skip
+        pts = flat[:2000]
+        for i in range(k):
+            for j in range(k):
+                ax = axes[i][j]
+                if i == j:
+                    if ref is not None:
+                        ax.hist(ref[:, i], bins=40, density=True, color="lightgray")
+                    ax.hist(pts[:, i], bins=40, density=True, histtype="step", color="tab:blue")
+                else:
+                    if ref is not None:
+                        r = ref[:2000]
+                        ax.scatter(r[:, j], r[:, i], s=1, c="lightgray")
+                    ax.scatter(pts[:, j], pts[:, i], s=1, c="tab:blue", alpha=0.5)
+                if i == k - 1:
+                    ax.set_xlabel(f"x{j + 1}", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(f"x{i + 1}", fontsize=8)
+                ax.tick_params(labelsize=6)
+        title = (title + "; " if title else "") + f"first {k} of {D} coordinates"
+    what = "samples (blue)" + ("" if target is None else " over the target (grey)")
+    fig.suptitle(f"{title}: {what}" if title else what, fontsize=9)
+    return save_figure(fig, path)
+
+
+@torch.no_grad()
 def field_figure(model, target, process, path: Path, times=(0.05, 0.2, 0.5)) -> Path:
     """2-D: the exact density p_t (where known), the model's score field (red) and the exact
     one (black), at a few fractions of T."""

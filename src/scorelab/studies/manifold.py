@@ -86,9 +86,9 @@ def settings(quick: bool) -> dict:
             "n": 800,
             "n_emp": 1000,
             "steps": 100,
-            "eps": [1e-5, 1e-4, 1e-3, 1e-2, 0.3],
+            "eps": [1e-5, 1e-3, 1e-2, 0.3],
             "T_grid": [0.05, 1.0, 3.0, 8.0],
-            "train_steps": 1000,
+            "train_steps": 800,
             "network_geometries": 1,  # circle only
             "profile_n": 400,
         }
@@ -627,7 +627,7 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
     )
     a = [m["exact"]["w1_population"][k0] for m in mems]
     b_ = [m["w1_train_population"] for m in mems]
-    tol = noise["empirical_memorisation"]["floor_mean"]
+    tol = noise["empirical_memorisation"]["floor_mean"] + noise["empirical_memorisation"]["margin"]
     study.claim(
         "exact-empirical-score-no-closer-to-population",
         f"The exact score's samples at ε = {mem_eps[k0]:g} are no closer to the population law π "
@@ -640,7 +640,8 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
         direction="within",
         margin=tol,
         measured=f"W1(samples, π) {_fmt_list(a)} vs W1(π_n, π) {_fmt_list(b_)} per seed; "
-        f"tolerance = W1 between n draws of π_n and π_n, {tol:.3g}",
+        f"tolerance = W1 between n draws of π_n and π_n, mean + 2 sd, {tol:.3g} (by the "
+        "triangle inequality the most an n-sample of π_n moves W1 to π)",
     )
     frac_net = [m["network"]["memorised_fraction"][k0] for m in mems]
     m_frac = 1 / math.sqrt(cfg["n"])
