@@ -205,30 +205,32 @@ def euler_again(score, process, grid, x, *, noise=None, callback=None):
 
 
 def test_a_plugin_sampler_runs_from_the_cli_bit_for_bit(tmp_path):
+    """The README's example as a user runs it: the plugin's sampler in a fresh `scorelab`
+    process, against the built-in sampler run here (the CLI in process)."""
+    from typer.testing import CliRunner
+
+    from scorelab.cli import app
+
     (tmp_path / "myplug.py").write_text(textwrap.dedent(PLUGIN))
     env = {"SCORELAB_PLUGINS": "myplug", "PYTHONPATH": str(tmp_path)}
     config = str(ROOT / "configs" / "quickstart.yaml")
-    outs = {}
-    for kind in ("euler_again", "ode_euler"):
-        out = tmp_path / f"{kind}.npz"
-        args = [
+
+    def args(kind: str) -> list[str]:
+        sets = ["score.kind=exact", f"sampler.kind={kind}", "sampler.n=300"]
+        return [
             "sample",
             config,
-            "--set",
-            "score.kind=exact",
-            "--set",
-            f"sampler.kind={kind}",
-            "--set",
-            "sampler.n=300",
+            *[a for x in sets for a in ("--set", x)],
             "--out",
-            str(out),
+            str(tmp_path / f"{kind}.npz"),
         ]
-        res = _cli(args, tmp_path, env)
-        assert res.returncode == 0, res.stderr
-        outs[kind] = np.load(out)["samples"]
-    assert np.array_equal(outs["euler_again"], outs["ode_euler"])
-    listing = json.loads(_cli(["list", "sampler", "--json"], tmp_path, env).stdout)
-    assert "euler_again" in listing["sampler"]
+
+    res = _cli([*args("euler_again")], tmp_path, env)
+    assert res.returncode == 0, res.stderr
+    ref = CliRunner().invoke(app, args("ode_euler"))
+    assert ref.exit_code == 0, ref.output
+    plugin = np.load(tmp_path / "euler_again.npz")["samples"]
+    assert np.array_equal(plugin, np.load(tmp_path / "ode_euler.npz")["samples"])
 
 
 def test_a_plugin_that_fails_to_import_is_a_clear_error(tmp_path):
@@ -257,11 +259,15 @@ def test_an_entry_point_plugin_is_loaded(tmp_path):
 
 
 def test_list_json_has_every_group_with_defaults():
-    res = _cli(["list", "--json"], ROOT, {})
-    assert res.returncode == 0, res.stderr
+    from typer.testing import CliRunner
+
+    from scorelab.cli import app
+
+    res = CliRunner().invoke(app, ["list", "--json"])
+    assert res.exit_code == 0, res.output
     listing = json.loads(res.stdout)
     assert set(listing) == set(registry.GROUPS)
     assert all(listing[g] for g in registry.GROUPS), {g: len(v) for g, v in listing.items()}
     assert listing["schedule"]["linear"] == {"beta_min": 0.1, "beta_max": 20.0}
-    assert listing["sampler"]["ddim"] == {"eta": 0.0}
+    assert listing["sampler"]["ddim"]["eta"] == 0.0
     assert listing["grid"]["edm"] == {"rho": 7.0}

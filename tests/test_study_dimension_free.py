@@ -1,15 +1,18 @@
-"""The dimension-free study (paper B): quick mode end to end, and its oracles."""
+"""The dimension-free study (paper B): quick mode end to end, the protocol of its claims (seeds,
+paired effects, provenance), the coupling of its two families, and its oracles."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from scorelab.studies import dimension_free as df
 from scorelab.studies import run_study
+from scorelab.verdicts import VERDICTS
 
 from .helpers.results import numbers
 
@@ -22,6 +25,7 @@ FAMILY_FIELDS = (
     "tilt_relative",
     "tilt_relative_mean",
     "mse",
+    "mse_rel_halfwidth",
     "tv_axes",
     "w2_plane",
     "sliced_w2",
@@ -29,6 +33,11 @@ FAMILY_FIELDS = (
     "final_loss",
     "parameters",
 )
+CLAIM_IDS = [
+    f"{m}-{k}"
+    for m in ("relative-score-error", "tilt-relative-error", "tv-axes", "w2-plane")
+    for k in ("fixed-flat", "control-grows")
+] + ["mehler-oracle"]
 
 
 @pytest.fixture(scope="module")
@@ -43,26 +52,77 @@ def test_results_fields_are_finite(quick):
     _, payload = quick
     res = payload["results"]
     assert payload["study"] == "dimension-free" and payload["quick"] is True
-    assert res["dims"] == [2, 8, 32, 128]
+    assert res["dims"] == [2, 16, 128] and res["seeds"] == [0, 1]
+    assert len(res["per_seed"]) == 2
     for fam in df.FAMILIES:
         for key in FAMILY_FIELDS:
             assert len(res[fam][key]) == len(res["dims"]), (fam, key)
+            for r in res["per_seed"]:
+                assert len(r[fam][key]) == len(res["dims"]), (fam, key)
         for key in df.METRICS:
-            assert key in res["growth"][fam]
+            assert len(res["log_growth"][fam][key]) == 2
+            assert key in res["growth"][fam] and key in res["noise"]
     for key in ("tv_axes", "w2_plane"):
         assert res["floors"][key] > 0
+        assert all(len(f[key]) == df.QUICK.floor_reps for f in res["floor_draws"])
     assert set(res["mehler_check"]) == {"fixed_d8", "control_d2", "control_d8"}
+    assert len(res["mehler_check"]["fixed_d8"]) == 2
+    assert set(res["claim_rules"]) == set(CLAIM_IDS)
     assert all(math.isfinite(x) for x in numbers(res))
 
 
 def test_report_figures_and_claims(quick):
     d, payload = quick
     html = (d / "report.html").read_text()
-    assert "data:image/png;base64" in html
+    assert "data:image/png;base64" in html and "operationalisation" in html
     for name in ("score_error_vs_d.png", "sample_metrics_vs_d.png"):
         assert (d / name).stat().st_size > 1000
-    assert len(payload["claims"]) == 5
-    assert all(c["holds"] in (True, False, None) for c in payload["claims"])
+    claims = payload["claims"]
+    assert [c["id"] for c in claims] == CLAIM_IDS
+    for c in claims:
+        # the theorem is about a path-norm-bounded estimator, not an MLP at a fixed budget: every
+        # claim here is our extrapolation, and says so
+        assert c["source"] == "extrapolation" and c["statement"] and c["measured"]
+        assert c["verdict"] in VERDICTS and c["seeds"] == 2
+        lo, hi = c["effect"]["ci"]
+        assert lo <= c["effect"]["value"] <= hi
+        if c["id"] != "mehler-oracle":
+            assert "operationalisation" in c["where"]
+    by = {c["id"]: c for c in claims}
+    assert "stricter reading" in by["tilt-relative-error-fixed-flat"]["where"]
+    assert by["mehler-oracle"]["verdict"] == "holds"
+
+
+def test_effects_are_paired_and_margins_exceed_the_noise(quick):
+    """The control-vs-fixed effect is the per-seed difference of log growths, which (the d = 2
+    cell being shared) is log(control / fixed) at the largest d; its margin is at least ×2 and
+    at least the metric's own noise."""
+    _, payload = quick
+    res = payload["results"]
+    by = {c["id"]: c for c in payload["claims"]}
+    for metric, cid in (("relative_mean", "relative-score-error"), ("tv_axes", "tv-axes")):
+        per_seed = [
+            math.log(r["control"][metric][-1] / r["fixed"][metric][-1]) for r in res["per_seed"]
+        ]
+        assert by[f"{cid}-control-grows"]["effect"]["value"] == pytest.approx(np.mean(per_seed))
+        rule = res["claim_rules"][f"{cid}-control-grows"]
+        assert rule["margin"] >= max(math.log(2), res["noise"][metric]) - 1e-12
+        per_seed = [
+            math.log(r["fixed"][metric][-1] / r["fixed"][metric][0]) for r in res["per_seed"]
+        ]
+        assert by[f"{cid}-fixed-flat"]["effect"]["value"] == pytest.approx(
+            np.mean(per_seed) - math.log(2)
+        )
+    pooled = [v for f in res["floor_draws"] for v in f["tv_axes"]]
+    assert res["noise"]["tv_axes"] == pytest.approx(np.std(np.log(pooled), ddof=1))
+
+
+def test_the_d2_cell_is_shared(quick):
+    """At d = 2 the two families are the same law with the same draws: one cell serves both."""
+    _, payload = quick
+    for r in payload["results"]["per_seed"]:
+        for key in FAMILY_FIELDS:
+            assert r["fixed"][key][0] == r["control"][key][0]
 
 
 def test_measured_errors_are_consistent(quick):
@@ -74,8 +134,6 @@ def test_measured_errors_are_consistent(quick):
         assert all(t < 1 for t in r["tilt_relative_mean"])
         pairs = zip(r["relative_mean"], r["baseline_relative_mean"], strict=True)
         assert all(a < b for a, b in pairs)
-        # the growth ratios are what the per-d numbers say
-        assert res["growth"][fam]["tv_axes"] == pytest.approx(r["tv_axes"][-1] / r["tv_axes"][0])
     # the fixed family's untrained baseline is diluted like 1/d; the control's is not
     base_f, base_c = (
         res["fixed"]["baseline_relative_mean"],
@@ -84,7 +142,7 @@ def test_measured_errors_are_consistent(quick):
     assert base_f[-1] < 0.1 * base_f[0]
     assert base_c[-1] == pytest.approx(base_c[0], rel=0.2)
     # the oracle check the claim rests on
-    assert res["mehler_check"]["fixed_d8"] < 0.02
+    assert max(res["mehler_check"]["fixed_d8"]) < 0.02
 
 
 def test_targets_agree_at_d2_and_on_the_plane():
@@ -122,20 +180,55 @@ def test_control_sampling_matches_its_moments():
     assert float((x.var(0) - (1 + df.A**2)).abs().max()) < 0.15
 
 
-def test_growth_and_verdict_rule():
-    assert df.growth([0.1, 0.2, 0.4]) == pytest.approx(4.0)
+def test_coupled_samplers():
+    """The families' samplers make the same draws: identical samples at d = 2, the same
+    (x₁, x₂) in every d; and each is a sample of its own law."""
+
+    def draw(target, n=512):
+        return target.sample(n, torch.Generator().manual_seed(5), dtype=torch.float64)
+
+    assert torch.equal(draw(df.square_tilt(2)), draw(df.BimodalProduct(2)))
+    a, b = draw(df.square_tilt(16)), draw(df.BimodalProduct(16))
+    assert torch.equal(a[:, :2], b[:, :2]) and not torch.equal(a[:, 2:], b[:, 2:])
+    x = df.square_tilt(6).sample(40_000, torch.Generator().manual_seed(6), dtype=torch.float64)
+    # four equal modes at (±a, ±a): mean 0, variance 1 + a² in the plane, 1 elsewhere
+    assert float(x.mean(0).abs().max()) < 0.05
+    assert float((x[:, :2].var(0) - (1 + df.A**2)).abs().max()) < 0.15
+    assert float((x[:, 2:].var(0) - 1).abs().max()) < 0.05
+    assert float((x[:, 0] * x[:, 1]).mean().abs()) < 0.1  # independent signs
+
+
+def _tiny():
+    from dataclasses import replace
+
+    return df.settings_json(
+        replace(df.QUICK, steps=20, n_train=256, n_eval=100, n_gen=200, sampler_steps=5)
+    )
+
+
+def _seeds():
+    return {
+        "init_seed": 3,
+        "train_seed": 4,
+        "sampling_seed": 5,
+        "metrics_seed": 6,
+        "reference_seed": 7,
+        "tv_seed": 8,
+    }
 
 
 def test_a_cell_is_deterministic():
     """Training, score errors, sampling and metrics of one (family, d) cell repeat bit for bit."""
-    from dataclasses import replace
-
-    s = replace(df.QUICK, dims=(8,), steps=20, n_train=256, n_eval=100, n_gen=200, sampler_steps=5)
-    process = df.ou_process(s)
-    runs = [
-        df.run_cell("control", 8, s, 3, process, torch.Generator().manual_seed(4)) for _ in range(2)
-    ]
+    runs = [df.dimension_free_cell("control", 8, _tiny(), **_seeds()) for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_the_two_families_at_d2_give_the_same_cell():
+    """Why one cell serves both families at d = 2: with the same seeds they agree to rounding."""
+    a = df.dimension_free_cell("fixed", 2, _tiny(), **_seeds())
+    b = df.dimension_free_cell("control", 2, _tiny(), **_seeds())
+    for key, value in a.items():
+        assert np.allclose(value, b[key], rtol=1e-6, atol=1e-9), key
 
 
 @pytest.mark.slow

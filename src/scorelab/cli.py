@@ -124,7 +124,8 @@ def _wrote(paths, since: float | None = None) -> None:
     out.print("wrote:", highlight=False)
     width = max(len(str(f)) for f in files)
     for f in files:
-        out.print(f"  {str(f).ljust(width)}  {_size(f.stat().st_size):>8}", highlight=False)
+        size = _size(f.stat().st_size)
+        out.print(f"  {str(f).ljust(width)}  {size:>8}", highlight=False, soft_wrap=True)
 
 
 def _plain_doc(fn):
@@ -350,6 +351,7 @@ def sample(
         f"{'exact' if cfg.score.kind == 'exact' else 'trained'} score: NFE {result.nfe}, "
         f"wall time {result.seconds:.2f} s",
         highlight=False,
+        soft_wrap=True,
     )
     _wrote([out_path])
 
@@ -633,12 +635,14 @@ def train(
                 f"nothing to train: the checkpoint is already at step {start} of {steps} "
                 f"(to train longer: --resume --set train.steps=N with N > {start})",
                 highlight=False,
+                soft_wrap=True,
             )
         elif resume:
             out.print(
                 f"resumed at step {start}, trained {trainer.step - start} more steps "
                 f"({trainer.step} in all) on {trainer.device}",
                 highlight=False,
+                soft_wrap=True,
             )
         else:
             out.print(f"trained {trainer.step} steps on {trainer.device}", highlight=False)
@@ -712,7 +716,7 @@ def _print_run_summary(result, since: float | None = None) -> None:
             table.add_row(name, _g(v["value"]), ci, _g(v["floor"]), shown)
         out.print(table)
     for note in sorted(notes):
-        out.print(note, highlight=False, style="dim")
+        out.print(note, highlight=False, style="dim", soft_wrap=True)
     if since is not None and result.run_dir is not None:
         _wrote([result.run_dir], since)
     out.print(
@@ -728,8 +732,9 @@ def _print_run_summary(result, since: float | None = None) -> None:
                 f"result: {o.sampler} (NFE {o.nfe}): W2 {w2['value']:.4g}{at}",
                 highlight=False,
                 style="bold",
+                soft_wrap=True,
             )
-    out.print(f"report: {result.report}", highlight=False)
+    out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
 
 
 def _g(v) -> str:

@@ -323,8 +323,8 @@ def plot_samples(x: torch.Tensor, path: Path, target=None, title: str = "", dims
             gy = torch.linspace(float(lo[1]), float(hi[1]), 160, dtype=torch.float64)
             fx, fy = torch.meshgrid(gx, gy, indexing="xy")
             logp = target.log_prob(torch.stack([fx.reshape(-1), fy.reshape(-1)], 1))
-            ax.contourf(fx.numpy(), fy.numpy(), logp.exp().reshape(fx.shape).numpy(), levels=20,
-                        cmap="Greys", alpha=0.7)  # fmt: skip
+            ax.contourf(fx.numpy(), fy.numpy(), logp.exp().reshape(fx.shape).numpy(), levels=12,
+                        cmap="Greys", alpha=0.6)  # fmt: skip
         elif ref is not None:
             ax.scatter(ref[:, 0], ref[:, 1], s=2, c="lightgray", label="target")
         pts = flat[:4000]

@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..errors import InvalidParameter
 from ._checks import as_points, positive_float
 
+
+def _kdtree():
+    from scipy.spatial import cKDTree  # imported on first use (0.25 s)
+
+    return cKDTree
 
 def _train(train) -> np.ndarray:
     t = as_points(train, "train", min_n=2).numpy()
@@ -28,7 +32,7 @@ def _train(train) -> np.ndarray:
 def default_radius(train) -> float:
     """⅓ × the median distance from a training point to its nearest other training point."""
     t = _train(train)
-    d = cKDTree(t).query(t, k=2, workers=-1)[0][:, 1]
+    d = _kdtree()(t).query(t, k=2, workers=-1)[0][:, 1]
     return float(np.median(d)) / 3.0
 
 
@@ -36,7 +40,7 @@ def nn_distances(samples, train) -> np.ndarray:
     """``[n, 2]`` distances from each sample to its two nearest distinct training points."""
     t = _train(train)
     x = as_points(samples, "samples", dim=t.shape[1], min_n=1).numpy()
-    return cKDTree(t).query(x, k=2, workers=-1)[0]
+    return _kdtree()(t).query(x, k=2, workers=-1)[0]
 
 
 def memorised_fraction(samples, train, radius: float | None = None) -> float:

@@ -19,7 +19,6 @@ import math
 import warnings
 
 import numpy as np
-import ot
 import torch
 
 from ..errors import InvalidParameter
@@ -30,6 +29,14 @@ MAX_POINTS_SINKHORN = 2000
 _SLICE_ELEMENTS = 1 << 24
 
 
+
+def _ot():
+    """POT, imported on first use: it costs ~1 s, which every process importing the metrics
+    (a sweep's workers, `scorelab sample`) would pay otherwise."""
+    import ot
+
+    return ot
+
 def cost_matrix(x: torch.Tensor, y: torch.Tensor, p: int = 2) -> np.ndarray:
     """‖x_i − y_j‖^p as a float64 numpy array ``[n, m]``."""
     d2 = torch.cdist(x, y).pow(2) if p == 2 else torch.cdist(x, y).pow(p)
@@ -38,7 +45,7 @@ def cost_matrix(x: torch.Tensor, y: torch.Tensor, p: int = 2) -> np.ndarray:
 
 def emd_cost(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> float:
     """min_P ⟨P, M⟩ over couplings of the weights a, b (exact, network simplex)."""
-    value, log = ot.emd2(a, b, M, numItermax=1_000_000_000, log=True)
+    value, log = _ot().emd2(a, b, M, numItermax=1_000_000_000, log=True)
     if log.get("warning"):
         raise RuntimeError(f"exact OT did not converge: {log['warning']}")
     return float(value)
@@ -96,7 +103,7 @@ def entropic_ot(a: np.ndarray, b: np.ndarray, M: np.ndarray, eps: float) -> floa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with np.errstate(all="ignore"):
-            P = ot.sinkhorn(a, b, M, eps, method="sinkhorn", numItermax=3000, stopThr=1e-6)
+            P = _ot().sinkhorn(a, b, M, eps, method="sinkhorn", numItermax=3000, stopThr=1e-6)
     if np.all(np.isfinite(P)) and abs(P.sum() - 1) < 1e-6:
         err = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
         if err < 1e-4:
@@ -104,7 +111,7 @@ def entropic_ot(a: np.ndarray, b: np.ndarray, M: np.ndarray, eps: float) -> floa
     if plan is None:  # K = e^{−M/ε} underflowed: the (slower) log-domain solver
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Pt = ot.sinkhorn(
+            Pt = _ot().sinkhorn(
                 torch.from_numpy(a),
                 torch.from_numpy(b),
                 torch.from_numpy(M),
