@@ -97,7 +97,15 @@ def test_cli_check_resolves_and_overrides():
         app, ["check", str(CONFIGS / "paper_a_gaussian_d10.yaml"), "--set", "process.schedule.a=4"]
     )
     assert result.exit_code == 0, result.output
-    assert "a: 4.0" in result.output
+    # a compact summary: the keys that differ from the defaults, with their defaults
+    line = next(ln for ln in result.output.splitlines() if "process.schedule.a " in ln)
+    assert "4.0" in line and len(result.output.splitlines()) < 40  # not ≈ 100 lines of YAML
+    full = runner.invoke(
+        app,
+        ["check", str(CONFIGS / "paper_a_gaussian_d10.yaml"), "--set", "process.schedule.a=4"]
+        + ["--full"],
+    )
+    assert full.exit_code == 0 and "a: 4.0" in full.output  # --full: the resolved YAML
     assert "ok: target" in result.output
 
 
@@ -170,7 +178,8 @@ def test_overrides_parse_yaml_values():
 
 def test_python_builders_match_direct_construction():
     p = scorelab.build_process({"kind": "vp", "sigma_inf": 2.0, "schedule": {"kind": "cosine"}})
-    direct = scorelab.VP(sch.CosineBeta(variance=4.0), sigma_inf=2.0)
+    # a config's cosine schedule is capped at β = 20 unless it says clip_max: null
+    direct = scorelab.VP(sch.CosineBeta(clip_max=sch.COSINE_CLIP, variance=4.0), sigma_inf=2.0)
     t = torch.linspace(0, 0.99, 7, dtype=torch.float64)
     assert torch.allclose(p.scale(t), direct.scale(t)) and torch.allclose(p.std(t), direct.std(t))
     # the cosine schedule under σ∞ = 2 still gives m = cos θ_t / cos θ_0

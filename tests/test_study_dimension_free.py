@@ -65,8 +65,8 @@ def test_results_fields_are_finite(quick):
     for key in ("tv_axes", "w2_plane"):
         assert res["floors"][key] > 0
         assert all(len(f[key]) == df.QUICK.floor_reps for f in res["floor_draws"])
-    assert set(res["mehler_check"]) == {"fixed_d8", "control_d2", "control_d8"}
-    assert len(res["mehler_check"]["fixed_d8"]) == 2
+    assert set(res["mehler_check"]) == {"fixed_d8", "control_d2", "z", "control_d8", "control_d8_z"}
+    assert len(res["mehler_check"]["fixed_d8"]) == len(res["mehler_check"]["z"]) == 2
     assert set(res["claim_rules"]) == set(CLAIM_IDS)
     assert all(math.isfinite(x) for x in numbers(res))
 
@@ -141,8 +141,12 @@ def test_measured_errors_are_consistent(quick):
     )
     assert base_f[-1] < 0.1 * base_f[0]
     assert base_c[-1] == pytest.approx(base_c[0], rel=0.2)
-    # the oracle check the claim rests on
-    assert max(res["mehler_check"]["fixed_d8"]) < 0.02
+    # the oracle check the claim rests on: the gap is Monte Carlo noise (z ≈ 1), small where the
+    # weights are tame and larger, but still honestly estimated, for the control at d = 8
+    mc = res["mehler_check"]
+    assert max(mc["fixed_d8"]) < 0.02 and max(mc["control_d2"]) < 0.03
+    assert all(0.5 < z < 1.5 for z in [*mc["z"], mc["control_d8_z"]])
+    assert mc["control_d8"] > 2 * max(mc["control_d2"])
 
 
 def test_targets_agree_at_d2_and_on_the_plane():

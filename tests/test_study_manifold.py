@@ -1,11 +1,15 @@
 """Study `manifold` (paper E): the quick mode end to end, checked against independent facts.
 
-The quick mode runs once (module fixture). Its numbers are checked against closed forms and
-sanity facts: the early-stopping W1(π, p_ε) respects its analytic bound, the exact score's W1
-follows it, the surrogate bound lies above every measured W1, the perturbed score's error
-integral matches ∫ 2M(1 + E‖X_u‖)/σ_u² du, and the exact empirical score memorises. The bound
-helper is checked against the library's bound on a uniform grid; determinism is checked
-cheaply (a short training run, two draws) and, marked slow, by rerunning the quick mode.
+The quick mode runs once (module fixture, 2 seeds). Its results.json is checked for the claim
+schema of docs/studies/protocol.md (id, statement, source, where, verdict, seeds, effect with
+its CI), for the claims' wiring (each effect is the paired mean of the per-seed numbers the
+study reports, and each verdict follows from its CI and margin), and its numbers against
+closed forms and sanity facts: the early-stopping W1(π, p_ε) respects its analytic bound, the
+exact score's W1 follows it, the surrogate bound lies above every measured W1, the perturbed
+score's error integral matches ∫ 2M(1 + E‖X_u‖)/σ_u² du, and the exact empirical score
+memorises. The bound helper is checked against the library's bound on a uniform grid;
+determinism is checked cheaply (a short training run, two draws) and, marked slow, by rerunning
+the quick mode.
 """
 
 from __future__ import annotations
@@ -26,12 +30,29 @@ from scorelab.studies import manifold as mf
 from scorelab.studies import run_study
 from scorelab.studies.common import one_thread
 from scorelab.targets import Circle, Empirical
+from scorelab.verdicts import VERDICTS, paired_effect, verdict
 
 from .helpers.results import numbers
 
 pytestmark = pytest.mark.studies
 
 FIGURES = ("w1_vs_eps", "w1_vs_T", "bound_shape", "memorisation")
+CLAIMS = {
+    "exact-score-converges-as-eps-vanishes": "paper",
+    "exact-score-error-is-early-stopping": "extrapolation",
+    "assumed-score-error-has-optimal-eps": "paper",
+    "trained-network-has-optimal-eps": "extrapolation",
+    "prior-error-decreases-with-T": "paper",
+    "step-size-error-grows-with-T": "paper",
+    "surrogate-bound-above-w1": "extrapolation",
+    "surrogate-bound-blows-up-with-optimal-eps": "extrapolation",
+    "surrogate-bound-decreases-in-T": "extrapolation",
+    "surrogate-bound-predicts-best-eps": "extrapolation",
+    "exact-empirical-score-memorises": "paper",
+    "exact-empirical-score-no-closer-to-population": "extrapolation",
+    "network-memorises-less": "extrapolation",
+    "network-closer-to-population": "extrapolation",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +67,17 @@ def _process(T=8.0, t_min=1e-5):
     return VP(ConstantBeta(2.0, T=T), t_min=t_min)
 
 
+def _claims(data) -> dict:
+    return {c["id"]: c for c in data["claims"]}
+
+
 # --- the quick mode's outputs --------------------------------------------------------------------
 def test_outputs_exist_and_are_finite(quick):
     folder, data = quick
     assert data["study"] == "manifold" and data["quick"] is True
+    assert data["seeds"] == [0, 1]
     res = data["results"]
-    for key in ("settings", "eps_sweep", "T_sweep", "bound_shape", "memorisation", "networks"):
+    for key in ("settings", "noise", "bound_shape", "mean", "per_seed"):
         assert key in res
     nums = list(numbers(res))
     assert nums and all(isinstance(v, int | float) and math.isfinite(v) for v in nums)
@@ -59,30 +85,106 @@ def test_outputs_exist_and_are_finite(quick):
     assert html.count("data:image/png;base64") >= len(FIGURES)
     for name in FIGURES:
         assert (folder / f"{name}.png").stat().st_size > 1000
-    assert len(data["claims"]) == 10
-    assert all(c["holds"] in (True, False, None) and c["measured"] for c in data["claims"])
+
+
+def test_claims_follow_the_protocol_schema(quick):
+    _, data = quick
+    claims = _claims(data)
+    assert {k: c["source"] for k, c in claims.items()} == CLAIMS
+    for c in data["claims"]:
+        assert c["statement"] and c["where"] and c["measured"]
+        assert c["verdict"] in VERDICTS
+        assert c["seeds"] == len(data["seeds"]) == 2
+        lo, hi = c["effect"]["ci"]
+        assert all(math.isfinite(v) for v in (lo, hi, c["effect"]["value"]))
+        assert lo <= c["effect"]["value"] <= hi
+        if c["source"] == "paper":  # the theorem's form is our reading: the claim says so
+            assert "abstract" in c["where"] or "not verified" in c["where"]
 
 
 def test_documented_fields(quick):
     _, data = quick
     res, cfg = data["results"], data["results"]["settings"]
-    n_eps, n_T = len(cfg["eps"]), len(cfg["T_grid"])
-    for geo in ("circle", "sphere"):
-        sw = res["eps_sweep"][geo]
-        assert len(sw["w1_p_eps"]) == n_eps and sw["floor"] > 0
-        for name in ("exact", "perturbed"):
-            row = sw[name]
-            assert len(row["w1"]) == len(row["log10_bound"]) == len(row["bound_terms"]) == n_eps
-            assert len(row["score_error_integral"]) == n_eps
-    assert "network" in res["eps_sweep"]["circle"]
-    for kind in ("geometric", "uniform"):
+    n_eps, n_T, n_mem = len(cfg["eps"]), len(cfg["T_grid"]), len(cfg["memorisation_eps"])
+    assert [s["seed"] for s in res["per_seed"]] == data["seeds"]
+    for s in res["per_seed"]:
+        for geo in ("circle", "sphere"):
+            sw = s[geo]
+            assert len(sw["floors"]) == cfg["floor_draws"] and min(sw["floors"]) > 0
+            assert len(sw["w1_p_eps"]) == n_eps
+            for name in ("exact", "perturbed"):
+                row = sw[name]
+                assert len(row["w1"]) == len(row["log10_bound"]) == len(row["bound_terms"]) == n_eps
+                assert len(row["score_error_integral"]) == n_eps
+        assert "network" in s["circle"] and "network" not in s["sphere"]  # quick: circle only
+        emp = s["empirical"]
+        assert len(emp["floors_T"]) == len(emp["floors_memorisation"]) == cfg["floor_draws"]
+        for kind in ("geometric", "uniform"):
+            assert len(emp["T_sweep"][kind]["w1"]) == n_T
+        mem = emp["memorisation"]
         for name in ("exact", "network"):
-            assert len(res["T_sweep"][kind][name]["w1"]) == n_T
-    mem = res["memorisation"]
-    for name in ("exact", "network"):
-        for key in ("memorised_fraction", "nn_ratio_mean", "nn_ratio_below_third"):
-            assert all(0 <= v <= 1.0 + 1e-12 for v in mem[name][key])
-        assert "samples" not in mem[name]
+            for key in ("memorised_fraction", "nn_ratio_mean", "nn_ratio_below_third"):
+                assert len(mem[name][key]) == n_mem
+                assert all(0 <= v <= 1.0 + 1e-12 for v in mem[name][key])
+            assert "samples_plane" not in mem[name]
+        assert "points_plane" not in mem
+    for law in ("circle", "sphere", "empirical_T", "empirical_memorisation"):
+        nz = res["noise"][law]
+        assert nz["floor_sd"] > 0 and nz["margin"] == pytest.approx(2 * nz["floor_sd"])
+
+
+def test_effects_are_the_paired_per_seed_differences(quick):
+    """The claims' wiring: effects recomputed from the per-seed numbers in results.json, and
+    each verdict the protocol's verdict of its CI and the stated margin."""
+    _, data = quick
+    res, cfg, claims = data["results"], data["results"]["settings"], _claims(data)
+    ps, Ts = res["per_seed"], cfg["T_grid"]
+    geo_w1 = [s["empirical"]["T_sweep"]["geometric"]["w1"] for s in ps]
+    iS, iL = Ts.index(cfg["T_short"]), Ts.index(cfg["T_long"])
+    eff = paired_effect([w[iS] for w in geo_w1], [w[iL] for w in geo_w1])
+    c = claims["prior-error-decreases-with-T"]
+    assert c["effect"]["value"] == pytest.approx(eff.value)
+    assert c["effect"]["ci"] == pytest.approx(list(eff.ci))
+    assert c["verdict"] == verdict(eff, "greater", res["noise"]["empirical_T"]["margin"])
+
+    k0 = int(np.argmin(cfg["memorisation_eps"]))
+    mems = [s["empirical"]["memorisation"] for s in ps]
+    eff = paired_effect(
+        [m["network"]["memorised_fraction"][k0] for m in mems],
+        [m["exact"]["memorised_fraction"][k0] for m in mems],
+    )
+    c = claims["network-memorises-less"]
+    assert c["effect"]["value"] == pytest.approx(eff.value)
+    assert c["verdict"] == verdict(eff, "less", 1 / math.sqrt(cfg["n"]))
+
+    eps = cfg["eps"]
+    i_min, i_far = int(np.argmin(eps)), eps.index(cfg["eps_far"])
+    worst = [
+        min(s[g]["exact"]["w1"][i_far] - s[g]["exact"]["w1"][i_min] for g in ("circle", "sphere"))
+        for s in ps
+    ]
+    assert claims["exact-score-converges-as-eps-vanishes"]["effect"]["value"] == pytest.approx(
+        float(np.mean(worst))
+    )
+
+
+def test_deterministic_bound_claims(quick):
+    """The surrogate bound's shape is a closed form: the same value for every seed (a CI of
+    zero width), and its verdicts do not depend on the seed."""
+    _, data = quick
+    claims = _claims(data)
+    for cid in (
+        "surrogate-bound-blows-up-with-optimal-eps",
+        "surrogate-bound-decreases-in-T",
+        "surrogate-bound-predicts-best-eps",
+    ):
+        lo, hi = claims[cid]["effect"]["ci"]
+        assert lo == pytest.approx(hi, abs=1e-12)
+    assert claims["surrogate-bound-blows-up-with-optimal-eps"]["verdict"] == "holds"
+    # Λ(ε, T) grows with T while ℓ(u) > 0: the bound does not decrease in T
+    assert claims["surrogate-bound-decreases-in-T"]["verdict"] == "fails"
+    # ε* ≈ 0.17 is two decades above where the perturbed score's W1 is best (10⁻³)
+    assert claims["surrogate-bound-predicts-best-eps"]["verdict"] == "fails"
 
 
 def test_early_stopping_reference_respects_its_closed_form(quick):
@@ -90,28 +192,33 @@ def test_early_stopping_reference_respects_its_closed_form(quick):
     score's W1 follows it (resolved steps: the sampler adds little)."""
     _, data = quick
     res, cfg = data["results"], data["results"]["settings"]
-    for sw in res["eps_sweep"].values():
-        for i, eps in enumerate(cfg["eps"]):
-            analytic = -math.expm1(-eps) + math.sqrt(-math.expm1(-2 * eps) * cfg["dim"])
-            assert sw["w1_p_eps"][i] <= analytic + sw["floor"]
-            assert abs(sw["exact"]["w1"][i] - sw["w1_p_eps"][i]) <= sw["floor"]
-            terms = sw["exact"]["bound_terms"][i]
-            assert terms["early_stopping"] == pytest.approx(analytic, rel=1e-9)
-            assert terms["score"] == 0.0
+    for s in res["per_seed"]:
+        for geo in ("circle", "sphere"):
+            sw = s[geo]
+            floor = max(sw["floors"])
+            for i, eps in enumerate(cfg["eps"]):
+                analytic = -math.expm1(-eps) + math.sqrt(-math.expm1(-2 * eps) * cfg["dim"])
+                assert sw["w1_p_eps"][i] <= analytic + floor
+                # the floor is the circle's; at large ε p_ε is a diffuse law of R^8, whose
+                # n-sample W1 is noisier: allow 5 % there
+                tol = max(floor, 0.05 * sw["w1_p_eps"][i])
+                assert abs(sw["exact"]["w1"][i] - sw["w1_p_eps"][i]) <= tol
+                terms = sw["exact"]["bound_terms"][i]
+                assert terms["early_stopping"] == pytest.approx(analytic, rel=1e-9)
+                assert terms["score"] == 0.0
 
 
 def test_bound_is_above_every_measured_w1(quick):
     _, data = quick
-    res = data["results"]
     pairs = []
-    for sw in res["eps_sweep"].values():
-        for name in ("exact", "perturbed", "network"):
-            if name in sw:
-                pairs += zip(sw[name]["log10_bound"], sw[name]["w1"], strict=True)
-    for kind in ("geometric", "uniform"):
-        for row in res["T_sweep"][kind].values():
+    for s in data["results"]["per_seed"]:
+        for geo in ("circle", "sphere"):
+            for name in ("exact", "perturbed", "network"):
+                if name in s[geo]:
+                    pairs += zip(s[geo][name]["log10_bound"], s[geo][name]["w1"], strict=True)
+        for row in s["empirical"]["T_sweep"].values():
             pairs += zip(row["log10_bound"], row["w1"], strict=True)
-    assert len(pairs) > 30
+    assert len(pairs) > 50
     assert all(b >= math.log10(w) for b, w in pairs)
 
 
@@ -121,25 +228,22 @@ def test_perturbed_error_integral_matches_its_size(quick):
     _, data = quick
     cfg = data["results"]["settings"]
     M, T, d = cfg["perturbation_M"], cfg["T"], cfg["dim"]
-    got = data["results"]["eps_sweep"]["circle"]["perturbed"]["score_error_integral"]
-    for eps, val in zip(cfg["eps"], got, strict=True):
-        lower = M * (math.log(math.expm1(2 * T)) - math.log(math.expm1(2 * eps)))
-        assert lower * 0.97 <= val <= (1 + math.sqrt(1 + d)) * lower
-    assert all(a > b for a, b in itertools.pairwise(got))  # diverges as ε → 0
+    for s in data["results"]["per_seed"]:
+        got = s["circle"]["perturbed"]["score_error_integral"]
+        for eps, val in zip(cfg["eps"], got, strict=True):
+            lower = M * (math.log(math.expm1(2 * T)) - math.log(math.expm1(2 * eps)))
+            assert lower * 0.97 <= val <= (1 + math.sqrt(1 + d)) * lower
+        assert all(a > b for a, b in itertools.pairwise(got))  # diverges as ε → 0
 
 
 def test_exact_empirical_score_memorises_and_network_less(quick):
     _, data = quick
-    mem = data["results"]["memorisation"]
-    i = int(np.argmin(mem["eps"]))
-    assert mem["exact"]["memorised_fraction"][i] >= 0.9
-    # Both W1s are mostly the multinomial noise of n draws over the 32 points, so their ratio
-    # is itself noisy: over study seeds 0–47 it ranged 0.7–3.5 (median ≈ 1.4; above 2 for 7 of
-    # the 48), so the bound leaves room for that spread rather than for one seed's luck.
-    assert mem["exact"]["w1_train"][i] <= 4 * mem["w1_train_floor"]
-    assert mem["network"]["memorised_fraction"][i] < mem["exact"]["memorised_fraction"][i]
-    # the exact score's samples stay as far from π as the training set is
-    assert mem["exact"]["w1_population"][i] >= 0.75 * mem["w1_train_population"]
+    k0 = int(np.argmin(data["results"]["settings"]["memorisation_eps"]))
+    for s in data["results"]["per_seed"]:
+        mem = s["empirical"]["memorisation"]
+        assert mem["exact"]["memorised_fraction"][k0] >= 0.9
+        assert mem["network"]["memorised_fraction"][k0] < mem["exact"]["memorised_fraction"][k0]
+        assert mem["network"]["nn_ratio_mean"][k0] > mem["exact"]["nn_ratio_mean"][k0]
 
 
 def test_bound_shape_blows_up_as_eps_vanishes(quick):
@@ -152,6 +256,26 @@ def test_bound_shape_blows_up_as_eps_vanishes(quick):
 
 
 # --- helpers, cheaply ----------------------------------------------------------------------------
+def test_noise_is_the_pooled_within_seed_spread():
+    draws = [[1.0, 3.0], [10.0, 12.0, 14.0]]  # within-seed variances 2 and 4
+    assert mf.pooled_sd(draws) == pytest.approx(math.sqrt(3.0))
+    s = mf.noise_summary(draws)
+    assert s["margin"] == pytest.approx(2 * math.sqrt(3.0))
+    assert s["floor_mean"] == pytest.approx((2.0 + 12.0) / 2)
+
+
+def test_cells_share_randomness_within_a_seed_only(tmp_path):
+    """Streams are named by (stream, law, seed): arms of one seed share them, seeds do not."""
+    from scorelab.study import Study
+
+    study = Study("manifold", "t", "p", tmp_path, quick=True)
+    items = mf.cell_items(study, mf.settings(True))
+    assert len(items) == 3 * len(study.seeds)
+    circles = [it["streams"] for it in items if it["part"] == "circle"]
+    assert circles[0]["sampling"] != circles[1]["sampling"]
+    assert len({v for st in circles for v in st.values()}) == sum(len(st) for st in circles)
+
+
 def test_bound_helper_matches_library_on_a_uniform_grid():
     target, process = Circle(4), _process()
     for eps, integral in ((0.2, 0.3), (0.05, 0.0)):
@@ -196,16 +320,19 @@ def test_full_mode_structure_on_tiny_settings(tmp_path, monkeypatch):
     """The full mode's code path (a network on the sphere too) with tiny numbers."""
     full = mf.settings(False)
     assert full["network_geometries"] == 2 and full["n"] > mf.settings(True)["n"]
-    tiny = dict(full, n=80, steps=8, eps=[1e-5, 1e-3, 0.3], T_grid=[0.1, 1.0, 8.0])
-    tiny.update(train_steps=10, profile_n=40)
+    for cfg in (full, mf.settings(True)):  # the claims' fixed points lie on the grids
+        assert {cfg["eps_mid"], cfg["eps_far"]} <= set(cfg["eps"])
+        assert {cfg["T_short"], cfg["T_long"], *cfg["T_uniform"]} <= set(cfg["T_grid"])
+    tiny = dict(full, n=60, n_emp=60, steps=8, eps=[1e-5, 1e-3, 1e-2, 0.3])
+    tiny.update(T_grid=[0.05, 1.0, 3.0, 8.0], train_steps=10, profile_n=40, floor_draws=2)
     monkeypatch.setattr(mf, "settings", lambda quick: tiny)
-    run_study("manifold", tmp_path, quick=False, seed=1)
+    run_study("manifold", tmp_path, quick=False, seed=1, seeds=2)
     data = json.loads((tmp_path / "manifold" / "results.json").read_text())
-    assert data["quick"] is False and len(data["claims"]) == 10
-    res = data["results"]
-    assert len(res["eps_sweep"]["sphere"]["network"]["w1"]) == 3
-    assert set(res["networks"]) == {"circle", "sphere", "empirical"}
-    assert all(math.isfinite(v) for v in numbers(res))
+    assert data["quick"] is False and set(_claims(data)) == set(CLAIMS)
+    ps = data["results"]["per_seed"]
+    assert len(ps) == 2 and all("network" in s["sphere"] for s in ps)
+    assert len(ps[0]["sphere"]["network"]["w1"]) == 4
+    assert all(math.isfinite(v) for v in numbers(data["results"]))
 
 
 @pytest.mark.slow

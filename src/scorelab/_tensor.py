@@ -19,6 +19,19 @@ def as_tensor(t: Time, like: torch.Tensor | None = None) -> torch.Tensor:
     return torch.as_tensor(t, dtype=torch.float64)
 
 
+def as_float64(value, field: str) -> torch.Tensor:
+    """A user's number, list or nested lists as a float64 tensor, or an ``InvalidParameter``
+    naming ``field`` (ragged rows, strings, values beyond float64)."""
+    try:
+        return torch.as_tensor(value, dtype=torch.float64)
+    except (ValueError, TypeError, RuntimeError, OverflowError):
+        raise InvalidParameter(
+            field,
+            "must be a number or nested lists of numbers with rows of equal length",
+            value,
+        ) from None
+
+
 def per_example(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape a scalar or ``[B]`` coefficient so it broadcasts against ``x`` of shape
     ``[B, ...]`` (vectors and images alike)."""

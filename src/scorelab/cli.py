@@ -23,7 +23,7 @@ from rich.text import Text
 
 from . import __version__
 from .config import build, load_config
-from .errors import InvalidParameter, ScorelabError
+from .errors import Interrupted, InvalidParameter, ScorelabError
 
 app = typer.Typer(
     name="scorelab",
@@ -125,7 +125,8 @@ def _wrote(paths, since: float | None = None) -> None:
     width = max(len(str(f)) for f in files)
     for f in files:
         size = _size(f.stat().st_size)
-        out.print(f"  {str(f).ljust(width)}  {size:>8}", highlight=False, soft_wrap=True)
+        line = f"  {str(f).ljust(width)}  {size:>8}"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _plain_doc(fn):
@@ -147,6 +148,9 @@ def _friendly(fn):
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except Interrupted as exc:  # SIGINT/SIGTERM at a step boundary, checkpoint written
+            err.print(Text.assemble(("interrupted: ", "yellow"), str(exc)), soft_wrap=True)
+            raise typer.Exit(128 + exc.signum) from None
         except ScorelabError as exc:
             # the message is text, never markup ("[n, 2]" or "[/]" in it must print as is),
             # and one logical line per problem, however narrow the terminal
@@ -161,6 +165,10 @@ def _friendly(fn):
         except Exception as exc:
             if os.environ.get("SCORELAB_DEBUG"):
                 raise
+            message = _user_error(exc)
+            if message is not None:  # a file, memory or size problem of the user's input
+                err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+                raise typer.Exit(2) from None
             err.print(
                 f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                 "Please report it; set SCORELAB_DEBUG=1 to see the traceback.",
@@ -170,6 +178,32 @@ def _friendly(fn):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _user_error(exc: Exception) -> str | None:
+    """One line for the errors a user's input or machine causes that reach the CLI without
+    a scorelab message of their own (a file that cannot be written, memory); None for bugs."""
+    if isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        names = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        what = exc.strerror or str(exc)
+        return f"{names}: {what}" if names else what
+    text = str(exc)
+    if (
+        isinstance(exc, MemoryError)
+        or isinstance(exc, torch.OutOfMemoryError)
+        or (
+            isinstance(exc, RuntimeError)
+            and any(k in text for k in ("can't allocate memory", "bad_alloc", "out of memory"))
+        )
+    ):
+        first = text.splitlines()[0][:200] if text else type(exc).__name__
+        return (
+            f"out of memory ({first}); lower the sizes the config asks for (sampler.n, "
+            "sampler.batch_size, train.batch_size, train.n_train, the network's width)"
+        )
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to process"
+    return None
 
 
 def _version(value: bool):
@@ -192,9 +226,32 @@ def main_callback(
             "--quiet", "-q", metavar="", help="No progress and no status lines on stderr."
         ),
     ] = False,
+    allow_code: Annotated[
+        bool,
+        typer.Option(
+            "--allow-code",
+            metavar="",
+            help="Let a config name Python code to import (schedule kinds callable and "
+            "sigma_callable). Off by default: a config or run directory may come from someone "
+            "else. Also SCORELAB_ALLOW_CODE=1.",
+        ),
+    ] = False,
 ):
     """scorelab: every design choice of a diffusion model as a swappable, tested component."""
     _state["quiet"] = quiet
+    _allow_code(allow_code)
+
+
+def _allow_code(enabled: bool) -> None:
+    """--allow-code for this command (and, through the environment, its worker processes)."""
+    from . import registry
+
+    registry.allow_code(enabled)
+    if enabled and os.environ.get(registry.ALLOW_CODE_ENV) is None:
+        os.environ[registry.ALLOW_CODE_ENV] = "1"
+        _state["code_env"] = True
+    elif not enabled and _state.pop("code_env", False):
+        os.environ.pop(registry.ALLOW_CODE_ENV, None)
 
 
 def _default_text(value) -> str:
@@ -267,10 +324,14 @@ def check(
         bool, typer.Option("--full", metavar="", help="Print the whole resolved config (YAML).")
     ] = False,
 ):
-    """Validate a config and build its components; print what it sets (the keys that differ
-    from the defaults) and what it builds."""
+    """Validate a config and check everything `run` would use (the target, process, network,
+    training settings, every sampler with its grid, the score, the metrics, the memory they
+    need); print what it sets (the keys that differ from the defaults) and what it builds."""
+    from .preflight import check as preflight
+
     cfg = load_config(config, set_ or [])
     target, process = build(cfg)
+    checked = preflight(cfg)
     if full:
         out.print(
             yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="", highlight=False
@@ -280,7 +341,7 @@ def check(
 
         rows = config_differences(cfg)
         table = Table(
-            title=f"{config}: {len(rows)} keys differ from the defaults (--full: all)",
+            title=f"{escape(str(config))}: {len(rows)} keys differ from the defaults (--full: all)",
             title_justify="left",
         )
         for col in ("key", "value", "default"):
@@ -288,6 +349,8 @@ def check(
         for key, value, default in rows:
             table.add_row(key, escape(value), escape(default))
         out.print(table)
+    for line in checked[1:]:
+        _say(f"checked {line}")
     err.print(
         f"[green]ok[/]: target {escape(repr(target))}; process {escape(repr(process))}",
         highlight=False,
@@ -310,11 +373,15 @@ def sample(
     trained checkpoint with --set score.kind=checkpoint --set score.path=RUN); write them to
     an .npz file (`scorelab plot` draws it, `scorelab evaluate` measures it)."""
     from .config import build_grid, build_score, sampler_options
+    from .preflight import check as preflight
+    from .rundir import check_output_file
     from .sampling import generate
     from .storage import save_samples
     from .training import resolve_device
 
     cfg = load_config(config, _sets(set_, seed))
+    check_output_file(out_path, "--out", ".npz")
+    preflight(cfg, ("sample",), compared=False)
     target, process = build(cfg)
     score = build_score(cfg, target, process)
     dev = resolve_device(device or cfg.train.device, "--device")
@@ -360,13 +427,19 @@ def _target_mapping(text: str) -> dict:
     """A target from a config file (a target mapping, or a full config with a ``target`` key)
     or an inline YAML mapping such as '{kind: gmm, preset: ring8}'."""
 
+    from .safeyaml import safe_load
+
     path = Path(text).expanduser()
-    raw = path.read_text() if path.is_file() else text
     try:
-        cfg = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
+        raw = path.read_bytes() if path.is_file() else text
+    except OSError as exc:
+        raise InvalidParameter("--target", f"cannot be read ({exc.strerror})", text) from None
+    try:
+        cfg = safe_load(raw, "--target")
+    except ScorelabError as exc:
+        detail = str(exc).removeprefix("--target: ")
         raise InvalidParameter(
-            "--target", f"is neither a file nor valid YAML ({exc})", text
+            "--target", f"is neither a config file nor valid YAML ({detail})", text
         ) from None
     if isinstance(cfg, dict) and "target" in cfg and "kind" not in cfg:
         cfg = cfg["target"]
@@ -407,8 +480,10 @@ def evaluate(
     from .config import build_target
     from .metrics import evaluate as run_evaluate
     from .metrics.evaluate import check_metric_names
+    from .seeding import check_seed
     from .targets import load_array
 
+    seed = check_seed(seed, "--seed")
     chosen = check_metric_names(metrics.split(","), "--metrics") if metrics else None
     tgt = build_target(_target_mapping(target), seed=seed)
     x = load_array(samples, key, field="samples")
@@ -421,7 +496,7 @@ def evaluate(
         max_points=max_points,
         n_boot_ot=n_boot_ot,
         n_permutations=permutations,
-        progress=_interactive(progress),
+        progress=_interactive(progress and not json_out),  # --json: stdout and stderr clean
     )
     if json_out:
         print(json.dumps(ev.to_json(), indent=2, ensure_ascii=False))
@@ -607,6 +682,19 @@ OutOption = Annotated[
 ResumeOption = Annotated[
     bool, typer.Option("--resume", metavar="", help="Continue the run directory's checkpoint.")
 ]
+AllowChangesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--allow-changes",
+        metavar="KEY,...",
+        help="With --resume: config keys that may differ from the checkpoint's (e.g. "
+        "train.steps); others are refused. Every resume is recorded in resumes.jsonl.",
+    ),
+]
+
+
+def _keys(text: str | None) -> list[str]:
+    return [k.strip() for k in (text or "").split(",") if k.strip()]
 
 
 @app.command()
@@ -619,15 +707,24 @@ def train(
     seed: SeedOption = None,
     device: DeviceOption = None,
     progress: ProgressOption = True,
+    allow_changes: AllowChangesOption = None,
 ):
     """Train the config's network (checkpoints, metrics.jsonl and config.yaml in the run
-    directory). Runs data-parallel under `torchrun --nproc_per_node=K -m scorelab train`."""
+    directory). Runs data-parallel under `torchrun --nproc_per_node=K -m scorelab train`.
+    Ctrl-C or SIGTERM stops at the next step with a checkpoint; --resume continues exactly."""
     from . import pipeline
 
     cfg = load_config(config, _sets(set_, seed, **{"train.device": device}))
     run_dir = _run_dir(config, out_dir)
     since = time.time()
-    trainer, _ = pipeline.train(cfg, run_dir, resume=resume, progress=_interactive(progress))
+    trainer, _ = pipeline.train(
+        cfg,
+        run_dir,
+        resume=resume,
+        progress=_interactive(progress),
+        allow_changes=_keys(allow_changes),
+        log=_say,
+    )
     if trainer.world.is_main:
         start, steps = trainer.resumed_from, cfg.train.steps
         if resume and start >= steps:
@@ -666,6 +763,7 @@ def run(
     seed: SeedOption = None,
     device: DeviceOption = None,
     progress: ProgressOption = True,
+    allow_changes: AllowChangesOption = None,
 ):
     """The whole job: train → sample (every sampler) → evaluate → bounds → report.html.
     Training and sampling run on --device (train.device); metrics, bounds and diagnostics on
@@ -680,6 +778,7 @@ def run(
         resume=resume,
         progress=_interactive(progress),
         log=_say,
+        allow_changes=_keys(allow_changes),
     )
     if result.report is not None:
         _print_run_summary(result, since)
@@ -734,7 +833,7 @@ def _print_run_summary(result, since: float | None = None) -> None:
                 style="bold",
                 soft_wrap=True,
             )
-    out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
+    out.print(f"report: {result.report}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _g(v) -> str:
@@ -794,22 +893,29 @@ def diagnose(
         cfg = load_config(source / "config.yaml", _sets(set_, seed))
         target, process = build(cfg)
         score = load_score_model(source / CHECKPOINT, process, dtype=torch.float64)
-        _say(f"score: the trained network of {source}")
+        what = f"the trained network of {source}"
     else:
         from .config import build_score
 
         cfg = load_config(source, _sets(set_, seed))
         target, process = build(cfg)
         score = build_score(cfg, target, process)
-        _say(
-            f"score: the exact score of the target '{cfg.target.kind}'"
+        what = (
+            f"the exact score of the target '{cfg.target.kind}'"
             if cfg.score.kind == "exact"
-            else f"score: the trained network of {cfg.score.path}"
+            else f"the trained network of {cfg.score.path}"
         )
     if n < 2:
         raise InvalidParameter("--n", "must be ≥ 2", n)
+    if not json_out:  # --json: stdout and stderr clean
+        _say(f"score: {what}")
     d = run_diagnose(
-        score, target, process, n_residual=n, seed=cfg.seed, progress=_interactive(progress)
+        score,
+        target,
+        process,
+        n_residual=n,
+        seed=cfg.seed,
+        progress=_interactive(progress and not json_out),
     )
     if json_out:
         print(json.dumps(d, indent=2, ensure_ascii=False))
@@ -998,7 +1104,9 @@ def _key_values(items: list[str] | None, option: str) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InvalidParameter(option, "must look like KEY=VALUE", item)
-        outd[key.strip()] = yaml.safe_load(value)
+        from .safeyaml import safe_load
+
+        outd[key.strip()] = safe_load(value, f"{option} {key.strip()}")
     return outd
 
 
@@ -1077,7 +1185,12 @@ def audit(
 
 
 def main() -> None:
-    app(prog_name="scorelab")
+    args = sys.argv[1:]
+    end = args.index("--") if "--" in args else len(args)
+    if "--allow-code" in args[:end]:  # a global option, accepted anywhere on the line
+        args.remove("--allow-code")
+        args.insert(0, "--allow-code")
+    app(args=args, prog_name="scorelab")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -59,3 +59,21 @@ def require_positive(field: str, value: float, *, allow_zero: bool = False) -> f
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM at a step boundary, after writing a checkpoint (a
+    ``KeyboardInterrupt``, so code that handles Ctrl-C handles it; the CLI exits with
+    128 + the signal's number)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.message, self.signum = message, int(signum)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NonFinite(ScorelabError, ArithmeticError):
+    """A computation produced NaN or infinite values where finite ones were needed (samples,
+    a training loss); nothing non-finite was written."""

@@ -166,13 +166,7 @@ class TimeGrid:
             )
         coefs = (process.sigma(t_max), process.diffusion2(t_max), process.drift_coef(t_max))
         if not all(math.isfinite(float(c)) for c in coefs):
-            raise InvalidParameter(
-                "t_max",
-                "is where the process's coefficients are infinite (a cosine schedule "
-                "without clip_max has β(T) = ∞ and σ(T) = ∞); set the schedule's clip_max or a "
-                "grid t_max < T",
-                t_max,
-            )
+            raise InvalidParameter("t_max", _infinite_at(process, t_max, coefs), t_max)
         n = int(self.steps)
         u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
         spacing = entry("grid", self.kind)
@@ -210,3 +204,24 @@ class TimeGrid:
                 "sigmas", "give repeated times: levels closer than float64 resolves", None
             )
         return t
+
+
+def _infinite_at(process: ForwardProcess, t_max: float, coefs) -> str:
+    """Why the process cannot start at t_max, naming the coefficient that is infinite and
+    the fix that applies to this schedule."""
+    names = ("σ(t_max)", "g²(t_max)", "f(t_max)")
+    bad = ", ".join(f"{nm} = {float(c):g}" for nm, c in zip(names, coefs, strict=True))
+    schedule = getattr(process, "schedule", None)
+    kind = getattr(schedule, "kind", type(schedule).__name__)
+    msg = f"is where the process's coefficients are not finite ({bad}; schedule '{kind}')"
+    if kind == "cosine" and getattr(schedule, "clip_max", 0) is None:
+        return msg + (
+            "; a cosine schedule without clip_max has β(T) = ∞ and σ(T) = ∞: set the "
+            "schedule's clip_max or a grid t_max < T"
+        )
+    if not math.isfinite(float(coefs[0])) and math.isfinite(float(coefs[1])):
+        return msg + (
+            "; the signal m(t) = exp(−½∫β) underflows to 0 in float64 (∫β ≳ 1490): lower "
+            "the schedule's β (e.g. beta_max), or set a grid t_max < T"
+        )
+    return msg + "; lower the schedule's rates or set a grid t_max < T"

@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel
 
 from .config.schema import parse_config
-from .errors import InvalidParameter
+from .errors import InvalidParameter, NonFinite, ScorelabError
 from .interfaces import Model, as_model, from_denoiser, from_eps, from_score  # noqa: F401
 from .networks import build_network
 from .parameterisations import ScoreNetwork, estimate_sigma_data
@@ -69,8 +69,34 @@ def load_score_model(
         raise InvalidParameter(
             "score.path", "is not a scorelab training checkpoint (no stored config)", str(path)
         )
-    cfg = parse_config(json.loads(meta["config"]))
-    model = build_model(cfg, tuple(json.loads(meta["event_shape"])), process)
+    try:
+        stored, shape = json.loads(meta["config"]), json.loads(meta["event_shape"])
+        if not isinstance(stored, dict):
+            raise ValueError(f"the stored config is a {type(stored).__name__}, not a mapping")
+        if not (
+            isinstance(shape, list)
+            and shape
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+        ):
+            raise ValueError(f"event_shape {shape!r} is not a list of sizes")
+    except ValueError as exc:  # json's errors are ValueErrors
+        raise InvalidParameter("score.path", f"has malformed metadata ({exc})", str(path)) from None
+    try:
+        cfg = parse_config(stored)
+    except ScorelabError as exc:
+        raise InvalidParameter(
+            "score.path", f"stores a config that is not valid ({exc})", str(path)
+        ) from None
+    prefix = "ema." if use_ema else "model."
+    for k, v in tensors.items():
+        if k.startswith(prefix) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise NonFinite(
+                f"score.path: the checkpoint's weights are not finite ({bad} of {v.numel()} "
+                f"values of {k} are NaN or inf): {path}; its training diverged, so it cannot "
+                "sample"
+            )
+    model = build_model(cfg, tuple(shape), process)
     load_model_weights(model, path, use_ema=use_ema)
     model.to(dtype).eval().requires_grad_(False)
     del tensors

@@ -19,7 +19,10 @@ Each stage is a plain function, so notebooks can call them one by one.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,8 @@ from pydantic import BaseModel as Config  # a config model of scorelab.config.co
 from .config import build, build_grid, compared_sampler, sampler_options
 from .errors import InvalidParameter
 from .models import build_model, load_score_model, resolve_sigma_data
+from .preflight import check, check_resume
+from .rundir import RunLock, record_resume, trim_metrics
 from .sampling import generate
 from .storage import atomic_write, save_samples, write_json
 from .training import CHECKPOINT, Trainer
@@ -61,24 +66,52 @@ def make_trainer(cfg: Config, run_dir: str | Path | None) -> tuple[Trainer, Conf
 
 
 def train(
-    cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = False, on_log=None
+    cfg: Config,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = False,
+    on_log=None,
+    *,
+    allow_changes: Sequence[str] = (),
+    log=None,
 ) -> tuple[Trainer, Config]:
-    """Train (or continue training) the config's model into ``run_dir``."""
+    """Train (or continue training) the config's model into ``run_dir``.
+
+    The run directory is locked for the call (one writer; ``scorelab.rundir``). A resume is
+    refused when the config differs from the checkpoint's in keys that change the training,
+    unless they are named in ``allow_changes``; each resume is recorded in resumes.jsonl."""
     run_dir = Path(run_dir)
-    trainer, cfg = make_trainer(cfg, run_dir)
-    if resume:
-        trainer.resume()
-    elif (run_dir / CHECKPOINT).exists():
-        raise InvalidParameter(
-            "--out",
-            "already holds a checkpoint; pass --resume to continue it or choose another directory",
-            str(run_dir),
-        )
-    if trainer.world.is_main:
-        resolved = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-        atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(resolved))
-    trainer.fit(progress=progress, on_log=on_log)
+    with _lock(run_dir, log):
+        check(cfg, ("train",))
+        trainer, cfg = make_trainer(cfg, run_dir)
+        record = None
+        if resume:
+            record = check_resume(cfg, run_dir, allow_changes)
+            trainer.resume()
+        elif allow_changes:
+            raise InvalidParameter("--allow-changes", "applies only with --resume", None)
+        elif (run_dir / CHECKPOINT).exists():
+            raise InvalidParameter(
+                "--out",
+                "already holds a checkpoint; pass --resume to continue it or choose another "
+                "directory",
+                str(run_dir),
+            )
+        if trainer.world.is_main:
+            if record is not None:
+                dropped = trim_metrics(run_dir / "metrics.jsonl", trainer.step)
+                record_resume(run_dir, {"step": trainer.step, **record, "metrics_dropped": dropped})
+            resolved = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+            atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(resolved))
+        trainer.fit(progress=progress, on_log=on_log)
     return trainer, cfg
+
+
+def _lock(run_dir: Path, log=None):
+    """The run directory's one-writer lock (rank 0 only under torchrun)."""
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return contextlib.nullcontext()
+    return RunLock(run_dir, log)
 
 
 # --- the whole run --------------------------------------------------------------------------
@@ -129,6 +162,26 @@ def run(
     resume: bool = False,
     progress: bool = False,
     log=print,
+    allow_changes: Sequence[str] = (),
+) -> RunOutcome:
+    """train → sample (every sampler) → evaluate → score error → bounds → report, with the
+    run directory locked throughout and everything checked before training starts
+    (``scorelab.preflight``); ``allow_changes`` as for ``train``."""
+    with _lock(Path(run_dir), log):
+        check(cfg, ("train", "sample", "evaluate"))
+        return _run(
+            cfg, run_dir, resume=resume, progress=progress, log=log, allow_changes=allow_changes
+        )
+
+
+def _run(
+    cfg: Config,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    log=print,
+    allow_changes: Sequence[str] = (),
 ) -> RunOutcome:
     """train → sample (every sampler) → evaluate → score error → bounds → report.
 
@@ -140,7 +193,9 @@ def run(
 
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
-    trainer, cfg = train(cfg, run_dir, resume=resume, progress=progress)
+    trainer, cfg = train(
+        cfg, run_dir, resume=resume, progress=progress, allow_changes=allow_changes, log=log
+    )
     if not trainer.world.is_main:  # only rank 0 samples, evaluates and writes
         return RunOutcome(run_dir, 0.0)
     train_seconds = time.perf_counter() - t_start

@@ -279,15 +279,48 @@ def unregister(group: str, name: str) -> None:
         _version += 1
 
 
+ALLOW_CODE_ENV = "SCORELAB_ALLOW_CODE"
+_allow_code = False
+
+
+def allow_code(enabled: bool = True) -> None:
+    """Allow (or forbid again) importing code that a config names (``schedule.kind: callable``
+    and the like); what the CLI's ``--allow-code`` calls. The environment variable
+    ``SCORELAB_ALLOW_CODE=1`` allows it too."""
+    global _allow_code
+    _allow_code = bool(enabled)
+
+
+def code_allowed() -> bool:
+    """Whether code named in a config may be imported (``allow_code`` or the environment)."""
+    env = os.environ.get(ALLOW_CODE_ENV, "").strip().lower()
+    return _allow_code or env in ("1", "true", "yes", "on")
+
+
 def import_callable(spec: str, field: str) -> Callable:
-    """'package.module:attr' → the object (a user's schedule function, say)."""
+    """'package.module:attr' → the object (a user's schedule function, say).
+
+    A config is data, and may come from someone else (a run directory's config.yaml), so the
+    import happens only where code is allowed (``code_allowed``): ``--allow-code`` or
+    ``SCORELAB_ALLOW_CODE=1``. Python callers pass the function object itself instead (e.g.
+    ``CallableBeta(fn)``), which needs no import."""
     if not isinstance(spec, str) or ":" not in spec:
         raise InvalidParameter(field, "must look like 'package.module:function'", spec)
+    if not code_allowed():
+        raise InvalidParameter(
+            field,
+            "names code to import, and code named in a config is not loaded unless allowed: "
+            "pass --allow-code (scorelab --allow-code COMMAND ...) or set "
+            f"{ALLOW_CODE_ENV}=1 if you trust this config",
+            spec,
+        )
     mod_name, attr = spec.split(":", 1)
     try:
         obj = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidParameter(field, f"cannot be imported ({exc})", spec) from exc
+    except Exception as exc:  # ImportError, AttributeError, or the module's own failure
+        raise InvalidParameter(
+            field, f"cannot be imported ({type(exc).__name__}: {exc})", spec
+        ) from None
     if not callable(obj):
         raise InvalidParameter(field, "does not name a callable", spec)
     return obj
@@ -382,6 +415,8 @@ __all__ = [
     "GROUPS",
     "Entry",
     "ParamsModel",
+    "allow_code",
+    "code_allowed",
     "entries",
     "entry",
     "get",

@@ -317,6 +317,16 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
     tolerances."""
     from torchdiffeq import odeint
 
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
+            raise InvalidParameter(name, "must be a finite number ≥ 0", tol, "e.g. 1e-5")
+    if rtol == 0 and atol == 0:
+        raise InvalidParameter(
+            "rtol",
+            "and atol are both 0: no step could meet the tolerance",
+            rtol,
+            "rtol or atol > 0",
+        )
     times, final = _times(grid, process)
     counted = _Counted(score)
 

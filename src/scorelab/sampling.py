@@ -7,18 +7,21 @@ sample whatever ``batch_size`` is (batches are rounded to whole noise blocks).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 
-from .errors import InvalidParameter
+from .errors import InvalidParameter, NonFinite
 from .grids import TimeGrid
 from .noise import DEFAULT_BLOCK, SampleNoise
 from .processes import ForwardProcess
 from .progress import tracker
 from .registry import entry
+from .resources import itemsize, require_memory
 from .samplers import ScoreModel
+from .seeding import check_seed
 
 
 @dataclass
@@ -62,10 +65,16 @@ def generate(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     progress: bool = False,
+    check_finite: bool = True,
     **params,
 ) -> Generated:
-    """n samples of ``sampler`` on ``grid`` from the process's prior, in chunks."""
+    """n samples of ``sampler`` on ``grid`` from the process's prior, in chunks.
+
+    Non-finite samples are refused (``NonFinite``, naming how many, the sampler and the first
+    step where they appeared) unless ``check_finite=False``; a request whose samples cannot fit
+    in memory is refused before anything is drawn."""
     fn = get_sampler(sampler, process)
+    seed = check_seed(seed)
     unknown = set(params) - set(sampler_parameters(sampler))
     if unknown:
         name = sorted(unknown)[0]
@@ -83,6 +92,7 @@ def generate(
     if batch < 1:
         raise InvalidParameter("batch_size", "must be ≥ 1", batch_size)
     batch = max(block, (batch + block - 1) // block * block)  # whole noise blocks
+    _require_memory(int(n), min(batch, int(n)), event_shape, dtype, device)
     starts = list(range(0, int(n), batch))
     out, nfe = [], 0
     t0 = time.perf_counter()
@@ -107,4 +117,48 @@ def generate(
             bar.update(start + size)
     finally:
         bar.close()
-    return Generated(torch.cat(out), nfe, time.perf_counter() - t0)
+    samples = torch.cat(out)
+    if check_finite:
+        bad = ~torch.isfinite(samples.reshape(samples.shape[0], -1)).all(1)
+        if bool(bad.any()):
+            first = int(torch.nonzero(bad)[0]) // batch * batch
+            size = min(batch, int(n) - first)
+            noise = SampleNoise(seed, first, size, event_shape, dtype=dtype, device=device)
+            where = _first_bad_step(fn, score, process, grid, noise, params)
+            raise NonFinite(
+                f"sampler '{sampler}' produced NaN or inf in {int(bad.sum())} of {int(n)} "
+                f"samples{where}; nothing was written. Check the score model (its weights or "
+                "its scale), or use more steps or a smaller step size"
+            )
+    return Generated(samples, nfe, time.perf_counter() - t0)
+
+
+def _require_memory(n, batch, event_shape, dtype, device) -> None:
+    """Refuse a draw whose samples cannot fit in memory (the output twice over while it is
+    concatenated, and a working set of a few copies of one batch)."""
+    per = math.prod(event_shape) * itemsize(dtype)
+    need = per * (2 * n + 4 * batch)
+    what = f"{n} samples of shape {tuple(event_shape)} in {str(dtype).removeprefix('torch.')}"
+    require_memory(need, "n", n, what, device)
+
+
+def _first_bad_step(fn, score, process, grid, noise, params) -> str:
+    """' (first at step k of N, t = …)': where a chunk's samples first became non-finite (the
+    chunk is drawn again, with the same noise, watching every step)."""
+    first: list = []
+
+    def watch(k, t, x, *_):
+        if not first and not bool(torch.isfinite(x).all()):
+            first.append((k, float(t)))
+
+    try:
+        x = process.prior_std * noise()
+        if not bool(torch.isfinite(x).all()):
+            return " (already in the prior draw)"
+        fn(score, process, grid, x, noise=noise, **{**params, "callback": watch})
+    except Exception:  # the diagnosis must never hide the error it explains
+        return ""
+    if not first:
+        return ""
+    k, t = first[0]
+    return f" (first after step {k + 1} of {grid.n_steps}, at t = {t:.4g})"

@@ -204,14 +204,28 @@ class ParametricBeta(BetaSchedule):
         return {"a": self.a, "beta_min": self.beta_min, "beta_max": self.beta_max, "T": self.T}
 
 
-@register("schedule", "cosine", family="beta", context=("T", "variance"))
+COSINE_CLIP = 20.0  # the configs' default cap on the cosine schedule's β (the quickstart's)
+
+
+class CosineConfig(ParamsModel):
+    """Nichol–Dhariwal's cosine schedule in VP form; β capped at ``clip_max`` (default 20, so
+    that it samples out of the box; null: the exact schedule, β(T) = ∞, which samplers
+    refuse to start from)."""
+
+    s: float = 0.021122
+    clip_max: float | None = COSINE_CLIP
+
+
+@register("schedule", "cosine", config=CosineConfig, family="beta", context=("T", "variance"))
 class CosineBeta(BetaSchedule):
     """Nichol–Dhariwal's cosine schedule in VP form (paper A's ``beta_cosine``).
 
     With θ_t = (π/2)(s + t/T)/(s + 1): β(t) = v·π/(T(s+1))·tan θ_t and
     B(t) = −2v·log(cos θ_t / cos θ_0), so that m(t) = cos θ_t / cos θ_0 for a VP process whose
     stationary variance is v (the builder passes σ∞² as ``variance``). Without ``clip_max``,
-    B(T) = ∞ (m(T) = 0 exactly); with it, β is capped and B stays finite.
+    B(T) = ∞ (m(T) = 0 exactly); with it, β is capped and B stays finite. A config's
+    ``{kind: cosine}`` caps β at ``COSINE_CLIP`` = 20 unless it says ``clip_max: null``; the
+    class itself, built directly, is the exact schedule unless given ``clip_max``.
     """
 
     kind = "cosine"
@@ -358,9 +372,19 @@ class _HermiteTable:
 
 
 def _call_user(fn: TensorFn, t: torch.Tensor, name: str) -> torch.Tensor:
-    out = fn(t)
-    out = torch.as_tensor(out, dtype=torch.float64, device=t.device)
-    return out.expand_as(t) if out.shape != t.shape else out
+    try:
+        out = fn(t)
+        out = torch.as_tensor(out, dtype=torch.float64, device=t.device)
+        return out.expand_as(t) if out.shape != t.shape else out
+    except Exception as exc:  # the user's function: its failure is a bad input, not our bug
+        what = getattr(fn, "__qualname__", None) or type(fn).__name__
+        raise InvalidParameter(
+            name,
+            f"the function {what} failed on a float64 tensor of times "
+            f"({type(exc).__name__}: {exc})",
+            None,
+            "a vectorised torch function of t",
+        ) from None
 
 
 class CallableScheduleConfig(ParamsModel):

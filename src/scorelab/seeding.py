@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import torch
 
@@ -38,6 +39,26 @@ def derive_seed(seed: int, *keys: int | str) -> int:
     return int.from_bytes(digest, "big") & _MASK63
 
 
+SEED_LIMIT = 1 << 64
+
+
+def check_seed(seed, field: str = "seed") -> int:
+    """``seed`` as an int in [0, 2⁶⁴) (what torch's generators take), or an
+    ``InvalidParameter``: larger seeds would wrap round to other runs' seeds (2⁶⁴ gave the
+    samples of seed 0)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        try:
+            value = float(seed)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not value.is_integer():
+            raise InvalidParameter(field, "must be an integer", seed, "0 ≤ seed < 2^64")
+        seed = int(value)
+    if not 0 <= seed < SEED_LIMIT:
+        raise InvalidParameter(field, "is out of range", seed, "0 ≤ seed < 2^64")
+    return int(seed)
+
+
 def generator(seed: int, *keys: int | str) -> torch.Generator:
     """A CPU generator seeded by ``derive_seed(seed, *keys)``."""
     return torch.Generator().manual_seed(derive_seed(seed, *keys))
@@ -51,4 +72,4 @@ def step_seed(seed: int, step: int, rank: int = 0) -> int:
     return (int(seed) * 1_000_003 + int(step) * 1009 + int(rank)) % (1 << 64)
 
 
-__all__ = ["derive_seed", "generator", "step_seed"]
+__all__ = ["SEED_LIMIT", "check_seed", "derive_seed", "generator", "step_seed"]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InvalidParameter
+from .errors import InvalidParameter, NonFinite
 
 
 def atomic_write(path: str | Path, write) -> Path:
@@ -53,6 +53,9 @@ def save_samples(path: str | Path, samples: torch.Tensor, **metadata: Any) -> Pa
     path = Path(path)
     if path.suffix != ".npz":
         raise InvalidParameter("out", "must end in .npz", str(path))
+    if samples.is_floating_point() and not bool(torch.isfinite(samples).all()):
+        bad = int((~torch.isfinite(samples.reshape(samples.shape[0], -1))).any(1).sum())
+        raise NonFinite(f"{path}: not written: {bad} of {samples.shape[0]} samples hold NaN or inf")
     arrays = {"samples": samples.detach().cpu().numpy(), "metadata": np.array(json.dumps(metadata))}
 
     def write(tmp: Path) -> None:
@@ -68,11 +71,22 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, dict]:
     path = Path(path)
     if not path.is_file():
         raise InvalidParameter("samples", "file not found", str(path))
-    with np.load(path, allow_pickle=False) as z:
-        if "samples" not in z:
-            raise InvalidParameter("samples", "has no 'samples' array", str(path), ", ".join(z))
-        meta = json.loads(str(z["metadata"])) if "metadata" in z else {}
-        return z["samples"], meta
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise InvalidParameter("samples", "is a .npy array, not an .npz file", str(path))
+            if "samples" not in z:
+                raise InvalidParameter("samples", "has no 'samples' array", str(path), ", ".join(z))
+            meta = json.loads(str(z["metadata"])) if "metadata" in z else {}
+            if not isinstance(meta, dict):
+                meta = {"metadata": meta}
+            return z["samples"], meta
+    except InvalidParameter:
+        raise
+    except Exception as exc:  # a truncated or foreign file: zipfile, numpy, json errors
+        raise InvalidParameter(
+            "samples", f"is not a readable .npz file ({type(exc).__name__}: {exc})", str(path)
+        ) from None
 
 
 def write_json(path: str | Path, data: Any) -> Path:

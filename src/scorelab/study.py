@@ -19,6 +19,7 @@ never imports it; the registry loads it on its first look-up).
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -221,6 +222,7 @@ class Study:
             ),
             "note",
         )
+        report.headline("Verdicts", _verdicts_html(self.claims, self.quick))
         report.heading("Claims")
         report.raw(_claims_html(self.claims))
         for heading, items in self.sections:
@@ -235,35 +237,84 @@ class Study:
         return report.write(self.out_dir / "report.html")
 
 
-def _claims_html(claims: list[Claim]) -> str:
+_VERDICT_CSS = {"holds": "ok", "fails": "no", "inconclusive": "maybe"}
+_VERDICT_MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
+
+
+def _effect_text(c: Claim) -> str:
+    if c.effect is None:
+        return "—"
+    e = c.effect
+    return f"{_num(e.value)} [{_num(e.ci[0])}, {_num(e.ci[1])}]"
+
+
+def _num(v: float) -> str:
+    return f"{v:.3g}".replace("-", "−")
+
+
+def _verdict_html(verdict: str) -> str:
     import html
 
-    css = {"holds": "ok", "fails": "no", "inconclusive": "note"}
+    mark = _VERDICT_MARK.get(verdict, "")
+    return f'<span class="{_VERDICT_CSS.get(verdict, "")}">{mark} {html.escape(verdict)}</span>'
+
+
+def _verdicts_html(claims: list[Claim], quick: bool) -> str:
+    """The headline of a study: how many claims hold, fail or are inconclusive, then each
+    claim's verdict with its paired effect and 95 % interval."""
+    from collections import Counter
+
+    from .report import HTML, maths, table_html
+
+    counts = Counter(c.verdict for c in claims)
+    summary = ", ".join(
+        f"{counts[v]} {v}" for v in ("holds", "fails", "inconclusive") if counts.get(v)
+    )
+    parts = [f"<p><b>{len(claims)} claims: {summary or 'none'}.</b> "]
+    parts.append(
+        "A verdict compares the paired effect's 95 % interval over the seeds with the claim's "
+        "direction and margin (docs/studies/protocol.md): <i>holds</i> when the interval lies "
+        "on the claimed side, <i>fails</i> when it lies on the other, <i>inconclusive</i> "
+        "when it straddles.</p>"
+    )
+    if quick:
+        parts.append(
+            '<p class="note"><b>Quick mode</b>: smaller settings and fewer seeds, so these '
+            "verdicts may differ from the full run's (`scorelab study NAME` without --quick)."
+            "</p>"
+        )
+    rows = [
+        [HTML(_verdict_html(c.verdict)), HTML(f"<b>{maths(c.id)}</b>"), c.statement,
+         HTML(_effect_text(c), num=True), c.seeds]
+        for c in claims
+    ]  # fmt: skip
+    parts.append(table_html(["verdict", "id", "claim", "effect [95 % CI]", "seeds"], rows))
+    return "".join(parts)
+
+
+_LONG_FLOAT = re.compile(r"(?<![\w.])[−-]?\d+\.\d{5,}(?:e[−+-]?\d+)?")
+
+
+def _tidy(text: str) -> str:
+    """Measured prose as a reader wants it: long floats (also inside Python lists) to four
+    significant digits, list brackets kept."""
+    return _LONG_FLOAT.sub(lambda m: f"{float(m.group(0).replace('−', '-')):.4g}", text)
+
+
+def _claims_html(claims: list[Claim]) -> str:
+    from .report import HTML, table_html
+
     rows = []
     for c in claims:
         source = c.source + (f" ({c.where})" if c.where else "")
         if c.paper_value:
             source += f"; paper: {c.paper_value}"
-        ci = (
-            "—"
-            if c.effect is None
-            else (f"{c.effect.value:.4g} [{c.effect.ci[0]:.4g}, {c.effect.ci[1]:.4g}]")
-        )
         rows.append(
-            "<tr>"
-            + "".join(
-                f'<td style="text-align:left">{html.escape(v)}</td>'
-                for v in (c.id, c.statement, source, c.measured, ci)
-            )
-            + f"<td>{c.seeds}</td>"
-            + f'<td><span class="{css.get(c.verdict, "")}">{html.escape(c.verdict)}</span></td>'
-            + "</tr>"
-        )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("id", "claim", "source", "measured", "effect [95 % CI]", "seeds", "verdict")
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            [c.id, c.statement, source, _tidy(c.measured), HTML(_effect_text(c), num=True),
+             c.seeds, HTML(_verdict_html(c.verdict))]
+        )  # fmt: skip
+    header = ["id", "claim", "source", "measured", "effect [95 % CI]", "seeds", "verdict"]
+    return table_html(header, rows, cls="claims")
 
 
 def _finite(obj, where: str):

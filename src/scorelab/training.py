@@ -3,7 +3,9 @@
 One explicit ``torch.Generator`` drives the data, the training times and the noise; its state is
 saved with the parameters, the EMA copy and the optimiser state in a safetensors checkpoint
 (written atomically; no pickle is ever loaded), so a run stopped and resumed ends where an
-uninterrupted run ends. Ctrl-C writes a checkpoint before leaving.
+uninterrupted run ends. SIGINT (Ctrl-C) and SIGTERM stop the loop at the next step boundary
+and write a checkpoint there (``scorelab.interrupts``); a non-finite loss or gradient stops
+training before the optimiser step, keeping the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from torch import nn
 
 from . import fokker_planck  # noqa: F401  (registers the loss 'fp_dsm')
 from .distributed import World
-from .errors import InvalidParameter, ScorelabError
+from .errors import Interrupted, InvalidParameter, NonFinite
+from .interrupts import StopSignals
 from .losses import sample_times
 from .processes import ForwardProcess
 from .progress import tracker
@@ -129,6 +132,8 @@ class Trainer:
         self.step = 0
         self.resumed_from = 0  # the step ``resume`` found (0: a fresh run)
         self.run_dir = None if run_dir is None else Path(run_dir)
+        self._saved_step: int | None = None  # the step of the last checkpoint written or read
+        self._in_step = False
         self.metadata = dict(metadata or {})
         self.data = None
         if train.n_train is not None:
@@ -185,10 +190,31 @@ class Trainer:
         self.world.average_gradients(self.params)
         clip = self.train.grad_clip if self.train.grad_clip is not None else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+        value = float(loss.detach())
+        if not (math.isfinite(value) and math.isfinite(grad_norm)):
+            # before the optimiser step: parameters, EMA and optimiser state stay as they were
+            # (the averaged gradient norm is the same on every rank, so all ranks stop here)
+            raise NonFinite(self._diverged_message(value, grad_norm))
         self.opt.step()
         self._update_ema()
         self.step += 1
-        return float(loss.detach()), grad_norm
+        return value, grad_norm
+
+    def _diverged_message(self, loss: float, grad_norm: float) -> str:
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "the loss is finite"
+        msg = (
+            f"training diverged at step {self.step + 1}: {what} and the gradient norm is "
+            f"{grad_norm}; stopped before the optimiser step"
+        )
+        if self.run_dir is not None:
+            if self._saved_step is not None:
+                msg += (
+                    f"; the last good checkpoint (step {self._saved_step}) is kept in "
+                    f"{self.checkpoint_path}"
+                )
+            else:
+                msg += "; no checkpoint was written"
+        return msg + "; lower train.lr, set train.grad_clip, or check the data's scale"
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -214,15 +240,17 @@ class Trainer:
         last_step = self.step
         c = self.train
         bar = tracker(progress and self.world.is_main, c.steps, "training", "steps", done=self.step)
+        # SIGINT/SIGTERM stop the loop at the next step boundary, after a checkpoint; a
+        # second one stops at once, keeping the last checkpoint (scorelab.interrupts)
+        stop = StopSignals()
+        self._in_step = False
         try:
+            stop.__enter__()
             while self.step < c.steps:
+                self._in_step = True
                 loss, gnorm = self.train_step()
+                self._in_step = False
                 losses.append(loss)
-                if not math.isfinite(loss):
-                    raise ScorelabError(
-                        f"training diverged at step {self.step} (loss {loss}); lower the "
-                        "learning rate or check the data scale"
-                    )
                 if self.step % c.log_every == 0 or self.step == c.steps:
                     now = time.perf_counter()
                     record = {
@@ -239,15 +267,39 @@ class Trainer:
                 if self.run_dir is not None and self.step % c.checkpoint_every == 0:
                     self.save()
                 bar.update(self.step, info=f"loss {loss:.4g}")
+                if self._stop_requested(stop):
+                    where = ""
+                    if self.run_dir is not None:
+                        where = f"; checkpoint written: {self.save()} (continue with --resume)"
+                    raise Interrupted(
+                        f"{stop.name}: stopped after step {self.step} of {c.steps}{where}",
+                        stop.requested,
+                    )
+        except Interrupted:
+            raise
         except KeyboardInterrupt:
-            if self.run_dir is not None:
+            # at a step boundary (raised by a callback, or between steps) the state is whole
+            # and is saved; in the middle of a step it is not, and the last checkpoint stays
+            if self.run_dir is not None and not self._in_step:
                 self.save()
             raise
         finally:
+            stop.__exit__(None, None, None)
             bar.close()
         if self.run_dir is not None:
             self.save()
         return TrainResult(self.step, losses, time.perf_counter() - t0)
+
+    def _stop_requested(self, stop: StopSignals) -> bool:
+        """Whether any rank received SIGINT/SIGTERM (all ranks stop at the same step)."""
+        if not self.world.distributed:
+            return stop.requested is not None
+        flag = self.world.mean(0.0 if stop.requested is None else 1.0)
+        if flag > 0 and stop.requested is None:
+            import signal
+
+            stop.requested = int(signal.SIGTERM)
+        return flag > 0
 
     def _log(self, record: dict) -> None:
         if self.run_dir is None or not self.world.is_main:
@@ -292,6 +344,7 @@ class Trainer:
             }
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda tmp: save_file(tensors, str(tmp), meta))
+        self._saved_step = self.step
         self.world.barrier()
         return path
 
@@ -301,24 +354,55 @@ class Trainer:
         if not path.is_file():
             raise InvalidParameter("resume", "found no checkpoint in the run directory", str(path))
         tensors, meta = read_checkpoint(path)
+        step = _checkpoint_step(meta, path)
         model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         _load_state(self.model, model_sd, path, "checkpoint")
-        self.ema = {k[4:]: v.to(self.device) for k, v in tensors.items() if k.startswith("ema.")}
-        opt_state: dict = {}
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, name = k.split(".", 2)
-                opt_state.setdefault(int(i), {})[name] = v.to(self.device)
-        sd = self.opt.state_dict()
-        sd["state"] = opt_state
-        self.opt.load_state_dict(sd)
-        self.gen.set_state(tensors["rng"])
+        try:
+            ema = {k[4:]: v.to(self.device) for k, v in tensors.items() if k.startswith("ema.")}
+            live = self.model.state_dict()
+            if set(ema) != set(live) or any(ema[k].shape != v.shape for k, v in live.items()):
+                raise ValueError("its EMA weights do not match its model weights")
+            rng = tensors.get("rng")
+            if rng is None or rng.dtype != torch.uint8:
+                raise ValueError("it holds no generator state ('rng')")
+            opt_state: dict = {}
+            for k, v in tensors.items():
+                if k.startswith("opt."):
+                    _, i, name = k.split(".", 2)
+                    opt_state.setdefault(int(i), {})[name] = v.to(self.device)
+            sd = self.opt.state_dict()
+            sd["state"] = opt_state
+            self.opt.load_state_dict(sd)
+            self.gen.set_state(rng)
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+            raise InvalidParameter(
+                "--resume",
+                f"the checkpoint is damaged or not a scorelab training checkpoint ({exc})",
+                str(path),
+            ) from None
+        self.ema = ema
+        self._ema_pairs = None
         if "data" in tensors:
             self.data = tensors["data"]
-        self.step = self.resumed_from = int(meta.get("step", 0))
+        self.step = self.resumed_from = self._saved_step = step
 
 
 CHECKPOINT = "checkpoint.safetensors"
+
+
+def _checkpoint_step(meta: dict, path: Path) -> int:
+    text = meta.get("step", "0")
+    try:
+        step = int(text)
+    except (TypeError, ValueError):
+        step = -1
+    if step < 0:
+        raise InvalidParameter(
+            "--resume",
+            f"the checkpoint's metadata is malformed (step {text!r}, not a count of steps)",
+            str(path),
+        )
+    return step
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

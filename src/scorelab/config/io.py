@@ -10,17 +10,27 @@ import yaml
 from pydantic import BaseModel
 
 from ..errors import ConfigError
+from ..safeyaml import MAX_BYTES, safe_load
 from .schema import parse_config
 
 
 def load_yaml(path: str | Path) -> dict:
+    """A config file's mapping (UTF-8 YAML within ``scorelab.safeyaml``'s limits)."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise ConfigError(f"config: {path} is a directory; allowed: a YAML config file")
+    if not p.exists():
         raise ConfigError(f"config: file not found: {path}")
+    if not p.is_file():
+        raise ConfigError(f"config: {path} is not a regular file; allowed: a YAML config file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config: {path} is not valid YAML: {exc}") from exc
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(f"config: {path} is {size} bytes; allowed: at most {MAX_BYTES}")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config: {path} cannot be read ({exc.strerror or exc})") from None
+    data = safe_load(raw, f"config: {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config: {path} must hold a mapping of keys, not {type(data).__name__}")
     return data
@@ -29,7 +39,7 @@ def load_yaml(path: str | Path) -> dict:
 def parse_value(text: str):
     """A command-line value read as YAML, except that numbers YAML 1.1 leaves as strings
     (``1e-3``, ``.5e2``) are numbers."""
-    value = yaml.safe_load(text)
+    value = safe_load(text, "value")
     if isinstance(value, str):
         try:
             number = float(value)
@@ -51,8 +61,8 @@ def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
             raise ConfigError(f"--set {item!r}: empty key")
         try:
             value = parse_value(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"--set {item!r}: {str(exc).removeprefix('value: ')}") from None
         node = out
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)

@@ -60,6 +60,19 @@ def Choice(group: str):
     return Annotated[str, AfterValidator(check)]
 
 
+def _seed(value: int) -> int:
+    # torch's generators take seeds below 2⁶⁴; larger ones wrapped round to other seeds
+    # (2⁶⁴ gave the samples of seed 0)
+    if not 0 <= value < 1 << 64:
+        raise PydanticCustomError(
+            "seed_range", "must be an integer in [0, 2^64) (torch's generators take no other)"
+        )
+    return value
+
+
+Seed = Annotated[int, AfterValidator(_seed)]
+
+
 # --------------------------------------------------------------------------------------------
 # static sections
 # --------------------------------------------------------------------------------------------
@@ -303,7 +316,7 @@ def _build_schema() -> Schema:
         "Config",
         __base__=_ConfigBase,
         __doc__=_ConfigBase.__doc__,
-        seed=(int, 0),
+        seed=(Seed, 0),
         target=(target_union, Field(default_factory=lambda: ring8(preset="ring8"))),
         process=(process, Field(default_factory=process)),
         score=(ScoreConfig, Field(default_factory=ScoreConfig)),

@@ -49,6 +49,7 @@ F64 = torch.float64
 KNN_MAX_DIM = 16
 KNN_K = 1
 N_REFERENCE = 20000
+MAX_ABS = 1e100  # larger values overflow the squared distances of OT, MMD and kNN
 
 
 def __getattr__(name: str):
@@ -541,6 +542,15 @@ def evaluate(
     if not isinstance(target, Target):
         raise InvalidParameter("target", "must be a scorelab Target", type(target).__name__)
     x = as_points(samples, "samples", event_shape=target.event_shape, min_n=2)
+    big = float(x.abs().max())
+    if big > MAX_ABS:
+        raise InvalidParameter(
+            "samples",
+            f"hold values as large as {big:.3g}: the metrics' squared distances would overflow "
+            "float64 (the samples have likely diverged)",
+            tuple(x.shape),
+            f"|x| ≤ {MAX_ABS:.0e}",
+        )
     n_boot = positive_int("n_boot", n_boot, 10)
     n_boot_ot = positive_int("n_boot_ot", n_boot_ot, 10)
     max_points = positive_int("max_points", max_points, 2)

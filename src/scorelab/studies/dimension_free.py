@@ -334,17 +334,24 @@ def floor_cell(settings: dict, reference_seed: int, floor_seed: int, tv_seed: in
 
 
 # --- oracle check --------------------------------------------------------------------------------
-def mehler_cell(family: str, dim: int, n_mc: int, seed: int) -> float:
-    """Relative L² gap between the generic Mehler Monte Carlo score of the tilt (docs/theory.md
-    §3.4) and the closed form, at t = 0.5 on 64 points of p_t (OU of the quick settings)."""
+def mehler_cell(family: str, dim: int, n_mc: int, seed: int) -> dict:
+    """The generic Mehler Monte Carlo score of the tilt (docs/theory.md §3.4) against the closed
+    form, at t = 0.5 on 64 points of p_t (OU of the quick settings): the relative L² gap, and
+    the sums behind the standardised gap z = ‖mc − exact‖/‖SE‖ with the oracle's own
+    delta-method standard error (z ≈ 1 when the gap is Monte Carlo noise alone)."""
     process = ou_process(QUICK)
     g = torch.Generator().manual_seed(seed)
     target = make_target(family, dim)
     tilt = target.as_tilt(n_mc=n_mc) if family == "fixed" else target
     x = process.sample_marginal(target.sample(64, g, dtype=torch.float64), 0.5, g)
     exact = target.score(x, 0.5, process)
-    mc, _ = tilt.mehler_score(x, 0.5, process, n_mc=n_mc, generator=g)
-    return float((mc - exact).pow(2).sum() / exact.pow(2).sum()) ** 0.5
+    mc, se = tilt.mehler_score(x, 0.5, process, n_mc=n_mc, generator=g)
+    sq = float((mc - exact).pow(2).sum())
+    return {
+        "gap": (sq / float(exact.pow(2).sum())) ** 0.5,
+        "sq_error": sq,
+        "sq_se": float(se.pow(2).sum()),
+    }
 
 
 # --- verdicts ------------------------------------------------------------------------------------
@@ -363,7 +370,7 @@ SHORT_ID = {
     "tv_axes": "tv-axes",
     "w2_plane": "w2-plane",
 }
-MEHLER_TOL = 0.02
+MEHLER_Z = 2.0  # "up to its own Monte Carlo error": z below this
 THEOREM = (
     "Cole & Lu (ICLR 2024), abstract and main results: for tilts e^f γ_d whose f is locally "
     "approximable by networks of bounded path norm, empirical score matching in such a class "
@@ -466,27 +473,29 @@ def add_claims(study: Study, res: dict) -> None:
             ),
         )
     mc = res["mehler_check"]
-    worst = [max(a, b) for a, b in zip(mc["fixed_d8"], mc["control_d2"], strict=True)]
     _claim(
         study,
         "mehler-oracle",
         "The Mehler identity ∇log p_t = −x + m E[∇f(Y) e^{f(Y)}]/E[e^{f(Y)}] gives the score of "
-        f"a Gaussian tilt: its Monte Carlo estimate (10⁵ draws) is within {MEHLER_TOL:.0%} "
-        "(relative L²) of both closed forms (fixed family at d = 8, control at d = 2; effect = "
-        "the larger gap per seed).",
+        "a Gaussian tilt: its Monte Carlo estimate (10⁵ draws) agrees with both closed forms "
+        "(fixed family at d = 8, control at d = 2) up to its own Monte Carlo error — the "
+        "standardised gap z = ‖mc − exact‖/‖SE‖ (delta-method SE, pooled over both checks, "
+        f"per seed) is below {MEHLER_Z:g}; z ≈ 1 when the gap is Monte Carlo noise alone.",
         source="extrapolation",
         where=(
             "our oracle (docs/theory.md §3.4), built on the paper's setting p_t = γ_d·P_t h₀; the "
             "Monte Carlo forms are not in the paper"
         ),
-        a=worst,
+        a=mc["z"],
         direction="within",
-        margin=MEHLER_TOL,
+        margin=MEHLER_Z,
         measured=(
-            f"t = 0.5: fixed (d = 8) {_per_seed(mc['fixed_d8'])}, control (d = 2) "
-            f"{_per_seed(mc['control_d2'])} per seed; the control at d = 8 "
-            f"{mc['control_d8']:.2e} (first seed), where e^f's weights are too heavy-tailed "
-            "for plain Monte Carlo (a symptom of its growing complexity)."
+            f"z per seed {_per_seed(mc['z'])}; relative L² gaps at t = 0.5: fixed (d = 8) "
+            f"{_per_seed(mc['fixed_d8'])}, control (d = 2) {_per_seed(mc['control_d2'])}; the "
+            f"control at d = 8 (first seed): gap {mc['control_d8']:.2e}, z "
+            f"{mc['control_d8_z']:.3g} — e^f's weights are heavy-tailed there (a symptom of "
+            "its growing complexity), so plain Monte Carlo needs far more draws, and its error "
+            "estimate says so."
         ),
     )
 
@@ -645,10 +654,15 @@ def run(study: Study) -> None:
         for fam in FAMILIES
     }
     n = len(study.seeds)
+    pairs = [(gaps[2 * i], gaps[2 * i + 1]) for i in range(n)]
     res["mehler_check"] = {
-        "fixed_d8": gaps[0 : 2 * n : 2],
-        "control_d2": gaps[1 : 2 * n : 2],
-        "control_d8": gaps[-1],
+        "fixed_d8": [a["gap"] for a, _ in pairs],
+        "control_d2": [b["gap"] for _, b in pairs],
+        "z": [
+            math.sqrt((a["sq_error"] + b["sq_error"]) / (a["sq_se"] + b["sq_se"])) for a, b in pairs
+        ],
+        "control_d8": gaps[-1]["gap"],
+        "control_d8_z": math.sqrt(gaps[-1]["sq_error"] / gaps[-1]["sq_se"]),
     }
     study.results.update(res)
     add_claims(study, res)

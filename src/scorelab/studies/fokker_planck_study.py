@@ -181,9 +181,13 @@ def _start_ratio(model, target, process, size: dict, seed: int) -> float:
     t = sample_times(process, n, g, "uniform_t")
     z = torch.randn(x0.shape, generator=g)
     dsm = dsm_loss(model, x0, process, g, weighting="g2", t=t, z=z).detach().double()
-    fp = fp_regulariser(
-        model, x0, process, g, alpha=1.0, weighting="likelihood", div=size["div"], t=t, z=z
-    ).detach().double()
+    fp = (
+        fp_regulariser(
+            model, x0, process, g, alpha=1.0, weighting="likelihood", div=size["div"], t=t, z=z
+        )
+        .detach()
+        .double()
+    )
     return float(fp.mean() / dsm.mean())
 
 
@@ -329,20 +333,17 @@ def _geometric(values) -> dict:
 def _paired(cells: list[dict], i: int) -> dict:
     """The paired effects DSM + FP − DSM per seed at the i-th α: NLL and W2 differences,
     log10 ratios of the residual and NC (the claims' evidence), with their 95 % intervals."""
-    fp, dsm = [c["fp"][i] for c in cells], [c["dsm"] for c in cells]
+    pairs = [(c["fp"][i], c["dsm"]) for c in cells]
     out = {
-        "nll": _summary(f["nll"] - d["nll"] for f, d in zip(fp, dsm)),
-        "log10_residual": _summary(_log10(f["residual"]) - _log10(d["residual"])
-                                   for f, d in zip(fp, dsm)),
+        "nll": _summary(f["nll"] - d["nll"] for f, d in pairs),
+        "log10_residual": _summary(_log10(f["residual"]) - _log10(d["residual"]) for f, d in pairs),
         "log10_conservativity": _summary(
-            _log10(f["conservativity"]) - _log10(d["conservativity"]) for f, d in zip(fp, dsm)
+            _log10(f["conservativity"]) - _log10(d["conservativity"]) for f, d in pairs
         ),
-        "w2": _summary(f["w2"] - d["w2"] for f, d in zip(fp, dsm)),
-    }  # fmt: skip
-    if "bits_per_dim" in dsm[0]:
-        out["bits_per_dim"] = _summary(
-            f["bits_per_dim"] - d["bits_per_dim"] for f, d in zip(fp, dsm)
-        )
+        "w2": _summary(f["w2"] - d["w2"] for f, d in pairs),
+    }
+    if "bits_per_dim" in pairs[0][1]:
+        out["bits_per_dim"] = _summary(f["bits_per_dim"] - d["bits_per_dim"] for f, d in pairs)
     return out
 
 
@@ -408,9 +409,7 @@ def _claims(study: Study, data: str, process: str, cells: list[dict], w2_margin:
             what = f"α = {alpha:.3g} (the published α = 0.15 in scorelab's normalisation)"
             where_extra = ""
         else:
-            what = (
-                f"α = {alpha:.3g} (calibrated: FP/DSM loss ratio ≈ 10^{ratio:.2f} at the start)"
-            )
+            what = f"α = {alpha:.3g} (calibrated: FP/DSM loss ratio ≈ 10^{ratio:.2f} at the start)"
             where_extra = (
                 "our calibration of α (the grid value whose FP/DSM loss ratio at the start of "
                 "fine-tuning is nearest 1); extends "
@@ -434,7 +433,9 @@ def _claims(study: Study, data: str, process: str, cells: list[dict], w2_margin:
             direction="less",
             margin=res_margin,
             measured="residual DSM → FP per seed: "
-            + ", ".join(f"{d['residual']:.3g} → {f['residual']:.3g}" for d, f in zip(dsm, fp)),
+            + ", ".join(
+                f"{d['residual']:.3g} → {f['residual']:.3g}" for d, f in zip(dsm, fp, strict=True)
+            ),
         )
         unit = "bits/dim" if data == "digits" else "nats"
         key = "bits_per_dim" if data == "digits" else "nll"
@@ -450,7 +451,7 @@ def _claims(study: Study, data: str, process: str, cells: list[dict], w2_margin:
             direction="at_most",
             margin=nll_tol,
             measured=f"NLL DSM → FP ({unit}) per seed: "
-            + ", ".join(f"{d[key]:.4f} → {f[key]:.4f}" for d, f in zip(dsm, fp)),
+            + ", ".join(f"{d[key]:.4f} → {f[key]:.4f}" for d, f in zip(dsm, fp, strict=True)),
         )
         nc_margin = sum(
             _log10(1 + Z95 * r["conservativity_se"] / r["conservativity"]) for r in dsm
@@ -467,9 +468,11 @@ def _claims(study: Study, data: str, process: str, cells: list[dict], w2_margin:
             margin=nc_margin,
             measured="NC DSM → FP per seed: "
             + ", ".join(
-                f"{d['conservativity']:.3g} → {f['conservativity']:.3g}" for d, f in zip(dsm, fp)
+                f"{d['conservativity']:.3g} → {f['conservativity']:.3g}"
+                for d, f in zip(dsm, fp, strict=True)
             ),
         )
+        floor = sum(sum(c["w2_floors"]) / len(c["w2_floors"]) for c in cells) / len(cells)
         study.claim(
             f"{data}-{process}-{tag}-w2",
             f"{head}, {what}: samples are not harmed — W2(DSM + FP) − W2(DSM) against the "
@@ -482,8 +485,8 @@ def _claims(study: Study, data: str, process: str, cells: list[dict], w2_margin:
             direction="at_most",
             margin=w2_margin,
             measured="W2 DSM → FP per seed: "
-            + ", ".join(f"{d['w2']:.4f} → {f['w2']:.4f}" for d, f in zip(dsm, fp))
-            + f" (floor {sum(sum(c['w2_floors']) / len(c['w2_floors']) for c in cells) / len(cells):.4f})",  # noqa: E501
+            + ", ".join(f"{d['w2']:.4f} → {f['w2']:.4f}" for d, f in zip(dsm, fp, strict=True))
+            + f" (floor {floor:.4f})",
         )
 
 
@@ -569,7 +572,7 @@ def run(study: Study) -> None:
     ]
     study.log(f"fokker-planck: {len(items)} cells (data × process × seed)")
     results = study.map(fp_cell, items)
-    by = {c: [r for it, r in zip(items, results) if (it["data"], it["process"]) == c]
+    by = {c: [r for it, r in zip(items, results, strict=True) if (it["data"], it["process"]) == c]
           for c in combos}  # fmt: skip
 
     sweep, runs, extras = [], {}, {}
@@ -667,9 +670,7 @@ def run(study: Study) -> None:
                     f"{r['dsm']['w2']['value']:.4f} → {r['fp']['w2']['value']:.4f}",
                 ]
             )
-        study.table(
-            ["α", "FP/DSM at start", "residual DSM → FP", "NLL (nats)", "NC", "W2"], rows
-        )
+        study.table(["α", "FP/DSM at start", "residual DSM → FP", "NLL (nats)", "NC", "W2"], rows)
     if extras:
         study.section("Extra (ours, not the paper's): continuation with EDM weighting")
         study.table(

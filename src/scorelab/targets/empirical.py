@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 
+from .._tensor import as_float64
 from ..errors import InvalidParameter
 from ..registry import ParamsModel, entry, register
 from .base import Target
@@ -69,7 +70,7 @@ class Empirical(Target):
         return cls(src.sample(cfg.n, torch.Generator().manual_seed(s), dtype=torch.float64))
 
     def __init__(self, points: torch.Tensor):
-        pts = torch.as_tensor(points, dtype=torch.float64)
+        pts = as_float64(points, "points")
         if pts.ndim == 1:
             pts = pts[:, None]
         if pts.ndim < 2 or pts.shape[0] == 0:

@@ -42,11 +42,14 @@ def load_array(path: str | Path, key: str | None = None, field: str = "path") ->
             )
     except InvalidParameter:
         raise
-    except (ValueError, OSError) as exc:
-        raise InvalidParameter(field, f"could not be read as numbers ({exc})", str(path)) from exc
+    except Exception as exc:  # truncated or foreign files: zipfile, EOF, decoding, numpy errors
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise InvalidParameter(
+            field, f"could not be read as numbers ({detail})", str(path)
+        ) from None
     arr = np.asarray(arr)
-    if not np.issubdtype(arr.dtype, np.number):
-        raise InvalidParameter(field, "does not hold numbers", str(path))
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InvalidParameter(field, "does not hold real numbers", str(path))
     data = torch.from_numpy(arr.astype(np.float64))
     if data.ndim == 1:
         data = data[:, None]

@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 
+from .._tensor import as_float64
 from ..errors import InvalidParameter, require_positive
 from ..registry import ParamsModel, register
 from .base import Target
@@ -32,7 +33,7 @@ _CHUNK_ELEMENTS = 1 << 22
 
 def parse_mean(field: str, mean, dim: int) -> torch.Tensor:
     """A scalar (broadcast) or a length-``dim`` list, as a float64 vector."""
-    mu = torch.as_tensor(mean, dtype=torch.float64)
+    mu = as_float64(mean, field)
     if mu.ndim == 0:
         mu = mu.expand(dim).clone()
     if mu.ndim != 1 or mu.shape[0] != dim:
@@ -47,7 +48,7 @@ def parse_cov(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A covariance given as a scalar (isotropic), a vector (diagonal) or a matrix (full), as
     its eigenvalues λ (``[D]``) and eigenvectors U (``[D, D]``, None when axis-aligned)."""
-    c = torch.as_tensor(cov, dtype=torch.float64)
+    c = as_float64(cov, field)
     need = "≥ 0" if allow_singular else "> 0"
     if not bool(torch.isfinite(c).all()):
         raise InvalidParameter(field, "must be finite", cov)
@@ -161,13 +162,13 @@ class GaussianMixture(Target):
         _fields: tuple[str, str, str] = ("weights", "means", "covs"),
     ):
         f_w, f_mu, f_cov = _fields
-        mu = torch.as_tensor(means, dtype=torch.float64)
+        mu = as_float64(means, f_mu)
         if mu.ndim != 2 or mu.shape[0] == 0:
             raise InvalidParameter(f_mu, "must be a non-empty list of mean vectors", means)
         if not bool(torch.isfinite(mu).all()):
             raise InvalidParameter(f_mu, "must be finite", means)
         K, D = mu.shape
-        w = torch.as_tensor(weights, dtype=torch.float64)
+        w = as_float64(weights, f_w)
         if w.ndim != 1 or w.shape[0] != K:
             raise InvalidParameter(f_w, f"must have one weight per component ({K})", weights)
         if bool((w < 0).any()) or not bool(torch.isfinite(w).all()):

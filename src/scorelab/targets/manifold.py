@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from .._tensor import as_float64
 from ..errors import InvalidParameter
 from ..registry import register
 from .base import Target
@@ -162,7 +163,7 @@ class Subspace(GaussianMixture):
             raise InvalidParameter("k", f"must lie in [1, dim = {dim}]", k)
         dim, k = int(dim), int(k)
         U = random_isometry(dim, k, basis_seed)
-        var = torch.as_tensor(variances, dtype=torch.float64)
+        var = as_float64(variances, "variances")
         var = var.expand(k).clone() if var.ndim == 0 else var
         if var.ndim != 1 or var.shape[0] != k:
             raise InvalidParameter("variances", f"must be a number or {k} numbers", variances)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from .._tensor import Time
+from .._tensor import Time, as_float64
 from ..errors import InvalidParameter
 from ..processes import ForwardProcess
 from ..registry import ParamsModel, register
@@ -191,8 +191,10 @@ class TiltedGMM(GaussianMixture):
                 raise InvalidParameter("weights", "need explicit means", cfg.weights)
             s = seed if cfg.seed is None else cfg.seed
             return cls.random(cfg.dim, cfg.n_components, cfg.radius, s)
-        means = torch.as_tensor(cfg.means, dtype=torch.float64)
+        means = as_float64(cfg.means, "means")
         K = len(cfg.means)
+        if K == 0:
+            raise InvalidParameter("means", "must be a non-empty list of mean vectors", [])
         w = cfg.weights if cfg.weights is not None else [1 / K] * K
         if "dim" in cfg.given() and means.ndim == 2 and means.shape[1] != cfg.dim:
             raise InvalidParameter("dim", f"disagrees with the means ({means.shape[1]})", cfg.dim)
