@@ -109,6 +109,10 @@ def test_bad_runs_fail_clearly(tmp_path):
     args = ["train", str(CONFIGS / "quickstart.yaml"), "--out", str(run_dir), *_sets(SMALL)]
     assert runner.invoke(app, args).exit_code == 0
     res = runner.invoke(app, [*args, "--resume", "--set", "network.width=48"])
+    assert res.exit_code == 2 and "network.width: 32 → 48" in res.output  # issue 14
+    res = runner.invoke(
+        app, [*args, "--resume", "--set", "network.width=48", "--allow-changes", "network.width"]
+    )
     assert res.exit_code == 2 and "another architecture" in res.output
     res = runner.invoke(app, args)  # a second fresh run into the same directory
     assert res.exit_code == 2 and "--resume" in res.output

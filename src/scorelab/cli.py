@@ -730,7 +730,8 @@ def train(
         if resume and start >= steps:
             out.print(
                 f"nothing to train: the checkpoint is already at step {start} of {steps} "
-                f"(to train longer: --resume --set train.steps=N with N > {start})",
+                f"(to train longer: --resume --set train.steps=N --allow-changes train.steps, "
+                f"N > {start})",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -985,12 +986,13 @@ def study(
         raise InvalidParameter("--executor", "is not an executor", executor, "local, dask")
     if workers < 1:
         raise InvalidParameter("--workers", "must be ≥ 1", workers)
+    since = time.time()
     done = run_study(
         name,
         out_dir,
         quick=quick,
         seed=seed,
-        log=lambda m: err.print(m, highlight=False, markup=False),
+        log=_say,
         progress=_interactive(progress),
         seeds=seeds,
         executor=executor,
@@ -1009,7 +1011,18 @@ def study(
             )
             table.add_row(c.id, escape(c.statement), c.source, eff, str(c.seeds), c.verdict)
         out.print(table)
-        out.print(f"report: {s.out_dir / 'report.html'}", highlight=False)
+        _wrote([s.out_dir], since)
+        counts = {v: sum(c.verdict == v for c in s.claims) for v in ("holds", "fails")}
+        rest = len(s.claims) - counts["holds"] - counts["fails"]
+        out.print(
+            f"result: {s.name}: {counts['holds']} of {len(s.claims)} claims hold, "
+            f"{counts['fails']} fail, {rest} inconclusive"
+            + (" (quick mode: may differ from the full run)" if s.quick else ""),
+            highlight=False,
+            style="bold",
+            soft_wrap=True,
+        )
+        out.print(f"report: {s.out_dir / 'report.html'}", highlight=False, soft_wrap=True)
 
 
 @app.command()

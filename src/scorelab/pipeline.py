@@ -198,6 +198,11 @@ def _run(
     )
     if not trainer.world.is_main:  # only rank 0 samples, evaluates and writes
         return RunOutcome(run_dir, 0.0)
+    if resume and trainer.resumed_from >= cfg.train.steps:
+        log(
+            f"nothing to train: the checkpoint is already at step {trainer.resumed_from} of "
+            f"{cfg.train.steps}"
+        )
     train_seconds = time.perf_counter() - t_start
     target, process = trainer.target, trainer.process
     model = load_score_model(run_dir / CHECKPOINT, process, dtype=getattr(torch, cfg.sampler.dtype))

@@ -267,7 +267,7 @@ def _image_grids(panels, path: Path, k: int = 8) -> Path:
         n = imgs.shape[0]
         side = round(imgs[0].numel() ** 0.5)
         imgs = imgs.reshape(n, side, side)
-        # a thin background-coloured (NaN, drawn white) gap between the images
+        # a thin light-grey gap (NaN) between the images, not thick black lines
         grid = torch.full((k * (side + 1) - 1, k * (side + 1) - 1), math.nan, dtype=torch.float64)
         for i in range(n):
             r, c = divmod(i, k)
@@ -275,7 +275,7 @@ def _image_grids(panels, path: Path, k: int = 8) -> Path:
                 imgs[i]
             )
         cmap = plt.get_cmap("gray_r").copy()
-        cmap.set_bad("white")
+        cmap.set_bad("#d9d9d9")
         lo, hi = float(reference_range[0]), float(reference_range[1])
         ax.imshow(grid.numpy(), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
         ax.set_title(name, fontsize=10)

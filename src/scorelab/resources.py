@@ -71,7 +71,7 @@ def require_memory(
     )
     raise InvalidParameter(
         field,
-        f"is too large: {what} need at least {human(nbytes)}, and {human(avail)} is available "
+        f"is too large: {what} would take at least {human(nbytes)}, and {human(avail)} is free "
         f"{where}",
         value,
         f"a value whose data fits in {human(HEADROOM * avail)}",

@@ -18,7 +18,7 @@ from .grids import TimeGrid
 from .noise import DEFAULT_BLOCK, SampleNoise
 from .processes import ForwardProcess
 from .progress import tracker
-from .registry import entry
+from .registry import entries, entry
 from .resources import itemsize, require_memory
 from .samplers import ScoreModel
 from .seeding import check_seed
@@ -42,11 +42,17 @@ def get_sampler(kind: str, process: ForwardProcess | None = None):
     allowed = e.meta.get("processes")
     kinds = {getattr(process, "kind", None), *getattr(process, "is_a", ())}
     if process is not None and allowed and not kinds & set(allowed):
+        fits = [
+            name
+            for name, other in entries("sampler").items()
+            if not other.meta.get("processes") or kinds & set(other.meta["processes"])
+        ]
         raise InvalidParameter(
             "sampler.kind",
             f"'{kind}' is derived for the {', '.join(allowed)} process only; "
             f"this process is '{process.kind}'",
             kind,
+            ", ".join(fits),
         )
     return e.obj
 

@@ -212,16 +212,7 @@ class Study:
         write_json(self.out_dir / "results.json", payload)
         report = Report(f"{self.title} — scorelab study '{self.name}'")
         mode = "quick" if self.quick else "full"
-        report.text(
-            f"{self.paper}. Mode: {mode}, seeds {self.seeds}, {seconds:.1f} s."
-            + (
-                " Quick mode: smaller settings and 2 seeds — its verdicts may differ from the"
-                " full run's."
-                if self.quick
-                else ""
-            ),
-            "note",
-        )
+        report.text(f"{self.paper}. Mode: {mode}, seeds {self.seeds}, {seconds:.1f} s.", "note")
         report.headline("Verdicts", _verdicts_html(self.claims, self.quick))
         report.heading("Claims")
         report.raw(_claims_html(self.claims))
@@ -280,8 +271,8 @@ def _verdicts_html(claims: list[Claim], quick: bool) -> str:
     if quick:
         parts.append(
             '<p class="note"><b>Quick mode</b>: smaller settings and fewer seeds, so these '
-            "verdicts may differ from the full run's (`scorelab study NAME` without --quick)."
-            "</p>"
+            "verdicts may differ from the full run's (<code>scorelab study NAME</code> without "
+            "<code>--quick</code>).</p>"
         )
     rows = [
         [HTML(_verdict_html(c.verdict)), HTML(f"<b>{maths(c.id)}</b>"), c.statement,

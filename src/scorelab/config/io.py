@@ -54,15 +54,17 @@ def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
     out = _deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. process.schedule.a=4")
+            raise ConfigError(
+                f"--set {_short(item)}: expected KEY=VALUE, e.g. process.schedule.a=4"
+            )
         key, raw = item.split("=", 1)
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
-            raise ConfigError(f"--set {item!r}: empty key")
+            raise ConfigError(f"--set {_short(item)}: empty key")
         try:
             value = parse_value(raw) if raw.strip() else None
         except ConfigError as exc:
-            raise ConfigError(f"--set {item!r}: {str(exc).removeprefix('value: ')}") from None
+            raise ConfigError(f"--set {_short(item)}: {str(exc).removeprefix('value: ')}") from None
         node = out
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -70,10 +72,15 @@ def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 where = ".".join(parts[: i + 1])
-                raise ConfigError(f"--set {item!r}: {where} is a value, not a section")
+                raise ConfigError(f"--set {_short(item)}: {where} is a value, not a section")
             node = child
         node[parts[-1]] = value
     return out
+
+
+def _short(item: str, limit: int = 80) -> str:
+    text = repr(item)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _deepcopy(data: Any) -> Any:

@@ -572,7 +572,7 @@ def evaluate(
     bar = tracker(progress, len(names), "evaluating", "metrics")
     try:
         for nm in names:
-            bar.update(len(ev.results) + len(ev.skipped), info=nm)
+            bar.update(len(ev.results) + len(ev.skipped), info=f"computing {nm}")
             _run_metric(ev, registered[nm], nm, c, explicit)
     finally:
         bar.update(len(names), info="")

@@ -510,47 +510,49 @@ def _figure(study: Study, data: str, process: str, cells: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = plt.figure(figsize=(13, 5))
+    grid = fig.add_gridspec(2, 4)
+    ax0 = fig.add_subplot(grid[:, :2])
 
     def mean_profile(rows):
         sig = [p["sigma"] for p in rows[0]["profile"]]
-        val = [
-            math.exp(sum(math.log(max(r["profile"][j]["value"], 1e-300)) for r in rows) / len(rows))
-            for j in range(len(sig))
-        ]
-        return sig, val
+        logs = [[_log10(r["profile"][j]["value"]) for r in rows] for j in range(len(sig))]
+        return sig, [10 ** (sum(v) / len(v)) for v in logs]
 
-    sig, val = mean_profile([c["dsm"] for c in cells])
-    ax0.loglog(sig, val, "k-o", label="DSM (g², uniform t)")
+    ax0.loglog(*mean_profile([c["dsm"] for c in cells]), "k-o", label="DSM (g², uniform t)")
     for i, row in enumerate(cells[0]["fp"]):
-        sig, val = mean_profile([c["fp"][i] for c in cells])
-        ax0.loglog(sig, val, "-o", ms=3, label=f"DSM + FP, α = {row['alpha']:.2g}")
+        ax0.loglog(
+            *mean_profile([c["fp"][i] for c in cells]), "-o", ms=3,
+            label=f"DSM + FP, α = {row['alpha']:.2g}",
+        )  # fmt: skip
     ax0.set_xlabel("σ(t)")
     ax0.set_ylabel("E‖ε‖²/D (geometric mean over seeds)")
     ax0.set_title(f"score-FPE residual, {data}, {process.upper()}")
     ax0.legend(fontsize=7)
 
     alphas = [r["alpha"] for r in cells[0]["fp"]]
-    for key, lab, tr in (
+    panels = (
         ("residual", "Δ log10 residual", _log10),
         ("nll", "Δ NLL (nats)", float),
         ("conservativity", "Δ log10 NC", _log10),
         ("w2", "Δ W2", float),
-    ):
-        vals, los, his = [], [], []
+    )
+    for k, (key, label, tr) in enumerate(panels):
+        ax = fig.add_subplot(grid[k // 2, 2 + k % 2])
+        vals, err = [], [[], []]
         for i in range(len(alphas)):
-            d = [tr(c["fp"][i][key]) - tr(c["dsm"][key]) for c in cells]
-            m, lo, hi = mean_ci(d)
+            m, lo, hi = mean_ci([tr(c["fp"][i][key]) - tr(c["dsm"][key]) for c in cells])
             vals.append(m)
-            los.append(m - lo if math.isfinite(lo) else 0.0)
-            his.append(hi - m if math.isfinite(hi) else 0.0)
-        ax1.errorbar(alphas, vals, yerr=[los, his], marker="o", capsize=3, label=lab)
-    ax1.axhline(0, color="grey", lw=0.8)
-    ax1.set_xscale("log")
-    ax1.set_xlabel("α (scorelab's normalisation)")
-    ax1.set_ylabel("DSM + FP − DSM, mean over seeds, 95 % CI")
-    ax1.set_title("paired effects against α")
-    ax1.legend(fontsize=7)
+            err[0].append(m - lo)
+            err[1].append(hi - m)
+        ax.errorbar(alphas, vals, yerr=err, marker="o", capsize=3)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(label + " (FP − DSM)", fontsize=9)
+        ax.tick_params(labelsize=7)
+        if k >= 2:
+            ax.set_xlabel("α (scorelab's normalisation)", fontsize=8)
+    fig.suptitle("mean over seeds, 95 % t-intervals", fontsize=8, x=0.75)
     fig.tight_layout()
     study.figure(fig, f"fp_{data}_{process}")
     plt.close(fig)
