@@ -100,11 +100,8 @@ def test_cli_check_resolves_and_overrides():
     # a compact summary: the keys that differ from the defaults, with their defaults
     line = next(ln for ln in result.output.splitlines() if "process.schedule.a " in ln)
     assert "4.0" in line and len(result.output.splitlines()) < 40  # not ≈ 100 lines of YAML
-    full = runner.invoke(
-        app,
-        ["check", str(CONFIGS / "paper_a_gaussian_d10.yaml"), "--set", "process.schedule.a=4"]
-        + ["--full"],
-    )
+    args = ["check", str(CONFIGS / "paper_a_gaussian_d10.yaml"), "--set", "process.schedule.a=4"]
+    full = runner.invoke(app, [*args, "--full"])
     assert full.exit_code == 0 and "a: 4.0" in full.output  # --full: the resolved YAML
     assert "ok: target" in result.output
 

@@ -215,7 +215,7 @@ def test_study_report_leads_with_the_verdicts(tmp_path):
     )
     page = study.write(1.0).read_text()
     head = page.split('class="headline"')[1].split("</div>")[0]
-    assert "1 claims:" in head and "Quick mode" in head and "e<sup>−t</sup>" in head
+    assert "1 claim: 1 holds." in head and "Quick mode" in head and "e<sup>−t</sup>" in head
     assert "[0.1235, 0.2346]" in page and "0.123456789" not in page
 
 
@@ -294,3 +294,24 @@ def test_a_report_in_headless_chromium(tmp_path):
     title = re.search(r"<title>(CHECK[^<]*)</title>", res.stdout)
     assert title, res.stderr[-2000:]
     assert title.group(1) == "CHECK images=1 broken=0 wide=false headline=true"
+
+
+def test_diagnose_shows_its_parts_and_draws_as_one_call_would(monkeypatch, capsys):
+    from scorelab import build_process, build_target
+    from scorelab.diagnostics import diagnose
+    from scorelab.fokker_planck import residual_profile
+
+    monkeypatch.setenv("SCORELAB_PROGRESS_SECONDS", "0")
+    target = build_target({"kind": "gmm", "preset": "ring8"})
+    process = build_process({"kind": "vp"})
+    score = target.score_model(process)
+    kw = dict(times=[0.1, 0.5], n_residual=16, n_conservativity=8, n_nll=8, seed=3)
+    d64 = torch.float64
+    d = diagnose(score, target, process, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "diagnosing: 0/5 parts" in err and "PF-ODE likelihood" in err
+    assert "diagnosing: 5/5 parts (100 %)" in err
+    # the residual time by time draws exactly what one call over all the times draws
+    g = torch.Generator().manual_seed(3)
+    whole = residual_profile(score, process, target, [0.1, 0.5], n=16, generator=g, dtype=d64)
+    assert [p["value"] for p in d["fpe_profile"]] == [p.mean for p in whole]

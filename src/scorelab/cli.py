@@ -18,6 +18,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -198,8 +199,8 @@ def _user_error(exc: Exception) -> str | None:
     ):
         first = text.splitlines()[0][:200] if text else type(exc).__name__
         return (
-            f"out of memory ({first}); lower the sizes the config asks for (sampler.n, "
-            "sampler.batch_size, train.batch_size, train.n_train, the network's width)"
+            f"out of memory ({first}); lower the sizes the config asks for (target.dim, "
+            "sampler.n, sampler.batch_size, train.batch_size, train.n_train, network.width)"
         )
     if isinstance(exc, RecursionError):
         return "the input is nested too deeply to process"
@@ -999,18 +1000,25 @@ def study(
         workers=workers,
         address=address,
     )
+    marks = {"holds": "[green]✓ holds[/]", "fails": "[red]✗ fails[/]"}
     for s in done:
-        table = Table(title=f"{s.name}: {s.title}", title_justify="left")
-        for col in ("id", "claim", "source", "effect [95 % CI]", "seeds", "verdict"):
-            table.add_column(col)
+        # one line per claim (verdict, id, effect, seeds), its statement below: readable at
+        # any width, where a table squeezed the statements into a column of single words
+        out.print(f"[bold]{escape(s.name)}: {escape(s.title)}[/]", highlight=False)
         for c in s.claims:
             eff = (
                 "—"
                 if c.effect is None
                 else (f"{c.effect.value:.3g} [{c.effect.ci[0]:.3g}, {c.effect.ci[1]:.3g}]")
             )
-            table.add_row(c.id, escape(c.statement), c.source, eff, str(c.seeds), c.verdict)
-        out.print(table)
+            claim = c.statement if len(c.statement) <= 150 else c.statement[:149] + "…"
+            verdict = marks.get(c.verdict, f"[yellow]? {escape(c.verdict)}[/]")
+            out.print(
+                f"{verdict}  [bold]{escape(c.id)}[/]  effect {eff} over {c.seeds} seeds",
+                highlight=False,
+                soft_wrap=True,
+            )
+            out.print(Padding(Text(claim, style="dim"), (0, 0, 0, 4)))
         _wrote([s.out_dir], since)
         counts = {v: sum(c.verdict == v for c in s.claims) for v in ("holds", "fails")}
         rest = len(s.claims) - counts["holds"] - counts["fails"]

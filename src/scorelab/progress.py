@@ -175,6 +175,9 @@ def tracker(
 
 
 def _isatty() -> bool:
+    """A terminal, or a Jupyter kernel (where rich draws its bar as a widget)."""
+    if "ipykernel" in sys.modules:
+        return True
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):

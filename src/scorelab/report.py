@@ -133,7 +133,7 @@ white-space:nowrap}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0} .note{color:#555;font-size:.9em}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
 .ok{color:#1a7f37;font-weight:bold} .no{color:#c62828;font-weight:bold}
-.maybe{color:#8a6d00;font-weight:bold}
+.maybe{color:#8a6d00;font-weight:bold} .ok,.no,.maybe{white-space:nowrap}
 .headline{border:2px solid #2b6cb0;border-radius:6px;background:#f3f8fd;padding:.6em 1em;
 margin:1em 0} .headline h2{margin-top:.2em;border:none} .headline table{background:#fff}
 .headline p{margin:.4em 0}
@@ -405,7 +405,7 @@ def _quiver(ax, at, vec, color, width=0.004, alpha=0.75):
     v = vec / (1 + vec.norm(dim=1, keepdim=True))  # bounded arrows: direction is what matters
     # a fixed scale, so that the two fields' arrows are comparable in length
     ax.quiver(at[:, 0], at[:, 1], v[:, 0], v[:, 1], color=color, alpha=alpha, width=width,
-              scale=14, scale_units="width", angles="xy")  # fmt: skip
+              scale=26, scale_units="width", angles="xy")  # fmt: skip
 
 
 def score_error_figure(rows: list[dict], path: Path) -> Path:
@@ -514,8 +514,14 @@ def _headline(cfg, result, trainer, records) -> str:
     if records:
         tail = [r["loss"] for r in records[-max(1, len(records) // 10) :]]
         loss = f", final loss {sum(tail) / len(tail):.3g} (mean of the last {len(tail)} logs)"
+    resumed = getattr(trainer, "resumed_from", 0) or 0
+    how = (
+        f"in {result.train_seconds:.1f} s"
+        if not resumed
+        else f"(resumed at step {resumed}; {result.train_seconds:.1f} s in this run)"
+    )
     parts = [
-        f"<p>Trained {trainer.step} steps in {result.train_seconds:.1f} s{loss}; each sampler "
+        f"<p>Trained {trainer.step} steps {how}{loss}; each sampler "
         f"drew n = {n} samples, measured against the exact target. The <b>floor</b> is the "
         "same metric between two independent target samples of size n: a sampler at its floor "
         "is as close to the target as n samples can show.</p>"
@@ -524,7 +530,7 @@ def _headline(cfg, result, trainer, records) -> str:
     for o in result.outcomes:
         js = o.evaluation.to_json()
         w2, nll = js.get("w2"), js.get("nll")
-        row = [HTML(f"<b>{html.escape(o.sampler)}</b>"), o.nfe, f"{o.seconds:.2f} s"]
+        row = [HTML(f"<b>{html.escape(o.sampler)}</b>"), o.nfe, HTML(f"{o.seconds:.2f} s", True)]
         if w2 is not None:
             r = ratio(w2["value"], w2["floor"])
             at_floor = w2["ci"] is not None and w2["ci"][0] <= w2["floor"]

@@ -102,8 +102,9 @@ def safe_load(text: str | bytes, where: str) -> Any:
         raise ConfigError(f"{where}: is {len(text)} characters; allowed: at most {MAX_BYTES}")
     if "\x00" in text:
         raise ConfigError(f"{where}: holds NUL characters (a binary file, not a YAML config)")
-    loader = _LimitedLoader(text)
+    loader = None
     try:
+        loader = _LimitedLoader(text)  # checks the characters: may raise already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -124,7 +125,8 @@ def safe_load(text: str | bytes, where: str) -> Any:
     except RecursionError:  # a construct the depth limit does not see (defensive)
         raise ConfigError(f"{where}: is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "safe_load"]

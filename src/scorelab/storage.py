@@ -77,10 +77,13 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, dict]:
                 raise InvalidParameter("samples", "is a .npy array, not an .npz file", str(path))
             if "samples" not in z:
                 raise InvalidParameter("samples", "has no 'samples' array", str(path), ", ".join(z))
+            samples = z["samples"]
+            if not isinstance(samples, np.ndarray) or not np.issubdtype(samples.dtype, np.number):
+                raise InvalidParameter("samples", "holds no numeric 'samples' array", str(path))
             meta = json.loads(str(z["metadata"])) if "metadata" in z else {}
             if not isinstance(meta, dict):
                 meta = {"metadata": meta}
-            return z["samples"], meta
+            return samples, meta
     except InvalidParameter:
         raise
     except Exception as exc:  # a truncated or foreign file: zipfile, numpy, json errors

@@ -258,10 +258,12 @@ def _verdicts_html(claims: list[Claim], quick: bool) -> str:
     from .report import HTML, maths, table_html
 
     counts = Counter(c.verdict for c in claims)
+    plural = {"holds": "hold", "fails": "fail", "inconclusive": "inconclusive"}
     summary = ", ".join(
-        f"{counts[v]} {v}" for v in ("holds", "fails", "inconclusive") if counts.get(v)
+        f"{counts[v]} {v if counts[v] == 1 else plural[v]}" for v in plural if counts.get(v)
     )
-    parts = [f"<p><b>{len(claims)} claims: {summary or 'none'}.</b> "]
+    noun = "claim" if len(claims) == 1 else "claims"
+    parts = [f"<p><b>{len(claims)} {noun}: {summary or 'none'}.</b> "]
     parts.append(
         "A verdict compares the paired effect's 95 % interval over the seeds with the claim's "
         "direction and margin (docs/studies/protocol.md): <i>holds</i> when the interval lies "

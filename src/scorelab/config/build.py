@@ -95,7 +95,24 @@ def build_target(cfg: Mapping | Any, seed: int = 0) -> Target:
     config gives no seed of its own)."""
     cfg = validate_section(cfg, current().targets, "target")
     entry = registry.entry("target", cfg.kind)
-    return _with_prefix("target", entry.build, cfg, seed=seed)
+    try:
+        return _with_prefix("target", entry.build, cfg, seed=seed)
+    except (MemoryError, RuntimeError) as exc:
+        text = str(exc)
+        if not isinstance(exc, MemoryError) and not any(
+            k in text for k in ("can't allocate memory", "bad_alloc", "out of memory")
+        ):
+            raise
+        sizes = {k: v for k, v in cfg.model_dump().items() if k in _SIZE_KEYS and v is not None}
+        raise InvalidParameter(
+            "target",
+            f"is too large to build in this machine's memory ({text.splitlines()[0][-120:]})",
+            sizes or cfg.kind,
+            "smaller sizes (dim, n_components, n)",
+        ) from None
+
+
+_SIZE_KEYS = ("dim", "n_components", "n", "k")
 
 
 def build(cfg: BaseModel) -> tuple[Target, ForwardProcess]:

@@ -863,7 +863,9 @@ def _figures(study: Study, cells: list[dict], s: Settings, margin: float) -> Non
         ax.axhspan(floor - margin, floor + margin, color="0.9", zorder=0)
         ax.set_xticks([0, 1], ["EDM ρ=7", "geometric"])
         ax.set_xlim(-0.3, 1.3)
-        ax.set_title(f"{ck} checkpoint, N = {n}", fontsize=9)
+        reached = ck == "final" or all(c["checkpoints"][ck]["met"] for c in cells)
+        note = "" if reached else " (regime not reached)"
+        ax.set_title(f"{ck} checkpoint, N = {n}{note}", fontsize=9)
     axes[0].set_ylabel("W2(samples, reference)")
     fig.tight_layout()
     study.section("Sampling: EDM's grid against the geometric grid")

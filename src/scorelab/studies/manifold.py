@@ -29,6 +29,7 @@ deviation within a seed, pooled over seeds) of its finite-sample floor, measured
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -348,10 +349,23 @@ def cell(part: str, cfg: dict, streams: dict, network: bool = False, figure: boo
     return manifold_cell(part, cfg, streams, network)
 
 
-MANIFOLD_STREAMS = ("reference", "floor", "floor_extra", "p_eps", "sampling", "score_error",
-                    "network")  # fmt: skip
-EMPIRICAL_STREAMS = ("points", "floor", "sampling_T", "network", "population",
-                     "sampling_memorisation")  # fmt: skip
+MANIFOLD_STREAMS = (
+    "reference",
+    "floor",
+    "floor_extra",
+    "p_eps",
+    "sampling",
+    "score_error",
+    "network",
+)
+EMPIRICAL_STREAMS = (
+    "points",
+    "floor",
+    "sampling_T",
+    "network",
+    "population",
+    "sampling_memorisation",
+)
 
 
 def cell_items(study: Study, cfg: dict) -> list[dict]:
@@ -360,8 +374,14 @@ def cell_items(study: Study, cfg: dict) -> list[dict]:
     for k, s in enumerate(study.seeds):
         for j, geo in enumerate(GEOMETRIES):
             streams = {key: study.seed_for(key, geo, s) for key in MANIFOLD_STREAMS}
-            items.append({"part": geo, "cfg": cfg, "streams": streams,
-                          "network": j < cfg["network_geometries"]})  # fmt: skip
+            items.append(
+                {
+                    "part": geo,
+                    "cfg": cfg,
+                    "streams": streams,
+                    "network": j < cfg["network_geometries"],
+                }
+            )
         streams = {key: study.seed_for(key, "empirical", s) for key in EMPIRICAL_STREAMS}
         items.append({"part": "empirical", "cfg": cfg, "streams": streams, "figure": k == 0})
     return items
@@ -404,14 +424,17 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
     ps = per_seed
 
     # 1. exact score: W1 falls as ε → 0 (paper: abstract and the theorem's early-stopping term)
-    per_geo = {g: [s[g]["exact"]["w1"][i_far] - s[g]["exact"]["w1"][i_min] for s in ps] for g in geos}
+    per_geo = {
+        g: [s[g]["exact"]["w1"][i_far] - s[g]["exact"]["w1"][i_min] for s in ps] for g in geos
+    }
     study.claim(
         "exact-score-converges-as-eps-vanishes",
         f"With the exact score and resolved steps, W1 to the law falls as the early-stopping "
         f"time ε → 0: W1 at ε = {eps[i_far]:g} exceeds W1 at ε = {eps[i_min]:g} (circle and "
         "sphere in R^8; paired: same reference sample and sampler noise).",
         source="paper",
-        where="abstract (quantitative W1 bounds for laws on a manifold); " + THEOREM
+        where="abstract (quantitative W1 bounds for laws on a manifold); "
+        + THEOREM
         + " (early-stopping term → 0 with ε)",
         a=[min(per_geo[g][k] for g in geos) for k in range(len(ps))],
         direction="greater",
@@ -464,8 +487,7 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
     # 4. trained network: the same test (ours)
     net_geos = [g for g in geos if "network" in ps[0][g]]
     per_geo = {
-        g: [_interior_gap(s[g]["network"]["w1"], i_min, i_mid, i_max) for s in ps]
-        for g in net_geos
+        g: [_interior_gap(s[g]["network"]["w1"], i_min, i_mid, i_max) for s in ps] for g in net_geos
     }
     m_net = max(noise[g]["margin"] for g in net_geos)
     study.claim(
@@ -479,7 +501,8 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
         a=[min(per_geo[g][k] for g in net_geos) for k in range(len(ps))],
         direction="greater",
         margin=m_net,
-        measured=_per_geo_text(per_geo, "min(W1 at the ends) − W1(ε_mid)") + f"; margin {m_net:.3g}",
+        measured=_per_geo_text(per_geo, "min(W1 at the ends) − W1(ε_mid)")
+        + f"; margin {m_net:.3g}",
     )
 
     # 5. horizon: W1 decreases with T (paper, as read: the e^{−T} term)
@@ -529,7 +552,9 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
             for name in ("exact", "perturbed", "network"):
                 if name in s[g]:
                     for b, w in zip(s[g][name]["log10_bound"], s[g][name]["w1"], strict=True):
-                        best = min(best, (b - math.log10(w), f"{g}/{name}/ε", w, noise[g]["margin"]))
+                        best = min(
+                            best, (b - math.log10(w), f"{g}/{name}/ε", w, noise[g]["margin"])
+                        )
         for kind, row in s["empirical"]["T_sweep"].items():
             for b, w in zip(row["log10_bound"], row["w1"], strict=True):
                 best = min(best, (b - math.log10(w), f"empirical/{kind}/T", w, m_T))
@@ -569,11 +594,13 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
         f"rise from ε* to an end is {rise:.3g} (closed form: no noise)",
     )
     curves = []
-    for at, values in ((shape["eps_T"], shape["log10_bound_T"]),
-                       (shape["eps_star"], shape["log10_bound_T_at_eps_star"])):  # fmt: skip
+    for at, values in (
+        (shape["eps_T"], shape["log10_bound_T"]),
+        (shape["eps_star"], shape["log10_bound_T_at_eps_star"]),
+    ):
         v = [x for x in values if x is not None]
         curves.append((at, v))
-    worst = max(y - x for _, v in curves for x, y in zip(v[:-1], v[1:], strict=True))
+    worst = max(y - x for _, v in curves for x, y in itertools.pairwise(v))
     study.claim(
         "surrogate-bound-decreases-in-T",
         "The surrogate bound (ours) decreases in T at a fixed ε (docs/theory.md §9.5's "
@@ -590,8 +617,12 @@ def add_claims(study: Study, cfg: dict, per_seed: list[dict], shape: dict, noise
     )
 
     # 10. the bound's ε* against the measured best ε of the perturbed score (ours)
-    logs = {g: [math.log10(eps[int(np.argmin(s[g]["perturbed"]["w1"]))] / shape["eps_star"])
-                for s in ps] for g in geos}  # fmt: skip
+    logs = {
+        g: [
+            math.log10(eps[int(np.argmin(s[g]["perturbed"]["w1"]))] / shape["eps_star"]) for s in ps
+        ]
+        for g in geos
+    }
     study.claim(
         "surrogate-bound-predicts-best-eps",
         "The surrogate bound's optimal ε* predicts, within a factor 10, the ε at which the "
@@ -721,12 +752,29 @@ def figure_eps(study: Study, cfg: dict, per_seed: list[dict]) -> None:
         for name in names:
             color, label = STYLE[name]
             _band(top, eps, [s[geo][name]["w1"] for s in per_seed], color, label)
-            _band(bottom, eps, [s[geo][name]["log10_bound"] for s in per_seed], color,
-                  f"bound, {label}", "s-")  # fmt: skip
+            _band(
+                bottom,
+                eps,
+                [s[geo][name]["log10_bound"] for s in per_seed],
+                color,
+                f"bound, {label}",
+                "s-",
+            )
             _band(bottom, eps, [np.log10(s[geo][name]["w1"]) for s in per_seed], color, None, "o--")
-        _band(top, eps, [s[geo]["w1_p_eps"] for s in per_seed], "k", "W1(π, p_ε): early stopping", "--")
-        top.axhline(np.mean([np.mean(s[geo]["floors"]) for s in per_seed]), color="gray", ls=":",
-                    label="W1 floor (n samples)")  # fmt: skip
+        _band(
+            top,
+            eps,
+            [s[geo]["w1_p_eps"] for s in per_seed],
+            "k",
+            "W1(π, p_ε): early stopping",
+            "--",
+        )
+        top.axhline(
+            np.mean([np.mean(s[geo]["floors"]) for s in per_seed]),
+            color="gray",
+            ls=":",
+            label="W1 floor (n samples)",
+        )
         for ax in (top, bottom):
             ax.set_xscale("log")
             ax.set_xlabel("early-stopping time ε")
@@ -748,10 +796,15 @@ def figure_T(study: Study, cfg: dict, per_seed: list[dict]) -> None:
     Ts = cfg["T_grid"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for ax, kind in zip(axes, ("geometric", "uniform"), strict=True):
-        _band(ax, Ts, [s["empirical"]["T_sweep"][kind]["w1"] for s in per_seed], "C0",
-              "exact score")  # fmt: skip
-        ax.axhline(np.mean([np.mean(s["empirical"]["floors_T"]) for s in per_seed]), color="gray",
-                   ls=":", label="floor: n draws of π_n")  # fmt: skip
+        _band(
+            ax, Ts, [s["empirical"]["T_sweep"][kind]["w1"] for s in per_seed], "C0", "exact score"
+        )
+        ax.axhline(
+            np.mean([np.mean(s["empirical"]["floors_T"]) for s in per_seed]),
+            color="gray",
+            ls=":",
+            label="floor: n draws of π_n",
+        )
         ax.set_xscale("log")
         ax.set_xlabel("horizon T")
         ax.set_ylabel("W1(samples, π_n)")
@@ -826,12 +879,15 @@ def summary(cfg: dict, per_seed: list[dict]) -> dict:
     """Means over seeds of the curves (what the tables and docs quote)."""
     out: dict = {"eps_sweep": {}, "T_sweep": {}, "memorisation": {}}
     for geo in GEOMETRIES:
-        row = {"floor": float(np.mean([np.mean(s[geo]["floors"]) for s in per_seed])),
-               "w1_p_eps": _mean([s[geo]["w1_p_eps"] for s in per_seed])}  # fmt: skip
+        row = {
+            "floor": float(np.mean([np.mean(s[geo]["floors"]) for s in per_seed])),
+            "w1_p_eps": _mean([s[geo]["w1_p_eps"] for s in per_seed]),
+        }
         for name in STYLE:
             if name in per_seed[0][geo]:
-                row[name] = {k: _mean([s[geo][name][k] for s in per_seed])
-                             for k in ("w1", "log10_bound")}  # fmt: skip
+                row[name] = {
+                    k: _mean([s[geo][name][k] for s in per_seed]) for k in ("w1", "log10_bound")
+                }
         out["eps_sweep"][geo] = row
     for kind in ("geometric", "uniform"):
         out["T_sweep"][kind] = _mean([s["empirical"]["T_sweep"][kind]["w1"] for s in per_seed])
@@ -842,8 +898,13 @@ def summary(cfg: dict, per_seed: list[dict]) -> dict:
     for name in ("exact", "network"):
         out["memorisation"][name] = {
             k: _mean([m[name][k] for m in mems])
-            for k in ("memorised_fraction", "nn_ratio_mean", "nn_ratio_below_third", "w1_train",
-                      "w1_population")  # fmt: skip
+            for k in (
+                "memorised_fraction",
+                "nn_ratio_mean",
+                "nn_ratio_below_third",
+                "w1_train",
+                "w1_population",
+            )
         }
     return out
 
@@ -882,9 +943,7 @@ def _run(study: Study, cfg: dict) -> None:
             row[part] = next(it)
         per_seed.append(row)
 
-    noise = {
-        g: noise_summary([s[g]["floors"] for s in per_seed]) for g in GEOMETRIES
-    } | {
+    noise = {g: noise_summary([s[g]["floors"] for s in per_seed]) for g in GEOMETRIES} | {
         "empirical_T": noise_summary([s["empirical"]["floors_T"] for s in per_seed]),
         "empirical_memorisation": noise_summary(
             [s["empirical"]["floors_memorisation"] for s in per_seed]
@@ -940,8 +999,10 @@ def _sections(study, cfg, per_seed, shape, mean) -> None:
     figure_T(study, cfg, per_seed)
     study.table(
         ["T", "W1 σ-geometric", "W1 uniform"],
-        [[T, mean["T_sweep"]["geometric"][i], mean["T_sweep"]["uniform"][i]]
-         for i, T in enumerate(cfg["T_grid"])],  # fmt: skip
+        [
+            [T, mean["T_sweep"]["geometric"][i], mean["T_sweep"]["uniform"][i]]
+            for i, T in enumerate(cfg["T_grid"])
+        ],
     )
     study.section("The surrogate bound's shape")
     figure_bound_shape(study, shape)
@@ -958,6 +1019,15 @@ def _sections(study, cfg, per_seed, shape, mean) -> None:
     for name in ("exact", "network"):
         r = mean["memorisation"][name]
         for i, e in enumerate(cfg["memorisation_eps"]):
-            rows.append([name, e, r["memorised_fraction"][i], r["nn_ratio_mean"][i],
-                         r["nn_ratio_below_third"][i], r["w1_train"][i], r["w1_population"][i]])  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    e,
+                    r["memorised_fraction"][i],
+                    r["nn_ratio_mean"][i],
+                    r["nn_ratio_below_third"][i],
+                    r["w1_train"][i],
+                    r["w1_population"][i],
+                ]
+            )
     study.table(header, rows)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidParameter, ScorelabError
+from ..progress import tracker
 from .engine import Task, execute
 from .jobs import read_cell, run_function
 
@@ -62,9 +63,15 @@ def map_cells(
             import torch
 
             threads = torch.get_num_threads()
+            bar = tracker(progress, len(tasks), f"{fn.__name__} cells", "cells")
+            records = {}
             try:
-                records = {t.key: t.fn(*t.args) for t in tasks}
+                for t in tasks:
+                    bar.update(len(records), info=t.label[:70])
+                    records[t.key] = t.fn(*t.args)
+                bar.update(len(records), info="")
             finally:
+                bar.close()
                 torch.set_num_threads(threads)
         else:
             records = execute(tasks, executor, workers, address=address, progress=progress, log=log)

@@ -3,6 +3,7 @@ empirical measures both start here)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,4 +69,6 @@ def _read_csv(path: Path) -> np.ndarray:
         skip = 0
     except ValueError:
         skip = 1  # a header line
-    return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty file: "holds no examples" says it below
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
