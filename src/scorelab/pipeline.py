@@ -5,6 +5,8 @@ A run directory holds everything a run produced:
     config.yaml               the resolved config (σ_data filled in)
     metrics.jsonl             step, loss, lr, grad_norm, it/s
     checkpoint.safetensors    model, EMA, optimiser, step, RNG state, and the config
+    resumes.jsonl             one line per --resume: the step, the changed keys, what allowed them
+    .scorelab.lock            while a process writes here (PID, host, start, command)
     samples-<sampler>.npz     samples with their metadata (NFE, wall time)
     evaluation.json           the main sampler's metrics (the shape of `scorelab evaluate --json`)
     evaluation-<sampler>.json the same for every compared sampler
@@ -33,7 +35,7 @@ from pydantic import BaseModel as Config  # a config model of scorelab.config.co
 from .config import build, build_grid, compared_sampler, sampler_options
 from .errors import InvalidParameter
 from .models import build_model, load_score_model, resolve_sigma_data
-from .preflight import check, check_resume
+from .preflight import check, check_resume, stored_config
 from .rundir import RunLock, record_resume, trim_metrics
 from .sampling import generate
 from .storage import atomic_write, save_samples, write_json
@@ -83,6 +85,8 @@ def train(
     run_dir = Path(run_dir)
     with _lock(run_dir, log):
         check(cfg, ("train",))
+        if resume:
+            cfg = _keep_trained_sigma_data(cfg, run_dir)
         trainer, cfg = make_trainer(cfg, run_dir)
         record = None
         if resume:
@@ -105,6 +109,20 @@ def train(
             atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(resolved))
         trainer.fit(progress=progress, on_log=on_log)
     return trainer, cfg
+
+
+def _keep_trained_sigma_data(cfg: Config, run_dir: Path) -> Config:
+    """A resumed network keeps the σ_data it was trained with unless the config sets one (it
+    is estimated from the seed's draws, so it would otherwise follow a changed seed)."""
+    if cfg.network.sigma_data is not None:
+        return cfg
+    stored = stored_config(run_dir) or {}
+    value = (stored.get("network") or {}).get("sigma_data")
+    if not isinstance(value, int | float) or not value > 0:
+        return cfg
+    cfg = cfg.model_copy(deep=True)
+    cfg.network.sigma_data = float(value)
+    return cfg
 
 
 def _lock(run_dir: Path, log=None):
@@ -214,7 +232,15 @@ def _run(
         kind = sc.kind if sc.kind not in [s.kind for s in samplers[:i]] else f"{sc.kind}-{i}"
         on = "" if device.type == "cpu" else f" on {device}"
         log(f"sampling {sc.n} points with {sc.kind} ({sc.steps} steps){on}")
-        gen = sample_with(cfg, sc, model, process, target.event_shape, progress, device)
+        try:
+            gen = sample_with(cfg, sc, model, process, target.event_shape, progress, device)
+        except RuntimeError as exc:  # a component not yet device-clean: the CPU still works
+            if device.type == "cpu":
+                raise
+            log(f"sampling on {device} failed ({str(exc)[:120]}); sampling on the CPU instead")
+            device = torch.device("cpu")
+            model.to(device)
+            gen = sample_with(cfg, sc, model, process, target.event_shape, progress, device)
         gen.samples = gen.samples.cpu()
         save_samples(
             run_dir / f"samples-{kind}.npz",

@@ -67,7 +67,7 @@ class HTML(str):
 _SUP = re.compile(r"\^\{([^{}]*)\}|\^([A-Za-z0-9α-ωΑ-Ω−+-])(?![A-Za-z0-9])")
 _SUB = re.compile(
     r"_\{([^{}]*)\}"
-    r"|(?<=(?<![A-Za-z0-9_])[A-Za-zα-ωΑ-Ω])_(min|max|data|[A-Za-z0-9α-ω])(?![A-Za-z0-9_])"
+    r"|(?<=(?<![A-Za-z0-9_])[A-Za-zα-ωΑ-Ω⊗∑∏])_(min|max|data|[A-Za-z0-9α-ω])(?![A-Za-z0-9_])"
 )
 
 
