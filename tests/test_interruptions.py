@@ -144,7 +144,7 @@ def _trial(tmp_path: Path, dtype: str, sig: int, seed: int, twice: bool = False)
         assert stopped % every == 0 and stopped >= every  # the last periodic one
     else:
         assert "checkpoint written" in stderr and f"after step {stopped}" in stderr
-        assert stopped > at  # the step under way when the signal came was finished
+        assert stopped >= at  # sent after step `at` was logged: no step is lost
     record = {"signal": signal.Signals(sig).name, "dtype": dtype, "sent_at": at, "stopped": stopped}
     if twice:
         at2 = rng.randint(stopped + 5, stopped + STEPS // 3)
