@@ -106,3 +106,17 @@ def test_claims_table_is_generated_from_results(tmp_path):
     assert "old" not in text and table in text and text.endswith("rest\n")
     with pytest.raises(Exception, match="no study results"):
         claims_table(tmp_path / "nothing", ["s1"])
+
+
+def test_the_readme_table_is_the_generated_one():
+    """The README's claims table is `scorelab study table` of the committed results, never
+    edited by hand."""
+    from pathlib import Path
+
+    from scorelab.study import TABLE_END, TABLE_START, claims_table
+
+    root = Path(__file__).resolve().parents[1]
+    results = root / "docs" / "studies" / "results"
+    readme = (root / "README.md").read_text()
+    region = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert region == claims_table(results)
