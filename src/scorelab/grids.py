@@ -213,7 +213,7 @@ def _infinite_at(process: ForwardProcess, t_max: float, coefs) -> str:
     bad = ", ".join(f"{nm} = {float(c):g}" for nm, c in zip(names, coefs, strict=True))
     schedule = getattr(process, "schedule", None)
     kind = getattr(schedule, "kind", type(schedule).__name__)
-    msg = f"is where the process's coefficients are not finite ({bad}; schedule '{kind}')"
+    msg = f"is where the process's coefficients are infinite ({bad}; schedule '{kind}')"
     if kind == "cosine" and getattr(schedule, "clip_max", 0) is None:
         return msg + (
             "; a cosine schedule without clip_max has β(T) = ∞ and σ(T) = ∞: set the "
