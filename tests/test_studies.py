@@ -63,17 +63,40 @@ def test_study_writes_finite_results_claims_and_an_embedded_report(tmp_path):
     g1, g2 = s.generator(1), s.generator(1)
     assert torch.equal(torch.randn(4, generator=g1), torch.randn(4, generator=g2))
     s.results = {"a": torch.tensor(1.5), "b": [1, 2.5], "c": None}
-    s.claim("x holds", "measured 1.5", True)
-    s.claim("y undecided", "n/a", None)
+    assert s.seeds == [3, 4]  # quick mode: two seeds from the study's seed
+    s.claim(
+        "x",
+        "x beats y",
+        source="paper",
+        where="Thm 1",
+        a=[1.0, 1.2],
+        b=[0.0, 0.1],
+        direction="greater",
+    )
+    s.claim(
+        "y",
+        "y equals z",
+        source="extrapolation",
+        where="ours",
+        a=[0.5, -0.5],
+        direction="within",
+        margin=0.1,
+    )
+    with pytest.raises(InvalidParameter, match="source"):
+        s.claim("z", "no source", source="folklore", where="", a=[1, 2], direction="less")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
     s.figure(fig, "line")
     s.write(1.0)
     js = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert js["results"] == {"a": 1.5, "b": [1, 2.5], "c": None}
-    assert js["claims"][1]["holds"] is None and js["quick"] is True and js["seed"] == 3
+    first, second = js["claims"]
+    assert first["verdict"] == "holds" and first["seeds"] == 2 and first["source"] == "paper"
+    assert first["effect"]["value"] == pytest.approx(1.05)
+    assert second["verdict"] == "inconclusive"  # 2 seeds of ±0.5: the CI straddles ±0.1
+    assert js["quick"] is True and js["seed"] == 3
     html = (tmp_path / "demo" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 1 and "x holds" in html
+    assert html.count("data:image/png;base64,") == 1 and "x beats y" in html
 
     s.results = {"bad": float("nan")}
     with pytest.raises(ValueError, match="bad"):
