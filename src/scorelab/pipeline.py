@@ -32,6 +32,7 @@ import torch
 import yaml
 from pydantic import BaseModel as Config  # a config model of scorelab.config.config_model()
 
+from . import threads
 from .config import build, build_grid, compared_sampler, sampler_options
 from .errors import InvalidParameter
 from .models import build_model, load_score_model, resolve_sigma_data
@@ -46,6 +47,7 @@ def make_trainer(cfg: Config, run_dir: str | Path | None) -> tuple[Trainer, Conf
     """The trainer of a config and the resolved config (σ_data filled in), which every
     checkpoint stores."""
     target, process = build(cfg)
+    threads.apply(cfg.network.kind, target.event_shape)  # one thread for small networks
     sigma_data = resolve_sigma_data(cfg, target)
     cfg = cfg.model_copy(deep=True)
     cfg.network.sigma_data = sigma_data
