@@ -175,6 +175,23 @@ def sample_with(cfg: Config, sc, model, process, event_shape, progress=False, de
     )
 
 
+def evaluate_with(cfg: Config, samples: torch.Tensor, target, progress: bool = False):
+    """The config's evaluation (``run.metrics`` with its bootstrap settings) of ``samples``,
+    seeded by the run's seed."""
+    from .metrics import evaluate
+
+    return evaluate(
+        samples,
+        target,
+        cfg.run.metrics,
+        n_boot=cfg.run.n_boot,
+        n_boot_ot=cfg.run.n_boot_ot,
+        max_points=cfg.run.max_points,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        progress=progress,
+    )
+
+
 def run(
     cfg: Config,
     run_dir: str | Path,
@@ -208,7 +225,6 @@ def _run(
     Sampling runs on the training device (``train.device``); metrics, the score error, the
     bounds and the diagnostics on the CPU in the sampler's dtype (float64 for diagnostics)."""
     from .diagnostics import diagnose, log_sigma_times
-    from .metrics import evaluate
     from .metrics.score_error import score_error_profile
 
     t_start = time.perf_counter()
@@ -252,16 +268,7 @@ def _run(
             nfe=gen.nfe,
             seconds=gen.seconds,
         )
-        ev = evaluate(
-            gen.samples,
-            target,
-            cfg.run.metrics,
-            n_boot=cfg.run.n_boot,
-            n_boot_ot=cfg.run.n_boot_ot,
-            max_points=cfg.run.max_points,
-            generator=torch.Generator().manual_seed(cfg.seed),
-            progress=progress,
-        )
+        ev = evaluate_with(cfg, gen.samples, target, progress)
         write_json(run_dir / f"evaluation-{kind}.json", ev.to_json())
         if i == 0:
             write_json(run_dir / "evaluation.json", ev.to_json())

@@ -65,38 +65,17 @@ def _cfg(config: dict):
 
 def _sample_job(config: dict, out: Path) -> dict:
     """``scorelab sample`` then ``scorelab evaluate``: samples.npz and evaluation.json."""
-    from ..config import build, build_grid, build_score, dump_yaml, sampler_options
-    from ..metrics import evaluate
-    from ..sampling import generate
+    from ..config import build, build_score, dump_yaml
+    from ..pipeline import evaluate_with, sample_with
     from ..storage import save_samples
 
     cfg = _cfg(config)
     (out / "config.yaml").write_text(dump_yaml(cfg))
     target, process = build(cfg)
     score = build_score(cfg, target, process)
-    sc = cfg.sampler
-    gen = generate(
-        score,
-        process,
-        target.event_shape,
-        sampler=sc.kind,
-        grid=build_grid(sc),
-        n=sc.n,
-        seed=cfg.seed,
-        batch_size=sc.batch_size,
-        dtype=getattr(torch, sc.dtype),
-        **sampler_options(sc),
-    )
+    gen = sample_with(cfg, cfg.sampler, score, process, target.event_shape)
     save_samples(out / "samples.npz", gen.samples, config=config, nfe=gen.nfe, seconds=gen.seconds)
-    ev = evaluate(
-        gen.samples,
-        target,
-        cfg.run.metrics,
-        n_boot=cfg.run.n_boot,
-        n_boot_ot=cfg.run.n_boot_ot,
-        max_points=cfg.run.max_points,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    ev = evaluate_with(cfg, gen.samples, target)
     write_json(out / "evaluation.json", ev.to_json())
     return {"nfe": gen.nfe, **_evaluation_metrics(ev.to_json())}
 
