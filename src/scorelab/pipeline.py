@@ -92,7 +92,8 @@ def train(
         trainer, cfg = make_trainer(cfg, run_dir)
         record = None
         if resume:
-            record = check_resume(cfg, run_dir, allow_changes)
+            if (run_dir / CHECKPOINT).is_file():  # else resume() says there is none
+                record = check_resume(cfg, run_dir, allow_changes)
             trainer.resume()
         elif allow_changes:
             raise InvalidParameter("--allow-changes", "applies only with --resume", None)

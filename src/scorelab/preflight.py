@@ -128,9 +128,7 @@ def _check_sampler(key: str, sc, process, shape) -> str:
     try:
         get_sampler(sc.kind, process)
     except InvalidParameter as exc:
-        raise InvalidParameter(
-            f"{key}.kind", exc.problem, exc.value, _applicable(process)
-        ) from None
+        raise InvalidParameter(f"{key}.kind", exc.problem, exc.value, exc.allowed) from None
     try:
         _sampler_options(sc)
     except InvalidParameter as exc:
@@ -143,16 +141,6 @@ def _check_sampler(key: str, sc, process, shape) -> str:
     batch = min(sc.n, sc.batch_size or sc.n)
     require_memory(per * (2 * sc.n + 4 * batch), f"{key}.n", sc.n, f"{sc.n} samples")
     return f"{key}: {sc.kind}, {sc.steps} steps on a {sc.grid.kind} grid, n = {sc.n}"
-
-
-def _applicable(process) -> str:
-    kinds = {getattr(process, "kind", None), *getattr(process, "is_a", ())}
-    ok = [
-        name
-        for name, e in registry.entries("sampler").items()
-        if not e.meta.get("processes") or kinds & set(e.meta["processes"])
-    ]
-    return ", ".join(ok)
 
 
 def _check_metrics(cfg, dim: int, compared: bool) -> str:

@@ -309,6 +309,9 @@ def rk4(score, process, grid, x, *, noise=None, callback=None):
     return _integrate(step, score, process, grid, x, noise, callback)
 
 
+DOPRI5_MAX_STEPS = 2_000  # adaptive steps before dopri5 gives up (tolerances beyond reach)
+
+
 @register("sampler", "dopri5")
 def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, atol=1e-5):
     """Adaptive Dormand–Prince through torchdiffeq from the grid's first time to its last (the
@@ -337,7 +340,26 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
         return _flow(counted, process, y, min(max(float(t), lo), hi))[0]
 
     span = torch.tensor([times[0], times[-1]], dtype=x.dtype, device=x.device)
-    out = odeint(rhs, x, span, method="dopri5", rtol=rtol, atol=atol)[-1]
+    try:
+        out = odeint(
+            rhs,
+            x,
+            span,
+            method="dopri5",
+            rtol=rtol,
+            atol=atol,
+            options={"max_num_steps": DOPRI5_MAX_STEPS},
+        )[-1]
+    except AssertionError as exc:  # torchdiffeq's way of giving up
+        if "max_num_steps" not in str(exc):
+            raise
+        raise InvalidParameter(
+            "rtol",
+            f"and atol ({rtol:g}, {atol:g}) are too tight for {str(x.dtype)[6:]}: dopri5 gave "
+            f"up after {DOPRI5_MAX_STEPS} steps",
+            rtol,
+            "looser tolerances (the default is 1e-5), or sampler.dtype float64",
+        ) from None
     if callback is not None:
         callback(0, times[-1], out, out)  # dopri5 has no per-step denoised estimate
     if final == "denoise":
