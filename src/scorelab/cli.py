@@ -227,6 +227,14 @@ def main_callback(
             "--quiet", "-q", metavar="", help="No progress and no status lines on stderr."
         ),
     ] = False,
+    threads_: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="Torch threads (default: 1 for small networks, every core for image "
+            "networks; also SCORELAB_THREADS).",
+        ),
+    ] = None,
     allow_code: Annotated[
         bool,
         typer.Option(
@@ -239,6 +247,10 @@ def main_callback(
     ] = False,
 ):
     """scorelab: every design choice of a diffusion model as a swappable, tested component."""
+    if threads_ is not None:
+        if threads_ < 1:
+            raise typer.BadParameter("must be ≥ 1", param_hint="--threads")
+        os.environ["SCORELAB_THREADS"] = str(threads_)  # read by scorelab.threads
     _state["quiet"] = quiet
     _allow_code(allow_code)
 
