@@ -26,6 +26,7 @@ def _kdtree():
 
     return cKDTree
 
+
 def knn_kl_terms(x, y, k: int = 1) -> tuple[np.ndarray, float]:
     """Per-point terms d·log(ν_k/ρ_k) (``[n]``) and the constant log(m/(n−1)): their mean plus
     the constant is D̂(P‖Q)."""

@@ -21,6 +21,7 @@ def _kdtree():
 
     return cKDTree
 
+
 def _train(train) -> np.ndarray:
     t = as_points(train, "train", min_n=2).numpy()
     t = np.unique(t, axis=0)

@@ -29,13 +29,13 @@ MAX_POINTS_SINKHORN = 2000
 _SLICE_ELEMENTS = 1 << 24
 
 
-
 def _ot():
     """POT, imported on first use: it costs ~1 s, which every process importing the metrics
     (a sweep's workers, `scorelab sample`) would pay otherwise."""
     import ot
 
     return ot
+
 
 def cost_matrix(x: torch.Tensor, y: torch.Tensor, p: int = 2) -> np.ndarray:
     """‖x_i − y_j‖^p as a float64 numpy array ``[n, m]``."""
