@@ -326,7 +326,7 @@ def import_callable(spec: str, field: str) -> Callable:
     return obj
 
 
-def options_model(entries_: Mapping[str, Entry], name: str) -> dict[str, tuple[Any, Any]]:
+def option_fields(entries_: Mapping[str, Entry]) -> dict[str, tuple[Any, Any]]:
     """pydantic field definitions (``name: (annotation | None, None)``) for the union of the
     entries' signature parameters: the flat, optional keys of a section such as ``sampler``
     whose kinds take different options. ``None`` means "the component's default"."""

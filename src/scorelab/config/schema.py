@@ -303,13 +303,13 @@ def _build_schema() -> Schema:
         "SamplerConfig",
         __base__=_SamplerBase,
         __doc__=_SamplerBase.__doc__,
-        **registry.options_model(registry.entries("sampler"), "sampler"),
+        **registry.option_fields(registry.entries("sampler")),
     )
     network = create_model(
         "NetworkConfig",
         __base__=_NetworkBase,
         __doc__=_NetworkBase.__doc__,
-        **registry.options_model(registry.entries("network"), "network"),
+        **registry.option_fields(registry.entries("network")),
     )
     ring8 = targets["gmm"]
     config = create_model(
