@@ -21,7 +21,7 @@ from ..errors import InvalidParameter
 from ._checks import as_points, positive_int, same_dim
 
 
-def _kdtree():
+def kdtree():
     from scipy.spatial import cKDTree  # imported on first use (0.25 s)
 
     return cKDTree
@@ -36,8 +36,8 @@ def knn_kl_terms(x, y, k: int = 1) -> tuple[np.ndarray, float]:
     same_dim(x, y)
     xn, yn = x.numpy(), y.numpy()
     n, m, d = xn.shape[0], yn.shape[0], xn.shape[1]
-    rho = _kdtree()(xn).query(xn, k=k + 1, workers=-1)[0][:, k]
-    nu = _kdtree()(yn).query(xn, k=k, workers=-1)[0]
+    rho = kdtree()(xn).query(xn, k=k + 1, workers=-1)[0][:, k]
+    nu = kdtree()(yn).query(xn, k=k, workers=-1)[0]
     nu = nu if nu.ndim == 1 else nu[:, k - 1]
     if np.any(rho <= 0):
         raise InvalidParameter(

@@ -14,12 +14,7 @@ import numpy as np
 
 from ..errors import InvalidParameter
 from ._checks import as_points, positive_float
-
-
-def _kdtree():
-    from scipy.spatial import cKDTree  # imported on first use (0.25 s)
-
-    return cKDTree
+from .knn import kdtree
 
 
 def _train(train) -> np.ndarray:
@@ -33,7 +28,7 @@ def _train(train) -> np.ndarray:
 def default_radius(train) -> float:
     """⅓ × the median distance from a training point to its nearest other training point."""
     t = _train(train)
-    d = _kdtree()(t).query(t, k=2, workers=-1)[0][:, 1]
+    d = kdtree()(t).query(t, k=2, workers=-1)[0][:, 1]
     return float(np.median(d)) / 3.0
 
 
@@ -41,7 +36,7 @@ def nn_distances(samples, train) -> np.ndarray:
     """``[n, 2]`` distances from each sample to its two nearest distinct training points."""
     t = _train(train)
     x = as_points(samples, "samples", dim=t.shape[1], min_n=1).numpy()
-    return _kdtree()(t).query(x, k=2, workers=-1)[0]
+    return kdtree()(t).query(x, k=2, workers=-1)[0]
 
 
 def memorised_fraction(samples, train, radius: float | None = None) -> float:

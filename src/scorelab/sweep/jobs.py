@@ -32,21 +32,21 @@ def read_cell(cell_dir: Path) -> dict | None:
         return None
 
 
-def run_cell(job: str, config: dict, cell_dir: str, info: dict) -> dict:
-    """Run ``job`` on ``config`` into ``cell_dir``; return (and record) the cell's outcome:
-    ``{status, seconds, metrics, error}`` plus ``info`` (grid values, seed)."""
+def _recorded(cell_dir: str, record: dict, work, key: str) -> dict:
+    """Run ``work(out)`` single-threaded with the cell's record kept in ``cell.json``:
+    "running" before, then "done" (its value under ``key``) or "failed" with the error, and
+    the wall time. A cell's failure is its result; the sweep goes on."""
+    from ..errors import ScorelabError
+
     torch.set_num_threads(1)
     out = Path(cell_dir)
     out.mkdir(parents=True, exist_ok=True)
-    record = {**info, "job": job, "status": "running", "seconds": None, "metrics": {}}
+    record = {**record, "status": "running", "seconds": None}
     write_json(out / CELL_FILE, record)
     t0 = time.perf_counter()
     try:
-        metrics = JOBS[job](config, out)
-        record.update(status="done", metrics=metrics)
-    except Exception as exc:  # a cell's failure is its result; the sweep goes on
-        from ..errors import ScorelabError
-
+        record.update({"status": "done", key: work(out)})
+    except Exception as exc:
         record.update(
             status="failed",
             error=f"{type(exc).__name__}: {exc}",
@@ -55,6 +55,14 @@ def run_cell(job: str, config: dict, cell_dir: str, info: dict) -> dict:
     record["seconds"] = time.perf_counter() - t0
     write_json(out / CELL_FILE, record)
     return record
+
+
+def run_cell(job: str, config: dict, cell_dir: str, info: dict) -> dict:
+    """Run ``job`` on ``config`` into ``cell_dir``; return (and record) the cell's outcome:
+    ``{status, seconds, metrics, error}`` plus ``info`` (grid values, seed)."""
+    return _recorded(
+        cell_dir, {**info, "job": job, "metrics": {}}, lambda out: JOBS[job](config, out), "metrics"
+    )
 
 
 def _cfg(config: dict):
@@ -140,19 +148,7 @@ def run_function(module: str, name: str, kwargs: dict, cell_dir: str, info: dict
     arguments returning JSON-able results), recorded in ``cell.json`` like a sweep's cell."""
     import importlib
 
-    torch.set_num_threads(1)
-    out = Path(cell_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {**info, "status": "running", "seconds": None}
-    write_json(out / CELL_FILE, record)
-    t0 = time.perf_counter()
-    try:
-        fn = getattr(importlib.import_module(module), name)
-        record.update(status="done", result=fn(**kwargs))
-    except Exception as exc:
-        record.update(
-            status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
-    record["seconds"] = time.perf_counter() - t0
-    write_json(out / CELL_FILE, record)
-    return record
+    def work(out: Path):
+        return getattr(importlib.import_module(module), name)(**kwargs)
+
+    return _recorded(cell_dir, info, work, "result")
