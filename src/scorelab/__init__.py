@@ -7,41 +7,73 @@ The entry points a user meets first::
     process = scorelab.build_process({"kind": "vp", "schedule": {"kind": "cosine"}})
     x = target.sample(1000)
     s = target.score(process.sample_marginal(x, 0.5), 0.5, process)
+
+Importing the package imports neither torch nor the components: the names below load on first
+use (PEP 562), and each registry imports the modules that define its built-ins on its first
+look-up (``registry.provide``). ``scorelab --help`` and ``scorelab list`` stay instant.
 """
 
-# The built-in components register themselves when their modules are imported; the metrics
-# (POT, scikit-learn) when the metric group is first looked up.
-from . import (  # noqa: F401 (imported for their registrations)
-    ddpm,
-    fokker_planck,
-    grids,
-    losses,
-    networks,
-    parameterisations,
-    samplers,
-    schedules,
-)
-from .config import build, build_process, build_schedule, build_target, config_model, load_config
-from .errors import ConfigError, InvalidParameter, ScorelabError
-from .processes import EDM, VE, VP, ForwardProcess, SubVP
-from .registry import entries, entry, get, names, provide, register
-from .targets import Target
+from __future__ import annotations
 
-provide("metric", "scorelab.metrics")
+import importlib
+
+from .errors import ConfigError, InvalidParameter, ScorelabError
+from .registry import entries, entry, get, names, provide, register
 
 __version__ = "0.1.0"
 
-_LAZY = {"evaluate", "Evaluation", "MetricResult"}  # metrics pull in POT and scikit-learn
+# The modules whose import registers each group's built-ins, in the order `scorelab list`
+# shows them. (The studies arrive through scorelab's own plugin entry point.)
+for _group, _modules in {
+    "schedule": ("schedules", "ddpm"),
+    "process": ("processes", "ddpm"),
+    "target": ("targets",),
+    "sampler": ("samplers",),
+    "grid": ("grids",),
+    "loss": ("losses", "fokker_planck"),
+    "weighting": ("losses",),
+    "noise": ("losses",),
+    "network": ("networks",),
+    "parameterisation": ("parameterisations",),
+    "metric": ("metrics",),  # POT and scikit-learn
+}.items():
+    for _module in _modules:
+        provide(_group, f"{__name__}.{_module}")
+del _group, _modules, _module
+
+_LAZY = {
+    "build": "config",
+    "build_process": "config",
+    "build_schedule": "config",
+    "build_target": "config",
+    "config_model": "config",
+    "load_config": "config",
+    "EDM": "processes",
+    "VE": "processes",
+    "VP": "processes",
+    "SubVP": "processes",
+    "ForwardProcess": "processes",
+    "Target": "targets",
+    "evaluate": "metrics",
+    "Evaluation": "metrics",
+    "MetricResult": "metrics",
+}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from . import metrics
-
-        return getattr(metrics, name)
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
     if name == "Config":  # built from the registries: the model of what is registered now
+        from .config import config_model
+
         return config_model()
     raise AttributeError(f"module 'scorelab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"Config"})
 
 
 __all__ = [

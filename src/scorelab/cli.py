@@ -6,16 +6,13 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import math
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
@@ -23,8 +20,22 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .config import build, load_config
 from .errors import Interrupted, InvalidParameter, ScorelabError
+
+# torch, matplotlib and the components load inside the commands that use them: `--help`,
+# `--version` and `list` answer without them (a tenth of the start-up time).
+
+
+def load_config(*args, **kwargs):
+    from .config import load_config
+
+    return load_config(*args, **kwargs)
+
+
+def build(cfg):
+    from .config import build
+
+    return build(cfg)
 
 app = typer.Typer(
     name="scorelab",
@@ -191,7 +202,7 @@ def _user_error(exc: Exception) -> str | None:
     text = str(exc)
     if (
         isinstance(exc, MemoryError)
-        or isinstance(exc, torch.OutOfMemoryError)
+        or ("torch" in sys.modules and isinstance(exc, sys.modules["torch"].OutOfMemoryError))
         or (
             isinstance(exc, RuntimeError)
             and any(k in text for k in ("can't allocate memory", "bad_alloc", "out of memory"))
@@ -267,26 +278,6 @@ def _allow_code(enabled: bool) -> None:
         os.environ.pop(registry.ALLOW_CODE_ENV, None)
 
 
-def _default_text(value) -> str:
-    if value is inspect.Parameter.empty:
-        return "required"
-    return repr(value)
-
-
-def _json_default(value):
-    """A parameter's default as JSON: numbers, strings, lists and null as they are; inf as
-    "inf"; a required parameter as "required"; anything else as its repr."""
-    if value is inspect.Parameter.empty:
-        return "required"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_json_default(v) for v in value]
-    return repr(value)
-
-
 @app.command("list")
 @_friendly
 def list_components(
@@ -300,6 +291,7 @@ def list_components(
 ):
     """List every registered component (built-in and plugin) with its parameters and defaults."""
     from . import registry
+    from .manifest import listing
 
     groups = list(registry.GROUPS) if group is None else [group]
     for g in groups:
@@ -307,24 +299,18 @@ def list_components(
             raise InvalidParameter(
                 "GROUP", "is not a component group", g, ", ".join(registry.GROUPS)
             )
+    known = listing()
     if json_out:
-        listing = {
-            g: {
-                name: {k: _json_default(v) for k, v in e.parameters.items()}
-                for name, e in registry.entries(g).items()
-            }
-            for g in groups
-        }
-        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        listed = {g: {k: e["parameters"] for k, e in known[g].items()} for g in groups}
+        print(json.dumps(listed, indent=2, ensure_ascii=False))
         return
     for g in groups:
         table = Table(title=f"{g}: {registry.GROUPS[g]}", title_justify="left")
         table.add_column("kind", style="bold cyan", no_wrap=True)
         table.add_column("parameters (default)")
         table.add_column("what it is")
-        for name, e in registry.entries(g).items():
-            params = ", ".join(f"{k}={_default_text(v)}" for k, v in e.parameters.items())
-            table.add_row(name, escape(params or "—"), escape(e.doc))
+        for name, e in known[g].items():
+            table.add_row(name, escape(e["text"] or "—"), escape(e["doc"]))
         out.print(table)
 
 
@@ -340,6 +326,8 @@ def check(
     """Validate a config and check everything `run` would use (the target, process, network,
     training settings, every sampler with its grid, the score, the metrics, the memory they
     need); print what it sets (the keys that differ from the defaults) and what it builds."""
+    import yaml
+
     from .preflight import check as preflight
 
     cfg = load_config(config, set_ or [])
@@ -385,6 +373,8 @@ def sample(
     """Draw samples with the configured sampler and score (the target's exact score, or a
     trained checkpoint with --set score.kind=checkpoint --set score.path=RUN); write them to
     an .npz file (`scorelab plot` draws it, `scorelab evaluate` measures it)."""
+    import torch
+
     from .config import build_grid, build_score, sampler_options
     from .preflight import check as preflight
     from .rundir import check_output_file
@@ -490,6 +480,8 @@ def evaluate(
     progress: ProgressOption = True,
 ):
     """How far samples are from a target: every metric with its finite-sample floor and CI."""
+    import torch
+
     from .config import build_target
     from .metrics import evaluate as run_evaluate
     from .metrics.evaluate import check_metric_names
@@ -592,6 +584,8 @@ def bound(
     """Every theoretical error bound that applies to the configuration, with its terms.
 
     N is sampler.steps; a bound whose assumptions fail is reported as refused, with why."""
+    import torch
+
     from .bounds import all_bounds
 
     cfg = load_config(config, _sets(set_, seed))
@@ -898,6 +892,8 @@ def diagnose(
 ):
     """Paper D's diagnostics: FPE residual (mean and profile over t), conservativity, PF-ODE
     NLL on target samples and, where the target has a density, the exact NLL."""
+    import torch
+
     from .diagnostics import diagnose as run_diagnose
 
     if source.is_dir():

@@ -149,6 +149,7 @@ class Entry:
 _REGISTRY: dict[str, dict[str, Entry]] = {g: {} for g in GROUPS}
 _DERIVED: dict[tuple, type[BaseModel]] = {}
 _PROVIDERS: dict[str, list[str]] = {}  # group → modules to import on its first look-up
+_PROVIDED: dict[str, set[str]] = {}  # group → every module ever named a provider of it
 _version = 0
 _plugins_loaded = False
 
@@ -178,7 +179,8 @@ def register(
 
     def decorate(obj: Any) -> Any:
         global _version
-        _load_providers(group)  # built-ins first, so a plugin's entry follows them
+        if not _provided_by(group, getattr(obj, "__module__", None) or ""):
+            _load_providers(group)  # built-ins first, so a plugin's entry follows them
         model = _kinded(config, name) if config is not None else None
         old = _REGISTRY[group].get(name)
         if old is not None and not _same_definition(old.obj, obj):
@@ -226,11 +228,28 @@ def provide(group: str, module: str) -> None:
     nothing to a program that never asks for them."""
     _check_group(group)
     _PROVIDERS.setdefault(group, []).append(module)
+    _PROVIDED.setdefault(group, set()).add(module)
+
+
+def _provided_by(group: str, module: str) -> bool:
+    """Whether ``module`` is (inside) one of ``group``'s providers: a built-in registering
+    itself, which then counts as imported (importing the other providers from inside its
+    import would be a cycle)."""
+    mine = [p for p in _PROVIDED.get(group, ()) if module == p or module.startswith(p + ".")]
+    pending = _PROVIDERS.get(group, [])
+    for p in mine:
+        if p in pending:
+            pending.remove(p)
+    return bool(mine)
 
 
 def _load_providers(group: str) -> None:
-    while _PROVIDERS.get(group):
-        importlib.import_module(_PROVIDERS[group].pop(0))
+    providers = _PROVIDERS.get(group, [])
+    while providers:
+        module = providers[0]
+        importlib.import_module(module)  # its own registrations take it off the list
+        if providers and providers[0] == module:
+            providers.pop(0)
 
 
 def names(group: str) -> tuple[str, ...]:
