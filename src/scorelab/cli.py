@@ -37,6 +37,7 @@ def build(cfg):
 
     return build(cfg)
 
+
 app = typer.Typer(
     name="scorelab",
     help="Score-based generative models: exact oracles, samplers, metrics and error bounds.",
