@@ -26,6 +26,18 @@ def cell_key(fn: Callable, item: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def cell_label(fn: Callable[..., Any], item: dict) -> str:
+    """What a log line calls a cell: the function and the arguments that tell cells apart at a
+    glance (short scalars; the settings shared by every cell and the derived seeds are left
+    out, the cell's hash names it exactly)."""
+    shown = [
+        f"{k}={v}"
+        for k, v in item.items()
+        if isinstance(v, bool | int | float | str) and not k.endswith("_seed") and len(str(v)) <= 24
+    ]
+    return f"{fn.__name__}({', '.join(shown)})"
+
+
 def map_cells(
     fn: Callable[..., Any],
     items: Sequence[dict],
@@ -54,8 +66,7 @@ def map_cells(
         elif key not in {t.key for t in tasks}:
             info = {"key": key, "function": fn.__qualname__, "item": item}
             args = (fn.__module__, fn.__qualname__, item, str(out / key), info)
-            label = f"{fn.__name__}({', '.join(f'{k}={v}' for k, v in item.items())})"
-            tasks.append(Task(key, label, run_function, args, out / key))
+            tasks.append(Task(key, cell_label(fn, item), run_function, args, out / key))
     if tasks:
         if len(items) > len(tasks):
             log(f"{len(items) - len(tasks)} of {len(items)} {fn.__name__} cells cached")
