@@ -10,6 +10,7 @@ training before the optimiser step, keeping the last good checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -178,9 +179,7 @@ class Trainer:
             group["lr"] = lr
         x0, t, z = self._batch()
         self.loss_gen.manual_seed(step_seed(self.seed, self.step, self.world.rank))
-        with torch.autocast(
-            self.device.type, dtype=self.autocast or torch.bfloat16, enabled=bool(self.autocast)
-        ):
+        with self._autocast():
             per_example = self.loss_fn(
                 self.forward, x0, self.process, self.loss_gen, t=t, z=z, **self._loss_kw
             )
@@ -199,6 +198,13 @@ class Trainer:
         self._update_ema()
         self.step += 1
         return value, grad_norm
+
+    def _autocast(self):
+        # no autocast context at all when it is off: entering a disabled one costs ~2 % of a
+        # small network's step on the CPU
+        if not self.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
 
     def _diverged_message(self, loss: float, grad_norm: float) -> str:
         what = f"the loss is {loss}" if not math.isfinite(loss) else "the loss is finite"
