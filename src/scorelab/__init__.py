@@ -8,9 +8,10 @@ The entry points a user meets first::
     x = target.sample(1000)
     s = target.score(process.sample_marginal(x, 0.5), 0.5, process)
 
-Importing the package imports neither torch nor the components: the names below load on first
-use (PEP 562), and each registry imports the modules that define its built-ins on its first
-look-up (``registry.provide``). ``scorelab --help`` and ``scorelab list`` stay instant.
+Importing the package imports neither torch nor pydantic nor the components: the names below
+load on first use (PEP 562), and each registry group imports the modules that define its
+built-ins on its first look-up (``scorelab.groups.BUILTINS``). ``scorelab --help`` and
+``scorelab list`` stay instant.
 """
 
 from __future__ import annotations
@@ -18,30 +19,16 @@ from __future__ import annotations
 import importlib
 
 from .errors import ConfigError, InvalidParameter, ScorelabError
-from .registry import entries, entry, get, names, provide, register
 
 __version__ = "0.1.0"
 
-# The modules whose import registers each group's built-ins, in the order `scorelab list`
-# shows them. (The studies arrive through scorelab's own plugin entry point.)
-for _group, _modules in {
-    "schedule": ("schedules", "ddpm"),
-    "process": ("processes", "ddpm"),
-    "target": ("targets",),
-    "sampler": ("samplers",),
-    "grid": ("grids",),
-    "loss": ("losses", "fokker_planck"),
-    "weighting": ("losses",),
-    "noise": ("losses",),
-    "network": ("networks",),
-    "parameterisation": ("parameterisations",),
-    "metric": ("metrics",),  # POT and scikit-learn
-}.items():
-    for _module in _modules:
-        provide(_group, f"{__name__}.{_module}")
-del _group, _modules, _module
-
 _LAZY = {
+    "entries": "registry",
+    "entry": "registry",
+    "get": "registry",
+    "names": "registry",
+    "provide": "registry",
+    "register": "registry",
     "build": "config",
     "build_process": "config",
     "build_schedule": "config",

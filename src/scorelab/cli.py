@@ -269,6 +269,8 @@ def main_callback(
 
 def _allow_code(enabled: bool) -> None:
     """--allow-code for this command (and, through the environment, its worker processes)."""
+    if not enabled and "scorelab.registry" not in sys.modules:
+        return  # nothing allowed yet, nothing to undo (and --help need not load the registry)
     from . import registry
 
     registry.allow_code(enabled)
@@ -291,22 +293,20 @@ def list_components(
     ] = False,
 ):
     """List every registered component (built-in and plugin) with its parameters and defaults."""
-    from . import registry
+    from .groups import GROUPS
     from .manifest import listing
 
-    groups = list(registry.GROUPS) if group is None else [group]
+    groups = list(GROUPS) if group is None else [group]
     for g in groups:
-        if g not in registry.GROUPS:
-            raise InvalidParameter(
-                "GROUP", "is not a component group", g, ", ".join(registry.GROUPS)
-            )
+        if g not in GROUPS:
+            raise InvalidParameter("GROUP", "is not a component group", g, ", ".join(GROUPS))
     known = listing()
     if json_out:
         listed = {g: {k: e["parameters"] for k, e in known[g].items()} for g in groups}
         print(json.dumps(listed, indent=2, ensure_ascii=False))
         return
     for g in groups:
-        table = Table(title=f"{g}: {registry.GROUPS[g]}", title_justify="left")
+        table = Table(title=f"{g}: {GROUPS[g]}", title_justify="left")
         table.add_column("kind", style="bold cyan", no_wrap=True)
         table.add_column("parameters (default)")
         table.add_column("what it is")

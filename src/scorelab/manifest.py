@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import registry
+from .groups import GROUPS, PLUGIN_ENV, PLUGIN_GROUP
 
 PATH = Path(__file__).with_name("manifest.json")
 OWN_DISTRIBUTION = "scorelab"
@@ -45,6 +45,8 @@ def default_text(value: Any) -> str:
 def live() -> dict[str, dict[str, dict[str, Any]]]:
     """{group: {kind: {"parameters": {name: JSON default}, "text": "k=v, …", "doc": …}}} from
     the registries (imports every component module and the plugins)."""
+    from . import registry
+
     return {
         group: {
             name: {
@@ -54,17 +56,17 @@ def live() -> dict[str, dict[str, dict[str, Any]]]:
             }
             for name, e in registry.entries(group).items()
         }
-        for group in registry.GROUPS
+        for group in GROUPS
     }
 
 
 def foreign_plugins() -> bool:
     """Whether a plugin other than scorelab's own is configured (it may register anything)."""
-    if os.environ.get(registry.PLUGIN_ENV, "").strip():
+    if os.environ.get(PLUGIN_ENV, "").strip():
         return True
     from importlib.metadata import entry_points
 
-    for ep in entry_points(group=registry.PLUGIN_GROUP):
+    for ep in entry_points(group=PLUGIN_GROUP):
         dist = getattr(ep, "dist", None)
         if dist is None or dist.metadata["Name"] != OWN_DISTRIBUTION:
             return True

@@ -33,24 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, create_model
 
 from .errors import InvalidParameter, ScorelabError
-
-GROUPS: dict[str, str] = {
-    "schedule": "β(t) or σ(t) of a forward process",
-    "process": "the forward SDE",
-    "target": "the data law (exact scores where known)",
-    "sampler": "turns a score model into samples",
-    "grid": "the spacing of a sampler's time grid",
-    "loss": "per-example training loss",
-    "weighting": "the loss weighting λ(t)",
-    "noise": "the training noise distribution p(t) or p(σ)",
-    "network": "the neural network",
-    "parameterisation": "what the network predicts (score, ε, x₀, EDM denoiser)",
-    "metric": "a distance between samples and the target, with floor and CI",
-    "study": "a paper's claims reproduced end to end",
-}
-
-PLUGIN_GROUP = "scorelab.plugins"  # entry points: name = "module" or "module:object"
-PLUGIN_ENV = "SCORELAB_PLUGINS"
+from .groups import BUILTINS, GROUPS, PLUGIN_ENV, PLUGIN_GROUP
 
 # Signature parameters that are a call's plumbing, never a configurable parameter.
 _PLUMBING = frozenset(
@@ -432,6 +415,11 @@ def _same_definition(a: Any, b: Any) -> bool:
 def _where(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
+
+for _group, _modules in BUILTINS.items():
+    for _module in _modules:
+        provide(_group, _module)
+del _group, _modules, _module
 
 __all__ = [
     "GROUPS",
