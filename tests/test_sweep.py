@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -238,3 +240,27 @@ def test_map_cells_caches_and_is_the_same_on_every_executor(tmp_path):
             fails_for_negative, [{"value": 1.0}, {"value": -1.0}], tmp_path / "f", log=logs.append
         )
     assert "1 of 2 fails_for_negative cells cached" in logs[-1]
+
+
+@pytest.mark.slow
+def test_pool_workers_end_when_the_sweep_is_killed(tmp_path):
+    """A worker whose sweep process died (SIGKILL) exits instead of computing on."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    code = (
+        "import time\n"
+        "from scorelab.sweep.engine import _init_worker\n"
+        f"_init_worker({parent.pid})\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "ready"
+        assert worker.poll() is None  # its sweep is alive: it keeps working
+        parent.kill()
+        parent.wait()
+        assert worker.wait(timeout=60) == 1
+    finally:
+        for p in (parent, worker):
+            if p.poll() is None:
+                p.kill()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -157,10 +158,26 @@ def execute(
     return records
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if parent is not None:
+        threading.Thread(target=_exit_when_gone, args=(parent,), daemon=True).start()
+
+
+def _exit_when_gone(parent: int, every: float = 1.0) -> None:
+    """End this worker once the sweep's process is gone. A pool worker's parent is the
+    forkserver, not the sweep, so a sweep killed hard (SIGKILL, or SIGTERM before Python can
+    clean up) would otherwise leave its workers computing cells nobody collects."""
+    while True:
+        time.sleep(every)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # alive, owned by someone else (a reused PID)
+            pass
 
 
 def _run_local(todo: list[Task], workers: int, records: dict, bar) -> None:
@@ -174,7 +191,9 @@ def _run_local(todo: list[Task], workers: int, records: dict, bar) -> None:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["scorelab.sweep.jobs", "scorelab.metrics"])
     while todo:
-        with ProcessPoolExecutor(min(workers, len(todo)), ctx, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            min(workers, len(todo)), ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        ) as pool:
             futures = {pool.submit(t.fn, *t.args): t for t in todo}
             bar.running(min(workers, len(todo)))
             todo = []
