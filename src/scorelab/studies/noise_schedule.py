@@ -982,6 +982,8 @@ def _plot_curves(ax, series: list[tuple[str, dict, dict]], cos_x: float, a_mark=
     if a_mark is not None:
         ax.axvline(a_mark, color="grey", ls=":", lw=1)
     ax.set_yscale("log")
+    lo, hi = ax.get_ylim()  # headroom above the top curve (often a bound) for the legend
+    ax.set_ylim(lo, hi * (hi / lo) ** 0.3)
     ticks = [-10, -5, 0, 5, 10]
     ax.set_xticks([*ticks, cos_x], [*map(str, ticks), "cos"])
     ax.set_xlabel("a  (★ = cosine schedule)")
@@ -1048,6 +1050,7 @@ def figure_mg25(study: Study, mg: dict) -> None:
         _plot_curves(ax, series, 12)
         if metric == "knn_kl":  # the kNN KL estimate may dip below 0 near its floor
             ax.set_yscale("symlog", linthresh=0.01)
+            ax.autoscale(axis="y")  # the log-axis limits (and headroom) do not apply here
         ax.axhline(mg["noise"][metric], color="k", lw=1, ls=":", label="noise (floor RMS)")
         ax.set_ylabel(metric.replace("_", " "))
     axes[0].legend(fontsize=7, ncol=2)
