@@ -47,7 +47,7 @@ ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun")
 FIXED_METHODS = ("euler", "heun", "rk4")
 TRACES = ("exact", "hutchinson")
 DATA_RANGES = ("[0,1]", "[-1,1]")
-ERROR_NORMS = ("rms", "max")
+ERROR_NORMS = ("rms", "max", "per_example")
 
 
 def _max_norm(tensors) -> torch.Tensor:
@@ -60,7 +60,10 @@ class NLLResult:
 
     ``nll`` = −(``prior_log_prob`` + ``delta_log_prob``) in nats ``[B]``; ``prior_log_prob`` =
     log π(x(T)); ``delta_log_prob`` = ∫_{t_min}^T ∇·v dt; ``x_T`` the ODE's end points; ``nfe``
-    the number of score evaluations (each with its divergence)."""
+    the number of (batched) score calls, each with its divergence except the per-example
+    solver's zero-weight stages; ``nfe_per_example`` the mean number of score evaluations per
+    example — ``nfe`` when the batch shares its steps, fewer with ``error_norm="per_example"``,
+    whose calls hold only the unfinished examples."""
 
     nll: torch.Tensor
     prior_log_prob: torch.Tensor
@@ -71,6 +74,7 @@ class NLLResult:
     T: float
     method: str
     trace: str
+    nfe_per_example: float | None = None
 
     @property
     def dim(self) -> int:
@@ -158,25 +162,31 @@ def dequantise(
 
 
 def _divergence_fn(F, trace: str, probes: torch.Tensor | None):
-    """(x_flat, t) → (s, ∇·s estimate), by vector–Jacobian products in one forward pass."""
+    """(x_flat, t) → (s, ∇·s estimate), by vector–Jacobian products in one forward pass.
 
-    def fn(x: torch.Tensor, t: torch.Tensor):
+    ``idx`` (the examples that x holds, for the per-example solver) selects their probes;
+    ``div=False`` evaluates the score alone (no graph) and returns None for the divergence."""
+
+    def fn(x: torch.Tensor, t: torch.Tensor, idx: torch.Tensor | None = None, div: bool = True):
+        if not div:
+            return F(x, t), None
         with torch.enable_grad():
             xl = x.detach().requires_grad_(True)
             s = F(xl, t)
-            div = torch.zeros(x.shape[0], dtype=s.dtype, device=s.device)
+            dv = torch.zeros(x.shape[0], dtype=s.dtype, device=s.device)
             if trace == "exact":
                 D = s.shape[1]
                 for i in range(D):
                     (g,) = torch.autograd.grad(s[:, i].sum(), xl, retain_graph=i < D - 1)
-                    div = div + g[:, i]
+                    dv = dv + g[:, i]
             else:
-                k = probes.shape[0]
+                pr = probes if idx is None else probes[:, idx]
+                k = pr.shape[0]
                 for j in range(k):
-                    (g,) = torch.autograd.grad(s, xl, probes[j], retain_graph=j < k - 1)
-                    div = div + (g * probes[j]).sum(1)
-                div = div / k
-        return s.detach(), div.detach()
+                    (g,) = torch.autograd.grad(s, xl, pr[j], retain_graph=j < k - 1)
+                    dv = dv + (g * pr[j]).sum(1)
+                dv = dv / k
+        return s.detach(), dv.detach()
 
     return fn
 
@@ -250,8 +260,8 @@ def pf_ode_nll(
         probes = sample_probes(n_probes, (B, D), probe, generator, dtype, device)
 
     def F(xx: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
-        out = score(xx.reshape(B, *event), tt)
-        return out.reshape(B, -1)
+        out = score(xx.reshape(-1, *event), tt)
+        return out.reshape(xx.shape[0], -1)
 
     div_fn = _divergence_fn(F, trace, probes)
     nfe = 0
@@ -269,9 +279,23 @@ def pf_ode_nll(
         s, div = div_fn(xs, t.expand(B))
         return f * xs - 0.5 * g2 * s, D * f - 0.5 * g2 * div
 
+    def field(t64: torch.Tensor, xs: torch.Tensor, idx: torch.Tensor, with_div: bool = True):
+        # per-example times [b] (float64) of the examples idx, for _per_example_rk
+        nonlocal nfe
+        nfe += 1
+        t64 = t64.clamp(max=T)
+        f = process.drift_coef(t64).to(dtype)
+        g2 = process.diffusion2(t64).to(dtype)
+        s, div = div_fn(xs, t64.to(dtype), idx, with_div)
+        v = f[:, None] * xs - 0.5 * g2[:, None] * s
+        return v, (None if div is None else D * f - 0.5 * g2 * div)
+
     state0 = (xf, torch.zeros(B, dtype=dtype, device=device))
+    evals = None
     with torch.no_grad():
-        if method in ADAPTIVE_METHODS:
+        if method in ADAPTIVE_METHODS and error_norm == "per_example":
+            xT, delta, evals = _per_example_rk(field, xf, t0, T, method, rtol, atol)
+        elif method in ADAPTIVE_METHODS:
             from torchdiffeq import odeint
 
             ts = torch.tensor([t0, T], dtype=dtype, device=device)
@@ -285,7 +309,10 @@ def pf_ode_nll(
     end = process.prior_log_prob if prior is None else prior
     prior_lp = torch.as_tensor(end(xT.reshape(B, *event))).to(dtype).reshape(B)
     nll = -(prior_lp + delta)
-    return NLLResult(nll, prior_lp, delta, xT.reshape(B, *event), nfe, t0, T, method, trace)
+    per_example = nfe if evals is None else evals / B
+    return NLLResult(
+        nll, prior_lp, delta, xT.reshape(B, *event), nfe, t0, T, method, trace, per_example
+    )
 
 
 def _fixed_steps(rhs, state, t0, T, n, method, dtype, device):
@@ -313,3 +340,94 @@ def _fixed_steps(rhs, state, t0, T, n, method, dtype, device):
             x = x + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
             y = y + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
     return x, y
+
+
+def _per_example_rk(field, x0, t0, T, method, rtol, atol):
+    """torchdiffeq's embedded Runge–Kutta ``method`` with one time, step size and error test per
+    example; returns (x(T), ∫∇·v, score evaluations summed over examples).
+
+    Each example accepts or rejects its own step on the largest scaled local error of its own
+    coordinates, the log-density increment included (atol + rtol·max(|y|, |y_new|) per
+    coordinate, as ``error_norm="max"`` but not shared with the batch); only unfinished examples
+    are evaluated, at their own times. The log-density increment enters no stage's field, so a
+    stage whose weights in the solution and in the error estimate are both zero (dopri5's
+    second, dopri8's second to fifth) evaluates the score alone, without its divergence.
+    Step-size rule as torchdiffeq's, per example: h ← h·min(10, max(0.2, 0.9·err^(−1/order)))
+    (never below h on an accepted step); first step by the rule of Hairer, Nørsett & Wanner
+    (Solving ODEs I, §II.4), which torchdiffeq also uses.
+    """
+    from torchdiffeq._impl.odeint import SOLVERS  # the methods' Butcher tableaus
+
+    solver = SOLVERS[method]
+    tab, order = solver.tableau, float(solver.order)
+    alpha = [float(a) for a in tab.alpha]
+    beta = [[float(b) for b in row] for row in tab.beta]
+    c_sol = [float(c) for c in tab.c_sol]
+    c_err = [float(c) for c in tab.c_error]
+    fsal = c_sol[-1] == 0 and beta[-1] == c_sol[:-1]
+    need = [a != 0 or b != 0 for a, b in zip(c_sol, c_err, strict=True)]
+    if fsal:  # the last stage is the next step's first
+        need[-1] = need[-1] or need[0]
+
+    def comb(weights, ks):
+        return sum(w * k for w, k in zip(weights, ks, strict=True) if w != 0)
+
+    B, dtype, device = x0.shape[0], x0.dtype, x0.device
+    span = T - t0
+    t = torch.full((B,), t0, dtype=torch.float64, device=device)
+    x = x0.clone()
+    ell = torch.zeros(B, dtype=dtype, device=device)
+    active = torch.arange(B, device=device)
+    evals = B
+    kx, kd = field(t, x, active)
+    if not bool(torch.isfinite(kx).all() and torch.isfinite(kd).all()):
+        raise RuntimeError("per-example PF-ODE solver: the score is not finite at t_min")
+    # first step, per example
+    sc = atol + rtol * x.abs()
+    d0 = (x / sc).abs().amax(1).double()
+    d1 = torch.maximum((kx / sc).abs().amax(1), kd.abs() / atol).double()
+    h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1).clamp(max=span)
+    fx, _ = field(t + h0, x + h0.to(dtype)[:, None] * kx, active, False)
+    evals += B
+    d2 = ((fx - kx) / sc).abs().amax(1).double() / h0
+    dm = torch.maximum(d1, d2)
+    h1 = torch.where(
+        dm <= 1e-15, (h0 * 1e-3).clamp(min=1e-6), (0.01 / dm.clamp(min=1e-300)) ** (1 / (order + 1))
+    )
+    h = torch.minimum(100 * h0, h1).clamp(max=span)
+    h = torch.where(torch.isfinite(h), h, h0)  # a non-finite probe: start from h0
+    while active.numel():
+        ta, xa, la = t[active], x[active], ell[active]
+        ha = torch.minimum(h[active], T - ta)
+        hx, hl = ha.to(dtype)[:, None], ha.to(dtype)
+        ks_x, ks_d = [kx[active]], [kd[active]]
+        for i, (a, row) in enumerate(zip(alpha, beta, strict=True)):
+            fx, fd = field(ta + a * ha, xa + hx * comb(row, ks_x), active, need[i + 1])
+            ks_x.append(fx)
+            ks_d.append(fd)
+        evals += len(alpha) * active.numel()
+        x_new = xa + hx * comb(c_sol, ks_x)
+        l_new = la + hl * comb(c_sol, ks_d)
+        ex = (hx * comb(c_err, ks_x)).abs() / (atol + rtol * torch.maximum(xa.abs(), x_new.abs()))
+        el = (hl * comb(c_err, ks_d)).abs() / (atol + rtol * torch.maximum(la.abs(), l_new.abs()))
+        err = torch.nan_to_num(torch.maximum(ex.amax(1), el).double(), nan=math.inf)
+        ok = err <= 1
+        fac = (0.9 * err.clamp(min=1e-10) ** (-1 / order)).clamp(max=10.0)
+        fac = torch.maximum(fac, torch.where(ok, 1.0, 0.2))
+        h_new = ha * fac
+        if bool((~(ta + h_new > ta) & ~ok).any()):  # also a NaN step
+            raise RuntimeError(
+                "per-example PF-ODE solver: step size underflow (is the score finite?)"
+            )
+        acc = active[ok]
+        h[active] = h_new
+        t[acc] = torch.where(T - ta[ok] <= ha[ok], T, ta[ok] + ha[ok])
+        x[acc] = x_new[ok]
+        ell[acc] = l_new[ok]
+        if fsal:
+            kx[acc], kd[acc] = ks_x[-1][ok], ks_d[-1][ok]
+        elif acc.numel():
+            kx[acc], kd[acc] = field(t[acc], x[acc], acc)
+            evals += acc.numel()
+        active = active[t[active] < T]
+    return x, ell, evals
