@@ -25,8 +25,13 @@ linear in the integrand, so E_v[NLL_v] is the exact-trace NLL (to solver toleran
 Solvers: "dopri5" (default), "dopri8", "bosh3" and "adaptive_heun" are torchdiffeq's adaptive
 Runge–Kutta methods (``rtol``/``atol``, by default on the largest scaled error of any example:
 ``error_norm``); "euler", "heun" and "rk4" (classical) are fixed-step loops on a uniform grid of
-``steps`` steps. All steps are shared by the batch. The solve is not differentiable (the result
-is detached).
+``steps`` steps. Steps are shared by the batch, except with ``error_norm="per_example"``: the
+same tableaus, each example with its own step size and error test, and only the unfinished
+examples evaluated (``_per_example_rk``) — the cheapest way to hold every example to the
+tolerance (on 10⁴ ring8 points ≈ 0.5× the score evaluations of the shared max norm). The time
+variable is the process's own t: integrating in λ = log σ or in σ (on x/m(t), the log-det
+carried exactly) took more evaluations on every registered process we measured
+(docs/training.md, "Likelihood"). The solve is not differentiable (the result is detached).
 """
 
 from __future__ import annotations
@@ -219,10 +224,15 @@ def pf_ode_nll(
     at the end point — e.g. the exact log p_T of a known target, which removes the prior
     mismatch from an oracle comparison. ``error_norm`` (adaptive methods): "max" (default), the
     largest scaled local error of any coordinate of any example, so that every example's NLL
-    is held to ``rtol``/``atol``; "rms", the RMS over the whole batch (torchdiffeq's and
-    scipy's default, hence score_sde's) — fewer steps (≈ 0.6× on 10⁴ ring8 points), but one
-    example's error is not bounded by it (up to 1.7e-2 nats at rtol = atol = 1e-5 there,
-    against ≈ 1e-4 with "max").
+    is held to ``rtol``/``atol`` at every shared step; "rms", the RMS over the whole batch
+    (torchdiffeq's and scipy's default, hence score_sde's) — fewer steps (≈ 0.6× on 10⁴ ring8
+    points), but one example's error is not bounded by it (up to 1.7e-2 nats at rtol = atol =
+    1e-5 there, against ≈ 4e-4 with "max"); "per_example", every example held to the same
+    local test with its own steps, so that none is refined for another's sake: ≈ 0.5× the
+    score evaluations of "max" there (76.5 per example against 158), at most 5.6e-4 nats off
+    the exact value, calls holding only the unfinished examples at their own times (the score
+    then sees batches smaller than x and one time per example). ``nfe`` counts the calls,
+    ``nfe_per_example`` the evaluations per example.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
         raise InvalidParameter("x", "must be a floating-point tensor [B, *event_shape]", x)
