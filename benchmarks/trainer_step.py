@@ -5,9 +5,10 @@ mixture under VP cosine) with the same batch and AdamW; the hand loop draws x₀
 x_t, computes the s²-weighted DSM loss inline, clips the gradient norm, steps the optimiser and
 updates an EMA of the weights (one fused lerp) — nothing else. The trainer adds what a real run
 needs on top: the noise distribution and weighting machinery, warm-up and cosine learning rate,
-the per-step seeded noise stream, the non-finite guard and the logging bookkeeping. The two are run
-in alternating blocks so both see the same machine state; the reported ratio is the median of
-the paired block ratios. Goal: ≤ 1.05 (issue 18). Also reported: the quickstart network's steps per second.
+the per-step seeded noise stream, the non-finite guard and the logging bookkeeping. The two are
+run in alternating blocks so both see the same machine state; the reported ratio is the median
+of the paired block ratios. Goal: ≤ 1.05 (issue 18). Also reported: the quickstart network's
+steps per second.
 
     python benchmarks/trainer_step.py [--batch 512] [--block 200] [--repeats 7] [--threads 1]
 """
