@@ -3,6 +3,8 @@ right shape and size, or an ``InvalidParameter`` that names the argument."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -98,6 +100,46 @@ def bootstrap_counts(n: int, n_boot: int, generator: torch.Generator | None) -> 
     counts = torch.zeros(n_boot, n, dtype=torch.float64)
     counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
     return counts
+
+
+def linearised_resamples(
+    theta: float, linear, solve: Callable[[int], float], k: int, level: float = 0.95
+) -> np.ndarray:
+    """Bootstrap replicates of a statistic θ(w) convex in the resample weights w (an exact OT
+    cost as a function of one marginal) from its linearisation at every resample and exact
+    solves at k of them: a control variate (Davison & Hinkley 1997, §9.3).
+
+    ``linear`` ``[B]``: L_b = ⟨f, w_b − w⟩ with f an optimal dual potential, so that θ(w_b) =
+    θ + L_b + D_b with a convexity gap D_b ≥ 0 (weak duality); D is the resampling bias
+    that the basic interval removes, and it varies with L. ``solve(b)`` is θ(w_b) exactly; it
+    is called for the k resamples whose L ranks next to the interval's two quantiles (k/2
+    each side: what the interval reads), D is regressed on L over those (D ≈ α + βL), and
+    every other resample gets θ + L_b + max(0, α + βL_b + e_b), e_b cycling through the k
+    residuals (scaled by √(k/(k−2)) for the two fitted parameters). Measured on the
+    quickstart's W1 and W2 against 400 exact resamples, k = 8 put the interval's ends closer
+    to the exact bootstrap's than 25 exact resamples did (issue 18)."""
+    L = np.asarray(linear, dtype=np.float64)
+    B = L.size
+    k = max(3, min(int(k), B))
+    order = np.argsort(L, kind="stable")
+    r = min(max(round((1 - level) / 2 * B), 0), B - 1)
+    h = k // 2
+    start = min(max(r - h // 2, 0), B - k + h)
+    low = order[start : start + h]
+    high = order[::-1][start : start + k - h]
+    chosen = np.unique(np.concatenate([low, high]))
+    T = np.array([solve(int(b)) for b in chosen], dtype=np.float64)
+    D = T - theta - L[chosen]
+    m = chosen.size
+    if m >= 3 and np.ptp(L[chosen]) > 0:
+        beta, alpha = np.polyfit(L[chosen], D, 1)
+        resid = (D - alpha - beta * L[chosen]) * np.sqrt(m / (m - 2))
+    else:
+        beta, alpha, resid = 0.0, float(D.mean()), D - D.mean()
+    gap = alpha + beta * L + resid[np.arange(B) % m]
+    out = theta + L + np.maximum(gap, 0.0)
+    out[chosen] = T
+    return out
 
 
 def percentile_ci(values, level: float = 0.95) -> tuple[float, float]:

@@ -3,8 +3,10 @@
 floor: the same metric between two independent target samples of the size of ``samples``
 (for metrics against a closed form, kl_gaussian, w2_gaussian and nll: the metric of one target
 sample of that size). CI: percentile bootstrap over resamples of the generated samples (the
-resample enters as multiplicities, so OT and MMD never see duplicated points), or analytic
-(nll: mean ± 1.96 s.e.); each result's ``note`` says which.
+resample enters as multiplicities, so OT and MMD never see duplicated points; for exact W1/W2,
+resamples linearised by the optimal dual potential with the convexity gap solved exactly at
+the interval's ends, ``_checks.linearised_resamples``), or analytic (nll: mean ± 1.96 s.e.);
+each result's ``note`` says which.
 
 Each metric is one function ``(MetricContext) -> MetricResult`` registered in the "metric"
 registry (``scorelab.registry``), with the metadata ``evaluate`` reads:
@@ -39,6 +41,7 @@ from ._checks import (
     as_points,
     basic_ci,
     bootstrap_counts,
+    linearised_resamples,
     percentile_ci,
     positive_int,
     subsample,
@@ -161,9 +164,10 @@ class MetricContext:
     target: Target
     g: torch.Generator
     n_boot: int  # bootstrap resamples for the CIs
-    n_boot_ot: int  # ... for the OT metrics (one OT solve each)
+    n_boot_ot: int  # ... for the Sinkhorn and sliced-W2 CIs
     max_points: int  # cap per side of exact OT and MMD
     n_permutations: int  # MMD permutation test size (0: none)
+    n_exact_ot: int = 8  # resamples solved exactly by the exact W1/W2 CIs
 
     @property
     def n(self) -> int:
@@ -292,14 +296,28 @@ def _exact_ot(c: MetricContext, p: int) -> MetricResult:
     y2s = subsample(c.y2, c.max_points, c.g)
     M = transport.cost_matrix(xs, ys, p)
     u = lambda k: np.full(k, 1.0 / k)  # noqa: E731
-    value = transport.emd_cost(u(len(xs)), u(len(ys)), M) ** (1 / p)
-    floor = transport.emd_cost(u(len(y2s)), u(len(ys)), transport.cost_matrix(y2s, ys, p))
-    boot = []
-    for counts in bootstrap_counts(len(xs), c.n_boot_ot, c.g):
-        keep, a = _weights_from_counts(counts)
-        boot.append(transport.emd_cost(a, u(len(ys)), M[keep]) ** (1 / p))
+    a, b = u(len(xs)), u(len(ys))
+    cost, f = transport.emd_cost_and_potential(a, b, M)
+    floor = transport.emd_cost(u(len(y2s)), b, transport.cost_matrix(y2s, ys, p))
+    # One network-simplex solve per resample made these CIs cost seconds each. The cost is
+    # convex in the weights of xs, and the optimal dual potential f linearises it: every
+    # resample gets cost + ⟨f, w − a⟩, and n_exact_ot of them are solved exactly to fit the
+    # convexity gap (the resampling bias) that the basic interval removes
+    W = bootstrap_counts(len(xs), c.n_boot, c.g).numpy() / len(xs)
+    k = min(c.n_exact_ot, c.n_boot)
+
+    def solve(i: int) -> float:
+        keep = W[i] > 0
+        return transport.emd_cost(W[i][keep], b, M[keep])
+
+    boot = np.maximum(linearised_resamples(cost, (W - a) @ f, solve, k), 0.0) ** (1 / p)
+    value = cost ** (1 / p)
     sub = f"subsampled to {c.max_points} per side; " if c.n > c.max_points else ""
-    note = f"exact OT (POT emd2); {sub}{_boot_note(c.n_boot_ot, True)}"
+    note = (
+        f"exact OT (POT emd2); {sub}CI: basic (bias-corrected) bootstrap, {c.n_boot} resamples "
+        f"of the samples linearised by the optimal dual potential, the {k} at the interval's "
+        "ends solved exactly to correct for the convexity gap"
+    )
     return MetricResult(f"w{p}", value, floor ** (1 / p), basic_ci(value, boot), note)
 
 
@@ -320,7 +338,8 @@ def _m_sliced(c: MetricContext) -> MetricResult:
     """Sliced W2 over 256 random directions."""
     th = transport.random_directions(c.D, 256, c.g)
     f = lambda z: transport.sliced_w2(z, c.y, projections=th)  # noqa: E731
-    boot = [f(c.x[i]) for i in c.boot_index(c.n_boot_ot)]
+    counts = bootstrap_counts(c.n, c.n_boot_ot, c.g)  # the draws of boot_index, as counts
+    boot = transport.sliced_w2_resamples(c.x, c.y, th, counts)
     note = f"256 random directions; {_boot_note(c.n_boot_ot, True)}"
     v = f(c.x)
     return MetricResult("sliced_w2", v, f(c.y2), basic_ci(v, boot), note)
@@ -332,26 +351,21 @@ def _m_sinkhorn(c: MetricContext) -> MetricResult:
     mp = min(c.max_points, transport.MAX_POINTS_SINKHORN)
     xs, ys, y2s = (subsample(z, mp, c.g) for z in (c.x, c.y, c.y2))
     eps = transport.default_eps(c.y)
-    Myy = transport.cost_matrix(ys, ys)
-    Mxy, Mxx = transport.cost_matrix(xs, ys), transport.cost_matrix(xs, xs)
     u = lambda k: np.full(k, 1.0 / k)  # noqa: E731
-    value = transport.sinkhorn_from_costs(u(len(xs)), u(len(ys)), Mxy, Mxx, Myy, eps)
-    floor = transport.sinkhorn_from_costs(
-        u(len(y2s)),
-        u(len(ys)),
-        transport.cost_matrix(y2s, ys),
-        transport.cost_matrix(y2s, y2s),
-        Myy,
-        eps,
-    )
-    # OT_ε(b, b) does not depend on the resample: compute it once
-    ob = transport.entropic_ot(u(len(ys)), u(len(ys)), Myy, eps)
-    boot = []
-    for counts in bootstrap_counts(len(xs), c.n_boot_ot, c.g):
-        keep, a = _weights_from_counts(counts)
-        oxy = transport.entropic_ot(a, u(len(ys)), Mxy[keep], eps)
-        oxx = transport.entropic_ot(a, a, Mxx[np.ix_(keep, keep)], eps)
-        boot.append(oxy - 0.5 * oxx - 0.5 * ob)
+    cost = transport.cost_matrix
+    # the resamples are weight vectors on the same points (bootstrap_counts): the value and
+    # every resample solve together, as the columns of one batched Sinkhorn per cost matrix
+    # (transport.entropic_ot_many); OT_ε(b, b) is shared by value, floor and resamples
+    counts = bootstrap_counts(len(xs), c.n_boot_ot, c.g).numpy()
+    a = np.concatenate([u(len(xs))[:, None], (counts / counts.sum(1, keepdims=True)).T], 1)
+    oxy = transport.entropic_ot_many(cost(xs, ys), a, u(len(ys)), eps)
+    oxx = transport.entropic_ot_many(cost(xs, xs), a, None, eps)
+    ob = transport.entropic_ot_many(cost(ys, ys), u(len(ys)), None, eps)[0]
+    o2y = transport.entropic_ot_many(cost(y2s, ys), u(len(y2s)), u(len(ys)), eps)[0]
+    o22 = transport.entropic_ot_many(cost(y2s, y2s), u(len(y2s)), None, eps)[0]
+    s = oxy - 0.5 * oxx - 0.5 * ob
+    value, boot = float(s[0]), s[1:].tolist()
+    floor = float(o2y - 0.5 * o22 - 0.5 * ob)
     sub = f"subsampled to {mp} per side; " if c.n > mp else ""
     note = (
         f"debiased Sinkhorn divergence, squared-Euclidean cost, ε = {eps:.3g} "
@@ -365,14 +379,18 @@ def _m_mmd(c: MetricContext) -> MetricResult:
     """Unbiased MMD² with a sum of RBF kernels."""
     xs, ys, y2s = (subsample(z, c.max_points, c.g) for z in (c.x, c.y, c.y2))
     hs = kernel.bandwidths_for(ys)
-    value, pval = kernel.mmd2(
-        xs, ys, hs, max_points=None, n_permutations=c.n_permutations, generator=c.g
-    )
-    floor, _ = kernel.mmd2(y2s, ys, hs, max_points=None)
     n, m = xs.shape[0], ys.shape[0]
-    Kxx, Kxy = kernel.rbf_kernel(xs, xs, hs), kernel.rbf_kernel(xs, ys, hs)
-    Kyy = kernel.rbf_kernel(ys, ys, hs)
+    # each kernel block once: value, floor, permutations and resamples all read these
+    Kxx, Kxy, Kyy = (kernel.rbf_kernel(a, b, hs) for a, b in ((xs, xs), (xs, ys), (ys, ys)))
     syy = (Kyy.sum() - Kyy.diagonal().sum()) / (m * (m - 1))
+    value = float(kernel.mmd2_from_blocks(Kxx, Kxy, Kyy))
+    pval = None
+    if c.n_permutations:
+        K = torch.cat([torch.cat([Kxx, Kxy], 1), torch.cat([Kxy.T, Kyy], 1)])
+        pval = kernel.permutation_pvalue(K, n, value, c.n_permutations, c.g)
+    K22 = kernel.rbf_kernel(y2s, y2s, hs)
+    floor = float(kernel.mmd2_from_blocks(K22, kernel.rbf_kernel(y2s, ys, hs), Kyy))
+    del K22
     C = bootstrap_counts(n, c.n_boot, c.g)  # [B, n]
     sq = (C**2).sum(1)
     sxx = (((C @ Kxx) * C).sum(1) - sq * Kxx.diagonal()[0]) / (n * n - sq)
@@ -525,6 +543,7 @@ def evaluate(
     max_points: int = 2000,
     *,
     n_boot_ot: int = 25,
+    n_exact_ot: int = 8,
     n_permutations: int = 0,
     progress: bool | str = False,
 ) -> Evaluation:
@@ -533,11 +552,13 @@ def evaluate(
 
     ``samples`` ``[n, *event_shape]`` (or ``[n, D]``); ``max_points`` caps each side of exact
     OT and MMD (Sinkhorn: min(max_points, 2000)); ``n_boot_ot`` is the number of bootstrap
-    resamples for the OT metrics (one OT solve each); ``n_permutations`` > 0 adds the MMD
-    permutation p-value to its note. ``generator`` (default: seeded with 0) drives every
-    random draw; ``progress`` shows the metrics done (``scorelab.progress``). A metric that
-    does not apply is reported in ``skipped`` with the reason; an explicitly requested one
-    with too few samples raises ``InvalidParameter``.
+    resamples for the Sinkhorn and sliced-W2 CIs (solved together, one batch each); the exact
+    W1/W2 CIs linearise ``n_boot`` resamples by the optimal dual potential and solve
+    ``n_exact_ot`` (≥ 3) of them exactly (``_checks.linearised_resamples``);
+    ``n_permutations`` > 0 adds the MMD permutation p-value to its note. ``generator``
+    (default: seeded with 0) drives every random draw; ``progress`` shows the metrics done
+    (``scorelab.progress``). A metric that does not apply is reported in ``skipped`` with the
+    reason; an explicitly requested one with too few samples raises ``InvalidParameter``.
     """
     if not isinstance(target, Target):
         raise InvalidParameter("target", "must be a scorelab Target", type(target).__name__)
@@ -553,6 +574,7 @@ def evaluate(
         )
     n_boot = positive_int("n_boot", n_boot, 10)
     n_boot_ot = positive_int("n_boot_ot", n_boot_ot, 10)
+    n_exact_ot = positive_int("n_exact_ot", n_exact_ot, 3)
     max_points = positive_int("max_points", max_points, 2)
     n_permutations = positive_int("n_permutations", n_permutations, 0)
     explicit = metrics is not None
@@ -567,7 +589,9 @@ def evaluate(
         y2 = target.sample(n, g, dtype=F64).reshape(n, -1)
     except NotAvailable as exc:
         raise InvalidParameter("target", f"cannot be sampled ({exc})", target.kind) from None
-    c = MetricContext(x, y, y2, target, g, n_boot, n_boot_ot, max_points, n_permutations)
+    c = MetricContext(
+        x, y, y2, target, g, n_boot, n_boot_ot, max_points, n_permutations, n_exact_ot
+    )
     ev = Evaluation(n=n, target=target.kind)
     bar = tracker(progress, len(names), "evaluating", "metrics")
     try:

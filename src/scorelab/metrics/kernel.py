@@ -35,17 +35,36 @@ def bandwidths_for(y: torch.Tensor, scales=DEFAULT_SCALES) -> list[float]:
 
 
 def rbf_kernel(x: torch.Tensor, y: torch.Tensor, bandwidths) -> torch.Tensor:
-    d2 = torch.cdist(x, y).pow(2)
-    return sum(torch.exp(-d2 / (2 * h * h)) for h in bandwidths)
+    d2 = torch.cdist(x, y).pow_(2)
+    K = torch.zeros_like(d2)
+    for h in bandwidths:  # in place: one n×m temporary, not one per bandwidth
+        K += torch.exp_(d2.div(-2 * h * h))
+    return K
+
+
+def mmd2_from_blocks(Kxx: torch.Tensor, Kxy: torch.Tensor, Kyy: torch.Tensor) -> torch.Tensor:
+    """Unbiased MMD² from the kernel blocks ``[n, n]``, ``[n, m]`` and ``[m, m]``."""
+    n, m = Kxy.shape
+    sxx = (Kxx.sum() - Kxx.diagonal().sum()) / (n * (n - 1))
+    syy = (Kyy.sum() - Kyy.diagonal().sum()) / (m * (m - 1))
+    return sxx + syy - 2 * Kxy.mean()
 
 
 def mmd2_from_kernel(K: torch.Tensor, n: int) -> torch.Tensor:
     """Unbiased MMD² from the pooled kernel matrix ``[n+m, n+m]`` with x first."""
-    m = K.shape[0] - n
-    Kxx, Kyy, Kxy = K[:n, :n], K[n:, n:], K[:n, n:]
-    sxx = (Kxx.sum() - Kxx.diagonal().sum()) / (n * (n - 1))
-    syy = (Kyy.sum() - Kyy.diagonal().sum()) / (m * (m - 1))
-    return sxx + syy - 2 * Kxy.mean()
+    return mmd2_from_blocks(K[:n, :n], K[:n, n:], K[n:, n:])
+
+
+def permutation_pvalue(
+    K: torch.Tensor, n: int, stat: float, n_permutations: int, generator
+) -> float:
+    """(1 + #{permuted MMD² ≥ stat})/(1 + n_permutations) on the pooled kernel ``K``."""
+    n_perm = positive_int("n_permutations", n_permutations)
+    exceed = 0
+    for _ in range(n_perm):
+        p = torch.randperm(K.shape[0], generator=generator)
+        exceed += float(mmd2_from_kernel(K[p][:, p], n)) >= stat
+    return (1 + exceed) / (1 + n_perm)
 
 
 def _check_bandwidths(bandwidths) -> list[float]:
@@ -84,9 +103,4 @@ def mmd2(
     stat = float(mmd2_from_kernel(K, n))
     if not n_permutations:
         return stat, None
-    n_perm = positive_int("n_permutations", n_permutations)
-    exceed = 0
-    for _ in range(n_perm):
-        p = torch.randperm(z.shape[0], generator=generator)
-        exceed += float(mmd2_from_kernel(K[p][:, p], n)) >= stat
-    return stat, (1 + exceed) / (1 + n_perm)
+    return stat, permutation_pvalue(K, n, stat, n_permutations, generator)
