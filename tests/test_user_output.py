@@ -186,6 +186,9 @@ def test_maths_is_rendered_offline():
     assert maths("W1 ≤ (1 − e^{−ε})E‖X₀‖") == "W1 ≤ (1 − e<sup>−ε</sup>)E‖X₀‖"
     assert maths("σ_{k+1}² in R^d, γ_d") == "σ<sub>k+1</sub>² in R<sup>d</sup>, γ<sub>d</sub>"
     assert maths("kl_knn and n_boot <b>") == "kl_knn and n_boot &lt;b&gt;"
+    assert maths("ratio ≈ 10^0.35, α = 10^-4, 2^d") == (
+        "ratio ≈ 10<sup>0.35</sup>, α = 10<sup>-4</sup>, 2<sup>d</sup>"
+    )
 
 
 def test_config_section_shows_what_differs_from_the_defaults():

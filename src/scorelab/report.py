@@ -64,7 +64,11 @@ class HTML(str):
         return obj
 
 
-_SUP = re.compile(r"\^\{([^{}]*)\}|\^([A-Za-z0-9α-ωΑ-Ω−+-])(?![A-Za-z0-9])")
+_SUP = re.compile(
+    r"\^\{([^{}]*)\}"
+    r"|\^([−+\-]?\d+(?:\.\d+)?)(?![A-Za-z0-9])"  # a number: 10^0.35, 10^-4
+    r"|\^([A-Za-z0-9α-ωΑ-Ω−+-])(?![A-Za-z0-9])"
+)
 _SUB = re.compile(
     r"_\{([^{}]*)\}"
     r"|(?<=(?<![A-Za-z0-9_])[A-Za-zα-ωΑ-Ω⊗∑∏])_(min|max|data|[A-Za-z0-9α-ω])(?![A-Za-z0-9_])"
@@ -76,9 +80,7 @@ def maths(text: str) -> str:
     ``R^d`` as superscripts, ``σ_{k+1}`` and ``γ_d`` (a single letter's index) as
     subscripts. Identifiers such as ``kl_knn`` or ``n_boot`` are left as they are."""
     out = html.escape(text, quote=False)
-    out = _SUP.sub(
-        lambda m: f"<sup>{m.group(1) if m.group(1) is not None else m.group(2)}</sup>", out
-    )
+    out = _SUP.sub(lambda m: f"<sup>{next(g for g in m.groups() if g is not None)}</sup>", out)
     out = _SUB.sub(
         lambda m: f"<sub>{m.group(1) if m.group(1) is not None else m.group(2)}</sub>", out
     )
