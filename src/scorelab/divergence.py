@@ -260,6 +260,26 @@ def _ratio_stderr(num: torch.Tensor, den: torch.Tensor) -> tuple[float, float]:
     return ratio, float(resid.std() / (math.sqrt(n) * md))
 
 
+def _nc_terms(field: Field, x: torch.Tensor, uv: torch.Tensor | None, chunk) -> tuple:
+    """Per-example numerator and denominator of NC: exact (``uv`` None) or from the probe
+    pairs ``uv`` ``[2k, *x.shape]`` (see ``conservativity``)."""
+    if uv is None:
+        J = jacobian(field, x, chunk=chunk)
+        return (J - J.transpose(1, 2)).pow(2).sum((1, 2)), J.pow(2).sum((1, 2))
+    k = uv.shape[0] // 2
+    with torch.enable_grad():
+        xl = _leaf(x)
+        out = _flat_eval(field, xl)
+        uv = uv.reshape(2 * k, out.shape[0], -1)
+        g = _vjps(out, xl, uv, False, False, chunk).detach()  # Jᵀu_j, then Jᵀv_j
+    u, v, jtu, jtv = uv[:k], uv[k:], g[:k], g[k:]
+    ujv = (jtu * v).sum(-1)  # uᵀJv  [k, B]
+    vju = (jtv * u).sum(-1)  # vᵀJu
+    num = (ujv - vju).pow(2).mean(0)
+    den = 0.5 * (ujv.pow(2) + vju.pow(2)).mean(0)  # both terms are unbiased for ‖J‖²_F
+    return num, den
+
+
 def conservativity(
     field: Field,
     x: torch.Tensor,
@@ -269,8 +289,12 @@ def conservativity(
     probe: str = "rademacher",
     generator: torch.Generator | None = None,
     chunk: int | None = 1,
+    batch_size: int | None = None,
 ) -> Conservativity:
     """How far the field is from a gradient field, NC = E‖J − Jᵀ‖²_F / E‖J‖²_F over x.
+
+    ``batch_size``: evaluate the field on that many examples at a time (memory; the result
+    does not depend on it, the probes being drawn for the whole batch first).
 
     ``method="exact"`` forms each Jacobian (D backward passes; small D). ``method="probes"``
     draws ``n_probes`` independent pairs (u, v) per example, both with E[uuᵀ] = E[vvᵀ] = I, and
@@ -285,29 +309,28 @@ def conservativity(
     ratio bias.
     """
     _check_x(x)
-    if method == "exact":
-        J = jacobian(field, x, chunk=chunk)
-        num = (J - J.transpose(1, 2)).pow(2).sum((1, 2))
-        den = J.pow(2).sum((1, 2))
-    elif method == "probes":
+    if method not in CONSERVATIVITY_METHODS:
+        raise InvalidParameter(
+            "method", "is not a conservativity method", method, ", ".join(CONSERVATIVITY_METHODS)
+        )
+    B = x.shape[0]
+    bs = B if batch_size is None else int(batch_size)
+    if bs < 1:
+        raise InvalidParameter("batch_size", "must be ≥ 1", batch_size)
+    uv = None
+    if method == "probes":
         k = int(n_probes)
         if k < 1:
             raise InvalidParameter("n_probes", "must be ≥ 1", n_probes)
         uv = sample_probes(2 * k, tuple(x.shape), probe, generator, x.dtype, x.device)
-        with torch.enable_grad():
-            xl = _leaf(x)
-            out = _flat_eval(field, xl)
-            B = out.shape[0]
-            uv = uv.reshape(2 * k, B, -1)
-            g = _vjps(out, xl, uv, False, False, chunk).detach()  # Jᵀu_j, then Jᵀv_j
-        u, v, jtu, jtv = uv[:k], uv[k:], g[:k], g[k:]
-        ujv = (jtu * v).sum(-1)  # uᵀJv  [k, B]
-        vju = (jtv * u).sum(-1)  # vᵀJu
-        num = (ujv - vju).pow(2).mean(0)
-        den = 0.5 * (ujv.pow(2) + vju.pow(2)).mean(0)  # both terms are unbiased for ‖J‖²_F
+    if bs >= B:
+        parts = [_nc_terms(field, x, uv, chunk)]
     else:
-        raise InvalidParameter(
-            "method", "is not a conservativity method", method, ", ".join(CONSERVATIVITY_METHODS)
-        )
+        parts = [
+            _nc_terms(field, x[i : i + bs], None if uv is None else uv[:, i : i + bs], chunk)
+            for i in range(0, B, bs)
+        ]
+    num = torch.cat([p[0] for p in parts])
+    den = torch.cat([p[1] for p in parts])
     ratio, se = _ratio_stderr(num, den)
     return Conservativity(ratio, se, num.detach(), den.detach(), method)

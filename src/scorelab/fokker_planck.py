@@ -188,9 +188,11 @@ def residual_parts(
     generator: torch.Generator | None = None,
     create_graph: bool = False,
     fd_step: float | None = None,
+    probes: torch.Tensor | None = None,
 ) -> ResidualParts:
     """Everything ``fpe_residual`` computes, on flat ``[B, D]`` tensors (see the module
-    docstring for the method)."""
+    docstring for the method). ``probes`` ``[n_probes, B, D]``: the Hutchinson probes, drawn
+    here from ``generator`` when None."""
     _choice("dt", dt, DT_METHODS)
     _choice("div", div, DIV_METHODS)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
@@ -204,7 +206,10 @@ def residual_parts(
     g2 = process.diffusion2(tt).to(xf.dtype)[:, None]
     autodiff_t = dt == "forward"
     if div == "hutchinson":
-        V = sample_probes(n_probes, (B, D), probe, generator, xf.dtype, xf.device)
+        if probes is None:
+            V = sample_probes(n_probes, (B, D), probe, generator, xf.dtype, xf.device)
+        else:
+            V = probes.to(xf.dtype).reshape(probes.shape[0], B, D)
 
     with torch.enable_grad():
         xl = xf.clone().requires_grad_(True)
@@ -349,10 +354,14 @@ def residual_profile(
 
     At each t, n points x = m(t) x₀ + s(t) z are drawn from the noised marginal, with x₀ from
     ``target_or_sampler`` (a Target, a callable (n, generator) → x₀, or a data tensor to
-    subsample) — fresh x₀ and z at every t. Evaluated in batches of ``batch_size``.
+    subsample) — fresh x₀ and z at every t. Evaluated in batches of ``batch_size`` (the
+    memory of the autograd graphs grows with it; the values do not depend on it: the
+    Hutchinson probes are drawn for all n points first).
     """
     if int(n) < 2:
         raise InvalidParameter("n", "must be ≥ 2", n)
+    if int(batch_size) < 1:
+        raise InvalidParameter("batch_size", "must be ≥ 1", batch_size)
     times = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
     check_time(times, process.T, name="times")
     out = []
@@ -360,12 +369,16 @@ def residual_profile(
         x0 = _draw_data(target_or_sampler, int(n), generator, dtype, device)
         z = torch.randn(x0.shape, generator=generator, dtype=dtype, device=device)
         x = process.perturb(x0, t, z)
+        V = None
+        if div == "hutchinson":
+            V = sample_probes(n_probes, (x.shape[0], x[0].numel()), probe, generator, dtype,
+                              device)  # fmt: skip
         vals = []
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size]
             eps = residual_parts(
                 score, process, xb, t, dt=dt, div=div, n_probes=n_probes, probe=probe,
-                generator=generator,
+                generator=generator, probes=None if V is None else V[:, i : i + batch_size],
             ).residual  # fmt: skip
             vals.append(eps.double().pow(2).mean(1))
         v = torch.cat(vals)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from .errors import InvalidParameter
 
@@ -53,3 +54,18 @@ def apply(network: str | None = None, event_shape: Sequence[int] | None = None) 
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+@contextmanager
+def scoped(network: str | None = None, event_shape: Sequence[int] | None = None) -> Iterator[int]:
+    """``apply`` for the duration of a with-block (yields the count); the caller's thread count
+    is restored afterwards, so that library calls (``diagnostics.diagnose``) follow the policy
+    without changing the caller's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield apply(network, event_shape)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

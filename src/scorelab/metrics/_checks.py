@@ -116,8 +116,11 @@ def linearised_resamples(
     each side: what the interval reads), D is regressed on L over those (D ≈ α + βL), and
     every other resample gets θ + L_b + max(0, α + βL_b + e_b), e_b cycling through the k
     residuals (scaled by √(k/(k−2)) for the two fitted parameters). Measured on the
-    quickstart's W1 and W2 against 400 exact resamples, k = 8 put the interval's ends closer
-    to the exact bootstrap's than 25 exact resamples did (issue 18)."""
+    quickstart's W1 and W2 against 400 exact resamples (300 draws of 200 resamples), k = 6 put
+    the interval's ends as close to the exact bootstrap's as 25 exact resamples did, or
+    closer: RMS
+    error 0.006/0.005 (W1, lower/upper end) and 0.006/0.011 (W2) against 0.011/0.006 and
+    0.019/0.011, half-widths 0.035 and 0.063 (issue 18)."""
     L = np.asarray(linear, dtype=np.float64)
     B = L.size
     k = max(3, min(int(k), B))

@@ -167,7 +167,7 @@ class MetricContext:
     n_boot_ot: int  # ... for the Sinkhorn and sliced-W2 CIs
     max_points: int  # cap per side of exact OT and MMD
     n_permutations: int  # MMD permutation test size (0: none)
-    n_exact_ot: int = 8  # resamples solved exactly by the exact W1/W2 CIs
+    n_exact_ot: int = 6  # resamples solved exactly by the exact W1/W2 CIs
 
     @property
     def n(self) -> int:
@@ -543,7 +543,7 @@ def evaluate(
     max_points: int = 2000,
     *,
     n_boot_ot: int = 25,
-    n_exact_ot: int = 8,
+    n_exact_ot: int = 6,
     n_permutations: int = 0,
     progress: bool | str = False,
 ) -> Evaluation:
