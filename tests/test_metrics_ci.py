@@ -92,9 +92,9 @@ def test_linearised_resamples_respect_weak_duality_and_solve_at_the_interval_end
         assert np.all(exact >= cost + L - 1e-12)  # f is dual feasible for every resample
         solved = []
 
-        def solve(b, solved=solved, exact=exact):
-            solved.append(b)
-            return exact[b]
+        def solve(idx, solved=solved, exact=exact):
+            solved.extend(idx)
+            return exact[idx]
 
         rep = linearised_resamples(cost, L, solve, 8)
         ranks = np.argsort(np.argsort(L))[solved]
@@ -163,3 +163,20 @@ def test_w1_w2_intervals_cover_the_closed_form_on_gaussians():
             hits[name] += lo <= _wp_to_sample(0.5, y, p) <= hi
     for name, h in hits.items():
         assert 0.85 <= h / R <= 0.99, (name, h / R)
+
+
+def test_evaluate_runs_under_the_thread_policy_and_restores_the_callers(monkeypatch):
+    from scorelab import threads
+
+    target = build_target({"kind": "gaussian", "dim": 2, "mean": 0.0, "cov": 1.0})
+    x = target.sample(50, gen(10), dtype=F64)
+    seen, apply = [], threads.apply
+    monkeypatch.setattr(threads, "apply", lambda *a, **k: seen.append(apply(*a, **k)) or seen[-1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate(x, target, ["w1", "mmd"], n_boot=20, generator=gen(11))
+        assert seen == [threads.choose(None, (2,))]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

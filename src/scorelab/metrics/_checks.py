@@ -3,7 +3,7 @@ right shape and size, or an ``InvalidParameter`` that names the argument."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -103,7 +103,11 @@ def bootstrap_counts(n: int, n_boot: int, generator: torch.Generator | None) -> 
 
 
 def linearised_resamples(
-    theta: float, linear, solve: Callable[[int], float], k: int, level: float = 0.95
+    theta: float,
+    linear,
+    solve: Callable[[list[int]], Sequence[float]],
+    k: int,
+    level: float = 0.95,
 ) -> np.ndarray:
     """Bootstrap replicates of a statistic θ(w) convex in the resample weights w (an exact OT
     cost as a function of one marginal) from its linearisation at every resample and exact
@@ -111,8 +115,9 @@ def linearised_resamples(
 
     ``linear`` ``[B]``: L_b = ⟨f, w_b − w⟩ with f an optimal dual potential, so that θ(w_b) =
     θ + L_b + D_b with a convexity gap D_b ≥ 0 (weak duality); D is the resampling bias
-    that the basic interval removes, and it varies with L. ``solve(b)`` is θ(w_b) exactly; it
-    is called for the k resamples whose L ranks next to the interval's two quantiles (k/2
+    that the basic interval removes, and it varies with L. ``solve([b, …])`` gives θ(w_b)
+    exactly for each listed resample (in one call, so that they may be solved side by side);
+    it is called for the k resamples whose L ranks next to the interval's two quantiles (k/2
     each side: what the interval reads), D is regressed on L over those (D ≈ α + βL), and
     every other resample gets θ + L_b + max(0, α + βL_b + e_b), e_b cycling through the k
     residuals (scaled by √(k/(k−2)) for the two fitted parameters). Measured on the
@@ -131,7 +136,7 @@ def linearised_resamples(
     low = order[start : start + h]
     high = order[::-1][start : start + k - h]
     chosen = np.unique(np.concatenate([low, high]))
-    T = np.array([solve(int(b)) for b in chosen], dtype=np.float64)
+    T = np.asarray(solve([int(b) for b in chosen]), dtype=np.float64)
     D = T - theta - L[chosen]
     m = chosen.size
     if m >= 3 and np.ptp(L[chosen]) > 0:

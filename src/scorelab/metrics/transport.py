@@ -302,8 +302,8 @@ def _overrelaxed(K, a, b, tol, max_iter, u0, omega):
     errs = []
     for it in range(max_iter):
         Kv = K @ v
-        err = float((u * Kv - a).abs().sum(0).max())
-        if not math.isfinite(err) or not _finite(u, v):
+        err = float((u * Kv - a).abs().sum(0).max())  # NaN or inf where u, v or Kv are
+        if not math.isfinite(err):
             return None
         if err < tol:
             return u, v, w
