@@ -131,3 +131,32 @@ def test_every_group_has_builtins(group):
     import scorelab
 
     assert scorelab.names(group), f"no {group} registered"
+
+
+@pytest.mark.slow
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """The package loads its components lazily, so import order is no longer fixed by
+    ``scorelab/__init__``: each module must import on its own (a cycle that an earlier import
+    used to hide shows up here)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1] / "src"
+    modules = sorted(
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for p in (root / "scorelab").rglob("*.py")
+        if p.name != "__main__.py"
+    )
+    code = (
+        "import importlib, subprocess, sys\n"
+        "bad = []\n"
+        "for m in sys.argv[1:]:\n"
+        "    r = subprocess.run([sys.executable, '-c', f'import {m}'], capture_output=True,"
+        " text=True)\n"
+        "    if r.returncode: bad.append((m, r.stderr.strip().splitlines()[-1]))\n"
+        "print(bad)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=1800
+    )
+    assert res.stdout.strip() == "[]", res.stdout

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from .. import registry
 from ..errors import InvalidParameter
 from ..grids import TimeGrid
-from ..models import load_score_model
 from ..processes import ForwardProcess
 from ..targets import Target
 from .schema import current, parse_config, validate_section
@@ -149,6 +148,8 @@ def build_score(cfg: BaseModel, target: Target, process: ForwardProcess):
     network (rebuilt from the config stored in the checkpoint) under this config's process."""
     if cfg.score.kind == "checkpoint":
         dtype = getattr(torch, cfg.sampler.dtype)
+        from ..models import load_score_model  # models reads configs: imported on use
+
         return load_score_model(cfg.score.path, process, use_ema=cfg.score.use_ema, dtype=dtype)
     if not target.has_score:
         exact = [n for n, e in registry.entries("target").items() if _has_score(e)]
