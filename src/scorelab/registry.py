@@ -15,8 +15,9 @@ component is at once reachable from YAML, ``--set``, ``scorelab list`` and the P
 
 Components of other packages arrive as plugins, loaded on the first look-up: modules named by
 the entry-point group ``scorelab.plugins`` and by ``SCORELAB_PLUGINS`` (comma-separated module
-names). This module imports nothing of scorelab but its errors: it is the bottom layer that the
-components register into.
+names). Each group's built-ins are imported on its first look-up too (``groups.BUILTINS``).
+This module imports nothing of scorelab but its errors and the group table (``groups.py``): it
+is the bottom layer that the components register into.
 """
 
 from __future__ import annotations
