@@ -473,7 +473,16 @@ def evaluate(
         str | None, typer.Option(help="Comma-separated subset (default: all that apply).")
     ] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 200,
-    n_boot_ot: Annotated[int, typer.Option(help="Bootstrap resamples for OT metrics.")] = 25,
+    n_boot_ot: Annotated[
+        int, typer.Option(help="Resamples for the Sinkhorn and sliced-W2 CIs.")
+    ] = 25,
+    n_exact_ot: Annotated[
+        int,
+        typer.Option(
+            help="Resamples solved exactly for the W1/W2 CIs (the others are linearised "
+            "around the optimal potentials; ≥ 3)."
+        ),
+    ] = 6,
     max_points: Annotated[int, typer.Option(help="Cap per side for exact OT and MMD.")] = 2000,
     permutations: Annotated[int, typer.Option(help="MMD permutation test size (0: off).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
@@ -501,6 +510,7 @@ def evaluate(
         generator=torch.Generator().manual_seed(seed),
         max_points=max_points,
         n_boot_ot=n_boot_ot,
+        n_exact_ot=n_exact_ot,
         n_permutations=permutations,
         progress=_interactive(progress and not json_out),  # --json: stdout and stderr clean
     )
