@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from scorelab import schedules as sch
-from scorelab.errors import InvalidParameter
+from scorelab.errors import InvalidParameter, NonFinite
 from scorelab.likelihood import bits_per_dim, dequantise, pf_ode_nll
 from scorelab.processes import VE, VP, SubVP
 from scorelab.targets import Gaussian, GaussianMixture, ring8
@@ -187,9 +187,9 @@ def test_per_example_solver_stops_on_a_non_finite_score():
     def late_nan(y, t):
         return torch.where(t[:, None] > 0.1, float("nan"), score(y, t))
 
-    with pytest.raises(RuntimeError, match="underflow"):
+    with pytest.raises(NonFinite, match="underflow"):
         pf_ode_nll(late_nan, process, x, error_norm="per_example")
-    with pytest.raises(RuntimeError, match="not finite"):
+    with pytest.raises(NonFinite, match="not finite"):
         pf_ode_nll(lambda y, t: score(y, t) * math.nan, process, x, error_norm="per_example")
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -71,7 +70,7 @@ def test_manifest_equals_the_live_registries():
     assert set(stored) == set(live)
 
 
-def test_a_foreign_plugin_makes_list_read_the_live_registries(tmp_path: Path, monkeypatch):
+def test_a_foreign_plugin_makes_list_read_the_live_registries(monkeypatch):
     monkeypatch.setenv("SCORELAB_PLUGINS", "some_plugin")
     assert manifest.foreign_plugins()
     monkeypatch.delenv("SCORELAB_PLUGINS")

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 
 from .divergence import sample_probes
-from .errors import InvalidParameter
+from .errors import InvalidParameter, NonFinite
 from .processes import ForwardProcess
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -416,7 +416,7 @@ def _per_example_rk(field, x0, t0, T, method, rtol, atol):
     evals = B
     kx, kd = field(t, x, active)
     if not bool(torch.isfinite(kx).all() and torch.isfinite(kd).all()):
-        raise RuntimeError("per-example PF-ODE solver: the score is not finite at t_min")
+        raise NonFinite("per-example PF-ODE solver: the score is not finite at t_min")
     # first step, per example
     sc = atol + rtol * x.abs()
     d0 = (x / sc).abs().amax(1).double()
@@ -451,9 +451,7 @@ def _per_example_rk(field, x0, t0, T, method, rtol, atol):
         fac = torch.maximum(fac, torch.where(ok, 1.0, 0.2))
         h_new = ha * fac
         if bool((~(ta + h_new > ta) & ~ok).any()):  # also a NaN step
-            raise RuntimeError(
-                "per-example PF-ODE solver: step size underflow (is the score finite?)"
-            )
+            raise NonFinite("per-example PF-ODE solver: step size underflow (is the score finite?)")
         acc = active[ok]
         h[active] = h_new
         t[acc] = torch.where(T - ta[ok] <= ha[ok], T, ta[ok] + ha[ok])

@@ -287,12 +287,6 @@ def _m_w2_gaussian(c: MetricContext) -> MetricResult:
     return MetricResult("w2_gaussian", v, f(c.y2), basic_ci(v, boot), note)
 
 
-def _weights_from_counts(counts: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    keep = torch.nonzero(counts).reshape(-1)
-    w = counts[keep].numpy()
-    return keep.numpy(), w / w.sum()
-
-
 def _exact_ot(c: MetricContext, p: int) -> MetricResult:
     xs, ys = subsample(c.x, c.max_points, c.g), subsample(c.y, c.max_points, c.g)
     y2s = subsample(c.y2, c.max_points, c.g)

@@ -308,16 +308,16 @@ def _overrelaxed(K, a, b, tol, max_iter, u0, omega):
         if err < tol:
             return u, v, w
         errs.append(err)
-        if it % _CHECK_EVERY or it == 0:
-            pass  # progress is judged over _CHECK_EVERY steps (over-relaxed ones can rise)
-        elif err >= errs[-1 - _CHECK_EVERY]:
-            if w == 1.0:
-                return None  # plain steps never raise the error: this is round-off
-            w = 1.0  # not contracting: plain Sinkhorn steps from here
-        elif omega is None and w == 1.0 and it == 2 * _CHECK_EVERY:
-            # rate of the plain steps → the over-relaxation that is optimal for it
-            rho = (err / errs[-1 - _CHECK_EVERY]) ** (1 / _CHECK_EVERY)
-            w = min(_MAX_OMEGA, 2 / (1 + math.sqrt(1 - rho)))
+        # progress is judged over _CHECK_EVERY steps (over-relaxed ones can rise in between)
+        if it and it % _CHECK_EVERY == 0:
+            if err >= errs[-1 - _CHECK_EVERY]:
+                if w == 1.0:
+                    return None  # plain steps never raise the error: this is round-off
+                w = 1.0  # not contracting: plain Sinkhorn steps from here
+            elif omega is None and w == 1.0 and it == 2 * _CHECK_EVERY:
+                # rate of the plain steps → the over-relaxation that is optimal for it
+                rho = (err / errs[-1 - _CHECK_EVERY]) ** (1 / _CHECK_EVERY)
+                w = min(_MAX_OMEGA, 2 / (1 + math.sqrt(1 - rho)))
         if w == 1.0:
             u = torch.where(pos_a, a / Kv, 0.0)
             v = torch.where(pos_b, b / (K.T @ u), 0.0)
