@@ -257,31 +257,7 @@ def pf_ode_nll(
     divergence are evaluated on at most that many examples at a time (bounds the memory of the
     autograd graph; the solve, its steps and the result are those of the whole batch).
     """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
-        raise InvalidParameter("x", "must be a floating-point tensor [B, *event_shape]", x)
-    if method not in ADAPTIVE_METHODS + FIXED_METHODS:
-        raise InvalidParameter(
-            "method", "is not an ODE method", method, ", ".join(ADAPTIVE_METHODS + FIXED_METHODS)
-        )
-    if trace not in TRACES:
-        raise InvalidParameter("trace", "is not a trace estimator", trace, ", ".join(TRACES))
-    t0 = process.t_min if t_min is None else float(t_min)
-    T = process.T
-    if not (0 <= t0 < T):
-        raise InvalidParameter("t_min", "must lie in [0, T)", t0, f"[0, {T:g})")
-    if error_norm not in ERROR_NORMS:
-        raise InvalidParameter("error_norm", "is not a norm", error_norm, ", ".join(ERROR_NORMS))
-    if method in FIXED_METHODS and int(steps) < 1:
-        raise InvalidParameter("steps", "must be ≥ 1", steps)
-    for name, v in (("rtol", rtol), ("atol", atol)):
-        if not (v > 0 and math.isfinite(v)):
-            raise InvalidParameter(name, "must be > 0", v)
-    for name, v in (("T", T), ("t_min", t0)):
-        for c in (process.drift_coef(v), process.diffusion2(v)):
-            if not math.isfinite(float(c)):
-                raise InvalidParameter(
-                    name, "is where the process's coefficients are infinite (clip β)", v
-                )
+    t0, T = _checked_span(x, process, method, trace, t_min, error_norm, steps, rtol, atol)
 
     B = x.shape[0]
     event = tuple(x.shape[1:])
@@ -348,6 +324,37 @@ def pf_ode_nll(
     return NLLResult(
         nll, prior_lp, delta, xT.reshape(B, *event), nfe, t0, T, method, trace, per_example
     )
+
+
+def _checked_span(x, process, method, trace, t_min, error_norm, steps, rtol, atol):
+    """pf_ode_nll's arguments checked (each refusal names its argument); the span
+    (t_min, T) of the integration."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
+        raise InvalidParameter("x", "must be a floating-point tensor [B, *event_shape]", x)
+    if method not in ADAPTIVE_METHODS + FIXED_METHODS:
+        raise InvalidParameter(
+            "method", "is not an ODE method", method, ", ".join(ADAPTIVE_METHODS + FIXED_METHODS)
+        )
+    if trace not in TRACES:
+        raise InvalidParameter("trace", "is not a trace estimator", trace, ", ".join(TRACES))
+    t0 = process.t_min if t_min is None else float(t_min)
+    T = process.T
+    if not (0 <= t0 < T):
+        raise InvalidParameter("t_min", "must lie in [0, T)", t0, f"[0, {T:g})")
+    if error_norm not in ERROR_NORMS:
+        raise InvalidParameter("error_norm", "is not a norm", error_norm, ", ".join(ERROR_NORMS))
+    if method in FIXED_METHODS and int(steps) < 1:
+        raise InvalidParameter("steps", "must be ≥ 1", steps)
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if not (v > 0 and math.isfinite(v)):
+            raise InvalidParameter(name, "must be > 0", v)
+    for name, v in (("T", T), ("t_min", t0)):
+        for c in (process.drift_coef(v), process.diffusion2(v)):
+            if not math.isfinite(float(c)):
+                raise InvalidParameter(
+                    name, "is where the process's coefficients are infinite (clip β)", v
+                )
+    return t0, T
 
 
 def _fixed_steps(rhs, state, t0, T, n, method, dtype, device):
