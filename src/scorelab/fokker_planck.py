@@ -190,9 +190,9 @@ def residual_parts(
     fd_step: float | None = None,
     probes: torch.Tensor | None = None,
 ) -> ResidualParts:
-    """Everything ``fpe_residual`` computes, on flat ``[B, D]`` tensors (see the module
-    docstring for the method). ``probes`` ``[n_probes, B, D]``: the Hutchinson probes, drawn
-    here from ``generator`` when None."""
+    """Everything ``fpe_residual`` computes (its docstring explains the options), on flat
+    ``[B, D]`` tensors (see the module docstring for the method). ``probes``
+    ``[n_probes, B, D]``: the Hutchinson probes, drawn here from ``generator`` when None."""
     _choice("dt", dt, DT_METHODS)
     _choice("div", div, DIV_METHODS)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
@@ -255,45 +255,19 @@ def residual_parts(
     return parts
 
 
-def fpe_residual(
-    score: ScoreFn,
-    process: ForwardProcess,
-    x: torch.Tensor,
-    t,
-    *,
-    dt: str = "forward",
-    div: str = "exact",
-    n_probes: int = 1,
-    probe: str = "rademacher",
-    generator: torch.Generator | None = None,
-    create_graph: bool = False,
-    fd_step: float | None = None,
-) -> torch.Tensor:
+def fpe_residual(score: ScoreFn, process: ForwardProcess, x: torch.Tensor, t, **options):
     """The score-FPE residual ε = ∂_t s − ∇_x φ[s] at (x, t), shaped like x.
 
     ``score(x, t)`` is any score model; ``t`` a number, a 0-d tensor or one time per example
-    (> 0 for ``dt="fd"``). ``dt``: "forward" (the exact derivative in t by automatic
-    differentiation — a Jacobian–vector product in t; the default) or "fd" (second-order
-    difference with step ``fd_step``·t, default ε_mach^{1/3}·t). ``div``: "exact" (D reverse
-    passes; small D) or "hutchinson" (``n_probes`` probes from ``generator``; ε is then an
-    unbiased estimate, being linear in the ∇(vᵀJv) it averages). With ``create_graph`` the
-    result is differentiable with respect to the model's parameters (for training); else it
-    is detached.
+    (> 0 for ``dt="fd"``). The options are ``residual_parts``'s: ``dt`` "forward" (the exact
+    derivative in t by automatic differentiation — a Jacobian–vector product in t; the
+    default) or "fd" (second-order difference with step ``fd_step``·t, default
+    ε_mach^{1/3}·t); ``div`` "exact" (D reverse passes; small D) or "hutchinson" (``n_probes``
+    ``probe`` vectors from ``generator``; ε is then an unbiased estimate, being linear in the
+    ∇(vᵀJv) it averages); with ``create_graph`` the result is differentiable with respect to
+    the model's parameters (for training), else it is detached.
     """
-    parts = residual_parts(
-        score,
-        process,
-        x,
-        t,
-        dt=dt,
-        div=div,
-        n_probes=n_probes,
-        probe=probe,
-        generator=generator,
-        create_graph=create_graph,
-        fd_step=fd_step,
-    )
-    return parts.residual.reshape(x.shape)
+    return residual_parts(score, process, x, t, **options).residual.reshape(x.shape)
 
 
 # --------------------------------------------------------------------------------------------
