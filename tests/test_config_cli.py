@@ -62,11 +62,11 @@ BAD = [
         "process.schedule.a: Input should be a valid number",
     ),
     ({"process": {"kind": "edm", "T": 5}}, "process.T: must equal schedule.sigma_max"),
-    ({"process": {"kind": "xx"}}, "process.kind: 'xx' is not allowed"),
+    ({"process": {"kind": "xx"}}, "process.kind: unknown kind 'xx'; allowed: vp, subvp"),
     ({"seed": "abc"}, "seed: Input should be a valid integer"),
     ({"sampelr": {}}, "sampelr: unknown key; allowed keys here: seed, target, process, score"),
-    ({"sampler": {"kind": "euler"}}, "sampler.kind: 'euler' is not allowed"),
-    ({"sampler": {"grid": {"kind": "cosine"}}}, "sampler.grid.kind: 'cosine' is not allowed"),
+    ({"sampler": {"kind": "euler"}}, "sampler.kind: unknown kind 'euler'; allowed: euler_"),
+    ({"sampler": {"grid": {"kind": "cosine"}}}, "sampler.grid.kind: unknown kind 'cosine'"),
     ({"sampler": {"steps": 0}}, "sampler.steps: Input should be greater than or equal to 1"),
 ]
 
