@@ -21,7 +21,7 @@ BETA_SCHEDULES = [
     sch.ParametricBeta(a=-50.0),
     sch.ParametricBeta(a=1e-9),
     sch.ParametricBeta(a=0.0),
-    sch.CosineBeta(),
+    sch.CosineBeta(clip_max=None),
     sch.CosineBeta(clip_max=20.0, T=2.0, variance=2.0),
     sch.ConstantBeta(2.0, T=3.0),
     sch.CallableBeta(lambda t: 0.1 + 19.9 * t**2),
@@ -90,7 +90,7 @@ def test_parametric_convexity_sign():
 
 
 def test_cosine_matches_nichol_dhariwal_and_beta0():
-    s = sch.CosineBeta(s=0.021122)
+    s = sch.CosineBeta(s=0.021122, clip_max=None)
     assert float(s.beta(0.0)) == pytest.approx(0.1, rel=1e-3)  # docs/theory.md §2.1
     t = torch.linspace(0, 0.99, 50, dtype=torch.float64)
     theta = lambda u: math.pi / 2 * (0.021122 + u) / 1.021122  # noqa: E731

@@ -269,6 +269,11 @@ _DEFAULT_KIND = {
     "noise": "uniform_t",
     "weighting": "s2",
 }
+# the fields that hold a component section ({kind, ...}; a bare kind name is shorthand)
+SECTION_FIELDS = frozenset(
+    {"target", "source", "process", "schedule", "grid", "sampler", "network"}
+    | {"loss", "noise", "weighting"}
+)
 # parameters of a kind that its group's base model already holds (a process's t_min)
 _SHARED = {"process": ("t_min", "sigma_inf")}
 
