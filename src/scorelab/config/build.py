@@ -87,7 +87,7 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
             "sigma_inf", f"applies to {words}, not to '{cfg.kind}'", cfg.sigma_inf
         )
     schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T)
-    return entry.obj(schedule, cfg.t_min, **params_of(cfg))
+    return entry.obj(schedule, t_min=cfg.t_min, **params_of(cfg))
 
 
 def build_target(cfg: Mapping | Any, seed: int = 0) -> Target:
