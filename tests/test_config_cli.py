@@ -41,6 +41,14 @@ BAD = [
         {"target": {"kind": "gmm", "preset": "ring8", "dim": 3}},
         "target.dim: does not apply to preset 'ring8'",
     ),
+    (
+        {"target": {"kind": "gaussian", "cov": [[1, 0], [0]]}},
+        "target.cov: must have rows of equal length (got row lengths [2, 1])",
+    ),
+    (
+        {"target": {"kind": "gmm", "means": [], "weights": []}},
+        "target.means: must not be empty: a mixture needs at least one component",
+    ),
     ({"target": {"kind": "file", "path": "/no/such/file.npy"}}, "target.path: file not found"),
     ({"target": {"kind": "toy2d", "name": "moon"}}, "target.name: 'moon' is not allowed"),
     (
@@ -79,7 +87,7 @@ def test_bad_configs_give_one_clear_message(data, expected):
 
 
 @pytest.mark.parametrize(
-    ("data", "expected"), BAD[:6] + BAD[8:9] + BAD[11:12], ids=lambda v: str(v)[:20]
+    ("data", "expected"), BAD[:6] + BAD[8:11] + BAD[13:14], ids=lambda v: str(v)[:20]
 )
 def test_cli_check_reports_errors_without_traceback(tmp_path, data, expected):
     import yaml
@@ -199,6 +207,9 @@ def test_file_targets_from_npy_npz_csv(tmp_path):
     for name in ("a.npy", "b.npz", "c.csv"):
         t = scorelab.build_target({"kind": "file", "path": str(tmp_path / name)})
         assert torch.allclose(t.data, torch.from_numpy(data))
+    np.save(tmp_path / "one.npy", data[:1])
+    with pytest.raises(InvalidParameter, match=r"target\.path: holds 1 example .* at least 2"):
+        scorelab.build_target({"kind": "file", "path": str(tmp_path / "one.npy")})
     np.save(tmp_path / "nan.npy", np.array([[np.nan, 1.0]]))
     with pytest.raises(InvalidParameter, match=r"target\.path: holds NaN"):
         scorelab.build_target({"kind": "file", "path": str(tmp_path / "nan.npy")})

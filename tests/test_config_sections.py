@@ -159,8 +159,14 @@ def test_a_bare_kind_is_shorthand_and_set_descends_into_it():
 
 @pytest.mark.parametrize(
     ("group", "param"),
-    [("sampler", "steps"), ("sampler", "grid"), ("grid", "final"), ("network", "sigma_data")]
-    + [("noise", "kind"), ("process", "T")],
+    [
+        ("sampler", "steps"),
+        ("sampler", "grid"),
+        ("grid", "final"),
+        ("network", "sigma_data"),
+        ("noise", "kind"),
+        ("process", "T"),
+    ],
 )
 def test_a_parameter_named_like_a_section_key_is_refused_at_registration(plugin, group, param):
     def component(*args, **kwargs):
@@ -182,7 +188,7 @@ def test_the_section_keys_are_the_keys_of_every_section():
     """The reserved names are exactly what a section's model holds besides a kind's own
     parameters (so a parameter can never shadow one of them)."""
     schema = current()
-    for group, base in _BASES.items():
+    for group in _BASES:
         for kind, model in schema.sections[group].items():
             common = set(model.model_fields) - set(model.__own__) - set(_SHARED.get(group, ()))
             assert common - {"schedule"} <= set(SECTION_KEYS[group]), (group, kind)
@@ -193,7 +199,7 @@ def test_the_section_keys_are_the_keys_of_every_section():
 # --------------------------------------------------------------------------------------------
 
 
-class Arrived(BaseException):  # noqa: N818  (a signal, not an error: nothing may catch it)
+class Arrived(BaseException):  # a signal, not an error: nothing on the way may catch it
     def __init__(self, args, kwargs):
         super().__init__("arrived")
         self.call_args, self.call_kwargs = args, kwargs
@@ -234,7 +240,9 @@ def _candidate_values(entry, name):
 def _required(entry, name):
     """A placeholder for each required parameter but ``name`` (the spy never reads them)."""
     fields = entry.config_model.model_fields
-    return {k: "scorelab_fixture_value:x" for k, f in fields.items() if f.is_required() and k != name}
+    return {
+        k: "scorelab_fixture_value:x" for k, f in fields.items() if f.is_required() and k != name
+    }
 
 
 def _schedule_prefix(name):

@@ -43,7 +43,10 @@ Weighting = Callable[..., torch.Tensor]  # (process, t, var, sigma_data, **param
 Spec = str | Mapping[str, Any] | BaseModel  # a registered kind, or {kind, **params}
 
 # the positional arguments of each group's callables (then its own keyword parameters)
-ARGUMENTS = {"noise": ("process", "n", "generator"), "weighting": ("process", "t", "var", "sigma_data")}
+ARGUMENTS = {
+    "noise": ("process", "n", "generator"),
+    "weighting": ("process", "t", "var", "sigma_data"),
+}
 SIGNATURES = {
     "noise": "(process, n, generator, **params) → n times",
     "weighting": "(process, t, var, sigma_data, **params) → λ(t)",

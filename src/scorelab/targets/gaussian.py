@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+from pydantic import field_validator
 
 from .._tensor import as_float64
 from ..errors import InvalidParameter, require_positive
-from pydantic import field_validator
-
 from ..registry import ParamsModel, register
 from .base import Target
 

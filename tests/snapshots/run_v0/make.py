@@ -39,7 +39,13 @@ CONFIG = {
         "p_std": 1.1,
         "weighting": "edm",
     },
-    "sampler": {"kind": "ddim", "eta": 0.5, "steps": 5, "n": 64, "grid": {"kind": "edm", "rho": 5.0}},
+    "sampler": {
+        "kind": "ddim",
+        "eta": 0.5,
+        "steps": 5,
+        "n": 64,
+        "grid": {"kind": "edm", "rho": 5.0},
+    },
     "run": {"samplers": [{"kind": "euler_maruyama", "grid": {"kind": "uniform"}}]},
 }
 
