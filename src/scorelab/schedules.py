@@ -533,7 +533,7 @@ class GeometricSigma(SigmaSchedule):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "T": self.T}
 
 
-@register("schedule", "edm", family="sigma", context=("T", "variance"))
+@register("schedule", "edm", family="sigma", horizon="sigma_max", context=("T", "variance"))
 class EDMSigma(SigmaSchedule):
     """EDM: σ(t) = t on [0, σ_max] (so T = σ_max); σ_min is the usual stopping level."""
 

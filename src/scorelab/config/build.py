@@ -71,12 +71,13 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
                 )
         t_min = entry.meta.get("default_t_min", 1e-3) if cfg.t_min is None else cfg.t_min
         return entry.obj(schedule, sigma_inf=cfg.sigma_inf, t_min=t_min, **params_of(cfg))
-    if skind == "edm" and cfg.T is not None and not math.isclose(cfg.T, cfg.schedule.sigma_max):
+    horizon = registry.entry("schedule", skind).meta.get("horizon")  # a parameter that is T
+    if horizon and cfg.T is not None and not math.isclose(cfg.T, getattr(cfg.schedule, horizon)):
         raise InvalidParameter(
             "T",
-            "must equal schedule.sigma_max for the edm schedule (σ(t) = t)",
+            f"must equal schedule.{horizon} for the {skind} schedule (its horizon)",
             cfg.T,
-            f"{cfg.schedule.sigma_max} (or leave T unset)",
+            f"{getattr(cfg.schedule, horizon)} (or leave T unset)",
         )
     if "sigma_inf" in cfg.given():
         beta = [
