@@ -58,6 +58,17 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "process": ("kind", "T"),
 }
 
+# Per group, the kind of a config section that names none (``sampler: {steps: 20}`` is heun).
+DEFAULT_KINDS: dict[str, str] = {
+    "process": "vp",
+    "grid": "uniform",
+    "sampler": "heun",
+    "network": "mlp",
+    "loss": "dsm",
+    "noise": "uniform_t",
+    "weighting": "s2",
+}
+
 
 class ParamsModel(BaseModel):
     """Base of every component's config model: unknown keys are errors."""

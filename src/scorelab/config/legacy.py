@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import registry
 from ..errors import ConfigError
-from ..registry import SECTION_KEYS
+from ..registry import DEFAULT_KINDS, SECTION_KEYS
 
 
 class ConfigDeprecationWarning(FutureWarning):
@@ -43,7 +43,6 @@ OLD_FP = {
     "scalar_beta": 0.0,
 }
 OLD_RHO = 7.0
-_DEFAULT_KIND = {"sampler": "heun", "network": "mlp", "grid": "uniform"}
 
 
 def translate(data: Mapping) -> dict:
@@ -88,7 +87,7 @@ def drop_nulls(section: dict, group: str) -> dict:
 
 def _drop_nulls(section: dict, group: str) -> list[str]:
     """Drop them in place; returns the dropped keys that belong to other kinds."""
-    kind = section.get("kind", _DEFAULT_KIND[group])
+    kind = section.get("kind", DEFAULT_KINDS[group])
     if not isinstance(kind, str) or kind not in registry.names(group):
         return []  # the schema reports the kind
     own = registry.entry(group, kind).parameters
@@ -184,7 +183,7 @@ def _grid_rho(grid: Any, where: str, notes: list[str]) -> None:
     """rho on a grid whose spacing takes none: dropped when it is the old default."""
     if not isinstance(grid, dict) or "rho" not in grid:
         return
-    kind = grid.get("kind", _DEFAULT_KIND["grid"])
+    kind = grid.get("kind", DEFAULT_KINDS["grid"])
     if kind not in registry.names("grid") or "rho" in registry.entry("grid", kind).parameters:
         return
     if grid["rho"] == OLD_RHO:

@@ -42,7 +42,7 @@ from pydantic_core import PydanticCustomError
 
 from .. import registry
 from ..errors import ConfigError
-from ..registry import ParamsModel
+from ..registry import DEFAULT_KINDS, ParamsModel
 from . import legacy
 
 _Model = ParamsModel
@@ -252,22 +252,13 @@ class _ConfigBase(_Model):
         return self
 
 
-# the base model of each group's sections (the keys every section of the group has) and the
-# group's default kind; groups absent here take {kind} plus the kind's parameters
+# the base model of each group's sections (the keys every section of the group has); groups
+# absent here are {kind} plus the kind's parameters
 _BASES: dict[str, type[BaseModel]] = {
     "process": _ProcessBase,
     "grid": _GridBase,
     "sampler": _SamplerBase,
     "network": _NetworkBase,
-}
-_DEFAULT_KIND = {
-    "process": "vp",
-    "grid": "uniform",
-    "sampler": "heun",
-    "network": "mlp",
-    "loss": "dsm",
-    "noise": "uniform_t",
-    "weighting": "s2",
 }
 # the fields that hold a component section ({kind, ...}; a bare kind name is shorthand)
 SECTION_FIELDS = frozenset(
@@ -394,7 +385,7 @@ def _build_schema() -> Schema:
     sections["network"] = _section_models("network")
     for group in ("loss", "noise", "weighting"):
         sections[group] = _section_models(group)
-    field = {g: _field(sections[g], _DEFAULT_KIND[g]) for g in _DEFAULT_KIND}
+    field = {g: _field(sections[g], DEFAULT_KINDS[g]) for g in DEFAULT_KINDS}
     train = create_model(
         "TrainConfig",
         __base__=_TrainBase,
