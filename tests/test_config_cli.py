@@ -47,7 +47,7 @@ BAD = [
     ),
     (
         {"target": {"kind": "gmm", "means": [], "weights": []}},
-        "target.means: must not be empty: a mixture needs at least one component",
+        "target.means: must be a non-empty list of mean vectors (one per component)",
     ),
     ({"target": {"kind": "file", "path": "/no/such/file.npy"}}, "target.path: file not found"),
     ({"target": {"kind": "toy2d", "name": "moon"}}, "target.name: 'moon' is not allowed"),

@@ -114,11 +114,16 @@ class GMMConfig(ParamsModel):
     std: float | None = None
     seed: int | None = None
 
-    @field_validator("means", "weights", mode="before")
+    @field_validator("means", mode="before")
     @classmethod
     def _components(cls, value):
         if isinstance(value, list) and not value:
-            raise ValueError("must not be empty: a mixture needs at least one component")
+            raise ValueError("must be a non-empty list of mean vectors (one per component)")
+        return _rectangular(value)
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights(cls, value):
         return _rectangular(value)
 
     @field_validator("covs", mode="before")
