@@ -121,11 +121,6 @@ class GMMConfig(ParamsModel):
             raise ValueError("must be a non-empty list of mean vectors (one per component)")
         return _rectangular(value)
 
-    @field_validator("weights", mode="before")
-    @classmethod
-    def _weights(cls, value):
-        return _rectangular(value)
-
     @field_validator("covs", mode="before")
     @classmethod
     def _covariances(cls, value):
