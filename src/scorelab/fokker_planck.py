@@ -560,6 +560,10 @@ def fp_dsm_loss(
     score computed there (one network evaluation for both); t then follows ``noise``. Otherwise
     the regulariser draws its own t ~ U(t_min, T) and points. α = 0 gives exactly
     ``dsm_loss`` (and skips the regulariser).
+
+    The keywords from ``alpha`` on are the loss's parameters, set in its config section
+    (``train.loss: {kind: fp_dsm, alpha: 0.15, fp_weighting: likelihood, ...}``); the loss is
+    registered with ``needs_create_graph`` (it differentiates the model's derivatives).
     """
     _check_fp_options(fp_weighting, points, div, dt, alpha, scalar_beta)
     n = x0.shape[0]
