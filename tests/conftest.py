@@ -31,7 +31,7 @@ def all_processes():
         ("vp-linear-sinf1.5", VP(sch.LinearBeta(), sigma_inf=1.5)),
         ("vp-param-a4", VP(sch.ParametricBeta(a=4.0))),
         ("vp-param-a-7", VP(sch.ParametricBeta(a=-7.0))),
-        ("vp-cosine", VP(sch.CosineBeta())),
+        ("vp-cosine", VP(sch.CosineBeta(clip_max=None))),
         ("vp-cosine-clip-sinf2", VP(sch.CosineBeta(clip_max=30.0, variance=4.0), sigma_inf=2.0)),
         ("vp-constant-ou", VP(sch.ConstantBeta(2.0, T=3.0))),
         ("vp-callable", VP(sch.CallableBeta(_beta_callable))),

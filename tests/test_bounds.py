@@ -215,7 +215,7 @@ def test_refusals_are_clear():
         w2_bound(mix, vp(0.0), 50)
     with pytest.raises(AssumptionFailed, match="VP process"):
         kl_bound(paper_a_target(), VE(GeometricSigma()), 50)
-    cos = VP(CosineBeta(), t_min=0.0)
+    cos = VP(CosineBeta(clip_max=None), t_min=0.0)
     with pytest.raises(AssumptionFailed, match="clip_max"):
         kl_bound(Gaussian(0.0, 0.5, dim=2), cos, 50)
     clipped = VP(CosineBeta(clip_max=20.0), t_min=0.0)

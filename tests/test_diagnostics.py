@@ -58,7 +58,7 @@ def test_a_rotated_score_has_a_residual_and_is_not_conservative(setting):
 
 
 def test_the_fp_config_section_maps_onto_the_loss_keywords():
-    cfg = load_config(CONFIGS / "quickstart.yaml", ["train.loss=fp_dsm", "train.fp.alpha=0.5"])
+    cfg = load_config(CONFIGS / "quickstart.yaml", ["train.loss=fp_dsm", "train.loss.alpha=0.5"])
     options = cfg.train.loss_options()
     accepted = set(inspect.signature(fp_dsm_loss).parameters)
     assert set(options) <= accepted

@@ -429,25 +429,33 @@ def test_regulariser_of_exact_score_is_zero(points):
 
 
 def test_regulariser_weights():
-    process, target = VP(sch.LinearBeta()), ring8()
+    """α·w(t)·‖ε‖²/D against a closed form. For N(0, σ₀²I) under VP (σ∞ = 1, linear β) the
+    model s = s* + c·x is linear, s = −k(t)x with k = 1/v − c, v = m²σ₀² + 1 − m². With
+    f = −β/2, g² = β: φ = ½β(−kD + (k² − k)‖x‖²), so ∇φ = β(k² − k)x and
+    ε = ∂ₜs − ∇φ = −(k′ + βk² − βk)x, k′ = βm²(σ₀² − 1)/v² (ε = 0 at c = 0). The weights
+    are β (likelihood), s² = 1 − m² (convention) and 1 (constant)."""
+    s0sq, c, bmin, bmax = 0.5, 0.3, 0.1, 20.0
+    process, target = VP(sch.LinearBeta(bmin, bmax)), Gaussian(0.0, s0sq, dim=2)
     x0 = target.sample(8, torch.Generator().manual_seed(0), dtype=F64)
     t = torch.linspace(0.1, 0.9, 8, dtype=F64)
     z = torch.randn(8, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
 
     def bad(x, tt):
-        return target.score(x, tt, process) + 0.3 * x
+        return target.score(x, tt, process) + c * x
 
-    def reg(w, alpha=0.15):
-        return fp_regulariser(bad, x0, process, weighting=w, t=t, z=z, alpha=alpha)
-
-    const = reg("constant")
-    torch.testing.assert_close(reg("likelihood"), process.diffusion2(t) * const)
-    torch.testing.assert_close(reg("convention"), process.variance(t) * const)
-    torch.testing.assert_close(reg("constant", alpha=0.3), 2 * const)
-    # α·‖ε‖²/D
-    x = process.perturb(x0, t, z)
-    eps = fpe_residual(bad, process, x, t)
-    torch.testing.assert_close(const, 0.15 * eps.pow(2).mean(1))
+    beta = bmin + (bmax - bmin) * t
+    m2 = torch.exp(-(bmin * t + 0.5 * (bmax - bmin) * t**2))
+    v = m2 * s0sq + 1 - m2
+    k = 1 / v - c
+    dk = beta * m2 * (s0sq - 1) / v**2
+    x = m2.sqrt()[:, None] * x0 + (1 - m2).sqrt()[:, None] * z
+    eps = -(dk + beta * k**2 - beta * k)[:, None] * x
+    weights = {"likelihood": beta, "convention": 1 - m2, "constant": torch.ones_like(t)}
+    for name, w in weights.items():
+        for alpha in (0.15, 0.4):
+            got = fp_regulariser(bad, x0, process, weighting=name, t=t, z=z, alpha=alpha)
+            expected = alpha * w * eps.pow(2).mean(1)
+            torch.testing.assert_close(got, expected, rtol=1e-10, atol=0)
 
 
 def test_scalar_term_has_the_value_and_gradient_of_the_batch_norm():

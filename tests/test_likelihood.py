@@ -222,7 +222,7 @@ def test_invalid_arguments():
         with pytest.raises(InvalidParameter):
             pf_ode_nll(score, process, x, **kw)
     with pytest.raises(InvalidParameter):  # β(T) = ∞ for the unclipped cosine schedule
-        pf_ode_nll(score, VP(sch.CosineBeta()), x)
+        pf_ode_nll(score, VP(sch.CosineBeta(clip_max=None)), x)
 
 
 # --------------------------------------------------------------------------------------------

@@ -132,6 +132,52 @@ def test_noise_distributions():
         sample_times(process, 4, g, "gamma")
 
 
+def test_lognormal_parameters_come_from_its_section():
+    process = EDM()
+    g = torch.Generator().manual_seed(7)
+    t = sample_times(process, 100_000, g, {"kind": "lognormal", "p_mean": -0.4, "p_std": 0.6})
+    log_sigma = torch.log(process.sigma(t))
+    # N(−0.4, 0.6²) well inside [ln 0.002, ln 80]: the clamp does not bite; 5 standard errors
+    assert abs(float(log_sigma.mean()) + 0.4) < 5 * 0.6 / math.sqrt(100_000)
+    assert float(log_sigma.std()) == pytest.approx(0.6, rel=0.01)
+    with pytest.raises(InvalidParameter, match=r"noise\.p_std: Input should be greater than 0"):
+        sample_times(process, 4, g, {"kind": "lognormal", "p_std": 0})
+    with pytest.raises(InvalidParameter, match=r"noise\.cap: is not a parameter of noise"):
+        sample_times(process, 4, g, {"kind": "lognormal", "cap": 1})
+
+
+def test_user_and_registered_noise_laws_and_weightings_share_one_signature():
+    """A user's noise law is called like a registered one, (process, n, generator), and a
+    user's weighting like a registered one, (process, t, var, sigma_data): the same draws and
+    weights as the built-ins they restate; a callable of another shape is refused with the
+    signature it needs."""
+    process = VP(sch.LinearBeta())
+
+    def my_uniform(process, n, generator):
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return process.t_min + (process.T - process.t_min) * u
+
+    def my_s2(process, t, var, sigma_data):
+        return process.std(t) ** 2
+
+    g = torch.Generator
+    torch.testing.assert_close(
+        sample_times(process, 64, g().manual_seed(1), my_uniform),
+        sample_times(process, 64, g().manual_seed(1), "uniform_t"),
+        rtol=0,
+        atol=0,
+    )
+    x0 = TARGET.sample(64, g().manual_seed(2), dtype=F64)
+    exact = TARGET.score_model(process)
+    mine = dsm_loss(exact, x0, process, g().manual_seed(3), noise=my_uniform, weighting=my_s2)
+    ours = dsm_loss(exact, x0, process, g().manual_seed(3), noise="uniform_t", weighting="s2")
+    torch.testing.assert_close(mine, ours, rtol=1e-12, atol=0)
+    with pytest.raises(InvalidParameter, match=r"takes \(process, n, generator, \*\*params\)"):
+        sample_times(process, 4, None, lambda n, generator: torch.rand(n))
+    with pytest.raises(InvalidParameter, match=r"takes \(process, t, var, sigma_data"):
+        dsm_loss(exact, x0, process, noise=my_uniform, weighting=lambda t: t)
+
+
 def test_esm_of_the_exact_score_is_zero_and_sigma_data_estimate():
     process = VP(sch.LinearBeta())
     exact = TARGET.score_model(process)

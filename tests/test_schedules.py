@@ -21,7 +21,7 @@ BETA_SCHEDULES = [
     sch.ParametricBeta(a=-50.0),
     sch.ParametricBeta(a=1e-9),
     sch.ParametricBeta(a=0.0),
-    sch.CosineBeta(),
+    sch.CosineBeta(clip_max=None),
     sch.CosineBeta(clip_max=20.0, T=2.0, variance=2.0),
     sch.ConstantBeta(2.0, T=3.0),
     sch.CallableBeta(lambda t: 0.1 + 19.9 * t**2),
@@ -90,7 +90,7 @@ def test_parametric_convexity_sign():
 
 
 def test_cosine_matches_nichol_dhariwal_and_beta0():
-    s = sch.CosineBeta(s=0.021122)
+    s = sch.CosineBeta(s=0.021122, clip_max=None)
     assert float(s.beta(0.0)) == pytest.approx(0.1, rel=1e-3)  # docs/theory.md §2.1
     t = torch.linspace(0, 0.99, 50, dtype=torch.float64)
     theta = lambda u: math.pi / 2 * (0.021122 + u) / 1.021122  # noqa: E731
@@ -197,3 +197,48 @@ def test_phi_functions_against_series_and_closed_form():
                 ref = (mp.e**xm - sum(xm**j / mp.factorial(j) for j in range(k))) / xm**k
             assert gi == pytest.approx(float(ref), rel=1e-13)
     assert np.isfinite(phi(3, torch.tensor([100.0], dtype=torch.float64)).item())
+
+
+def test_the_cosine_default_is_the_same_in_python_and_in_a_config():
+    from scorelab.config import build_schedule
+
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    direct, configured = sch.CosineBeta(), build_schedule({"kind": "cosine"})
+    assert direct.clip_max == configured.clip_max == sch.COSINE_CLIP
+    torch.testing.assert_close(direct.beta(t), configured.beta(t), rtol=0, atol=0)
+    torch.testing.assert_close(direct.integral(t), configured.integral(t), rtol=0, atol=0)
+    # the cap: β(T) = 20 and B(T) finite; the exact schedule stays available explicitly
+    assert float(direct.beta(1.0)) == pytest.approx(20.0) and math.isfinite(direct.integral(1.0))
+    exact = build_schedule({"kind": "cosine", "clip_max": None})
+    assert math.isinf(float(exact.beta(1.0))) and exact.infinite_from()[0] == 1.0
+    assert direct.infinite_from() is None
+
+
+def test_a_grid_explains_an_infinite_rate_from_the_schedules_own_word():
+    """A schedule says where its β is infinite (``infinite_from``); the grid's refusal quotes
+    the schedule's fix, whatever the schedule's name."""
+    from scorelab.grids import TimeGrid
+    from scorelab.processes import VP
+
+    class Hyperbolic(sch.BetaSchedule):
+        """β(t) = q/(T − t): infinite at T."""
+
+        kind = "hyperbolic"
+
+        def beta(self, t):
+            return 0.5 / (self.T - torch.as_tensor(t, dtype=torch.float64))
+
+        def integral(self, t):
+            return -0.5 * torch.log1p(-torch.as_tensor(t, dtype=torch.float64) / self.T)
+
+        def integral_sq(self, t):
+            t = torch.as_tensor(t, dtype=torch.float64)
+            return 0.25 * (1 / (self.T - t) - 1 / self.T)
+
+        def infinite_from(self):
+            return self.T, "lower q below its pole"
+
+    with pytest.raises(InvalidParameter, match="lower q below its pole, or set a grid t_max < 1"):
+        TimeGrid("uniform", 10).times(VP(Hyperbolic()))
+    with pytest.raises(InvalidParameter, match="set the schedule's clip_max"):
+        TimeGrid("uniform", 10).times(VP(sch.CosineBeta(clip_max=None)))

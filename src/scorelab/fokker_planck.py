@@ -49,15 +49,17 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple, get_args
 
 import torch
+from pydantic import Field
 
 from ._tensor import as_tensor, check_time
 from .divergence import sample_probes
 from .errors import InvalidParameter
 from .losses import (
-    TimeSampler,
+    NoiseLaw,
+    Spec,
     Weighting,
     denoising_error,
     perturbed_batch,
@@ -69,10 +71,16 @@ from .registry import register
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-DT_METHODS = ("forward", "fd")
-DIV_METHODS = ("exact", "hutchinson")
-FP_WEIGHTINGS = ("likelihood", "convention", "constant")
-FP_POINTS = ("perturbed", "data", "box")
+DtMethod = Literal["forward", "fd"]
+DivMethod = Literal["exact", "hutchinson"]
+FPWeighting = Literal["likelihood", "convention", "constant"]
+FPPoints = Literal["perturbed", "data", "box"]
+Probe = Literal["rademacher", "gaussian"]
+DT_METHODS = get_args(DtMethod)
+DIV_METHODS = get_args(DivMethod)
+FP_WEIGHTINGS = get_args(FPWeighting)
+FP_POINTS = get_args(FPPoints)
+NonNegative = Annotated[float, Field(ge=0)]
 
 
 def _choice(field: str, value: str, allowed: Sequence[str]) -> str:
@@ -464,9 +472,7 @@ def fp_regulariser(
     dt: str = "forward",
     fd_step: float | None = None,
     scalar_beta: float = 0.0,
-    noise: str | TimeSampler = "uniform_t",
-    p_mean: float = -1.2,
-    p_std: float = 1.2,
+    noise: Spec | NoiseLaw = "uniform_t",
     t: torch.Tensor | None = None,
     z: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -487,7 +493,7 @@ def fp_regulariser(
     _check_fp_options(weighting, points, div, dt, alpha, scalar_beta)
     n = x0.shape[0]
     if t is None:
-        t = sample_times(process, n, generator, noise, p_mean, p_std)
+        t = sample_times(process, n, generator, noise)
     t = torch.as_tensor(t, dtype=torch.float64, device=x0.device)
     x = _fp_points(points, x0, t, z, process, generator)
     term, _ = _fp_terms(
@@ -497,29 +503,27 @@ def fp_regulariser(
     return term
 
 
-@register("loss", "fp_dsm")
+@register("loss", "fp_dsm", needs_create_graph=True)
 def fp_dsm_loss(
     score_model: ScoreFn,
     x0: torch.Tensor,
     process: ForwardProcess,
     generator: torch.Generator | None = None,
     *,
-    noise: str | TimeSampler = "uniform_t",
-    weighting: str | Weighting = "s2",
+    noise: Spec | NoiseLaw = "uniform_t",
+    weighting: Spec | Weighting = "s2",
     sigma_data: float = 0.5,
-    p_mean: float = -1.2,
-    p_std: float = 1.2,
     t: torch.Tensor | None = None,
     z: torch.Tensor | None = None,
-    alpha: float = 0.15,
-    fp_weighting: str = "likelihood",
-    points: str = "perturbed",
-    div: str = "exact",
-    n_probes: int = 1,
-    probe: str = "rademacher",
-    dt: str = "forward",
-    fd_step: float | None = None,
-    scalar_beta: float = 0.0,
+    alpha: NonNegative = 0.15,
+    fp_weighting: FPWeighting = "likelihood",
+    points: FPPoints = "perturbed",
+    div: DivMethod = "exact",
+    n_probes: Annotated[int, Field(ge=1)] = 1,
+    probe: Probe = "rademacher",
+    dt: DtMethod = "forward",
+    fd_step: Annotated[float, Field(gt=0)] | None = None,
+    scalar_beta: NonNegative = 0.0,
     share_points: bool = True,
 ) -> torch.Tensor:
     """Per-example DSM loss plus the FP regulariser, ``[B]`` (``losses.dsm_loss`` calling
@@ -530,10 +534,14 @@ def fp_dsm_loss(
     score computed there (one network evaluation for both); t then follows ``noise``. Otherwise
     the regulariser draws its own t ~ U(t_min, T) and points. α = 0 gives exactly
     ``dsm_loss`` (and skips the regulariser).
+
+    The keywords from ``alpha`` on are the loss's parameters, set in its config section
+    (``train.loss: {kind: fp_dsm, alpha: 0.15, fp_weighting: likelihood, ...}``); the loss is
+    registered with ``needs_create_graph`` (it differentiates the model's derivatives).
     """
     _check_fp_options(fp_weighting, points, div, dt, alpha, scalar_beta)
     n = x0.shape[0]
-    t, z, var, xt = perturbed_batch(process, x0, generator, noise, p_mean, p_std, t, z)
+    t, z, var, xt = perturbed_batch(process, x0, generator, noise, t, z)
     lam = weight(process, t, weighting, sigma_data, var=var).to(x0.dtype).to(x0.device)
     opts = dict(
         alpha=alpha, weighting=fp_weighting, div=div, n_probes=n_probes, probe=probe, dt=dt,

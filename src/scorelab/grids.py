@@ -23,20 +23,24 @@ Steps and levels — the one convention, stated here and cited by every sampler:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 
 from .errors import InvalidParameter
 from .processes import ForwardProcess
-from .registry import entry, names, register
+from .registry import entries, entry, names, register
 
 FINAL_STEPS = ("none", "denoise")
 
 
 # Grid spacings: u ∈ [0, 1] (N + 1 equispaced values) → the grid from ``hi`` down to ``lo``,
 # in t (``space="t"``) or in σ (``space="sigma"``, mapped back by the process's t_of_sigma).
-# ``log=True`` spacings need lo > 0.
+# ``log=True`` spacings need lo > 0. A spacing's keyword parameters (edm's ``rho``) are its
+# own: ``TimeGrid(kind, ..., **params)`` and the config's ``sampler.grid`` section pass them.
 
 
 @register("grid", "uniform", space="t")
@@ -46,7 +50,9 @@ def uniform(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
 
 
 @register("grid", "edm", space="sigma")
-def edm(u: torch.Tensor, hi: float, lo: float, rho: float = 7.0) -> torch.Tensor:
+def edm(
+    u: torch.Tensor, hi: float, lo: float, rho: Annotated[float, Field(gt=0)] = 7.0
+) -> torch.Tensor:
     """EDM's ρ-polynomial in σ: (σ_max^{1/ρ} + u(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ."""
     a, b = hi ** (1 / rho), lo ** (1 / rho)
     return (a + u * (b - a)) ** rho
@@ -70,37 +76,64 @@ def quadratic(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
     return lo + (hi - lo) * (1 - u) ** 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TimeGrid:
     """``kind`` is a registered spacing: uniform (in t), edm (ρ-polynomial in σ), geometric (in
     σ), logsnr (uniform in log SNR = −2 log σ, hence the same nodes as geometric), quadratic
     (in t, dense near t_min). ``steps`` = N steps through N + 1 times; ``final="denoise"`` one
     more, to σ = 0. ``sigmas`` gives the noise levels themselves (k-diffusion's σ list; a
-    trailing 0 means ``final="denoise"``); kind, steps, t_min, t_max and rho are then unused.
-    See the module's docstring for the steps/levels convention."""
+    trailing 0 means ``final="denoise"``); kind, steps, t_min, t_max and the spacing's
+    parameters are then unused. See the module's docstring for the steps/levels convention.
+
+    Further keywords are the spacing's own parameters (``TimeGrid("edm", 50, rho=5.0)``),
+    checked against its registered signature; ``params`` holds them with their defaults filled
+    in, as sorted (name, value) pairs, and each reads as an attribute (``grid.rho``). A
+    parameter of another registered spacing is ignored (code that switches between spacings
+    may pass ``rho`` to all of them); a name no spacing takes is an error."""
 
     kind: str = "uniform"
     steps: int = 100
     t_min: float | None = None  # None: the process's t_min
     t_max: float | None = None  # None: the process's T
-    rho: float = 7.0
     final: str = "none"
     sigmas: tuple[float, ...] | None = None
+    params: tuple[tuple[str, Any], ...] = ()
 
-    def __post_init__(self):
+    def __init__(
+        self,
+        kind: str = "uniform",
+        steps: int = 100,
+        t_min: float | None = None,
+        t_max: float | None = None,
+        final: str = "none",
+        sigmas: tuple[float, ...] | None = None,
+        **params: Any,
+    ):
+        for name, value in (
+            ("kind", kind), ("steps", steps), ("t_min", t_min), ("t_max", t_max),
+            ("final", final), ("sigmas", sigmas),
+        ):  # fmt: skip
+            object.__setattr__(self, name, value)
         if self.kind not in names("grid"):
             allowed = ", ".join(names("grid"))
             raise InvalidParameter("kind", "is not a time grid", self.kind, allowed)
+        object.__setattr__(self, "params", spacing_params(self.kind, params))
         if self.sigmas is not None:
             self._set_sigmas()
         elif int(self.steps) < 1:
             raise InvalidParameter("steps", "must be ≥ 1", self.steps)
-        if not self.rho > 0:
-            raise InvalidParameter("rho", "must be > 0", self.rho)
         if self.final not in FINAL_STEPS:
             raise InvalidParameter(
                 "final", "is not a final step", self.final, ", ".join(FINAL_STEPS)
             )
+
+    def __getattr__(self, name: str) -> Any:
+        # the spacing's parameters read as attributes (grid.rho of an edm grid)
+        if name != "params":
+            for key, value in self.params:
+                if key == name:
+                    return value
+        raise AttributeError(f"{type(self).__name__} of kind {self.kind!r} has no {name!r}")
 
     def _set_sigmas(self) -> None:
         s = torch.as_tensor(self.sigmas, dtype=torch.float64).reshape(-1)
@@ -170,7 +203,7 @@ class TimeGrid:
         n = int(self.steps)
         u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
         spacing = entry("grid", self.kind)
-        extra = {"rho": self.rho} if "rho" in spacing.parameters else {}
+        extra = dict(self.params)
         if spacing.meta.get("space", "t") == "t":
             t = spacing.obj(u, t_max, t_min, **extra)
         else:
@@ -206,18 +239,39 @@ class TimeGrid:
         return t
 
 
+def spacing_params(kind: str, params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The parameters of spacing ``kind`` from ``params`` (validated by its registered
+    signature, defaults filled in), as sorted (name, value) pairs; those of other spacings are
+    left out, a name that no spacing takes is an error."""
+    spacing = entry("grid", kind)
+    accepted = spacing.parameters
+    others = {p for e in entries("grid").values() for p in e.parameters}
+    unknown = sorted(set(params) - set(accepted) - others)
+    if unknown:
+        raise InvalidParameter(
+            unknown[0],
+            f"is not a parameter of grid '{kind}'",
+            params[unknown[0]],
+            ", ".join(accepted) or "none",
+        )
+    own = spacing.validate({k: v for k, v in params.items() if k in accepted})
+    return tuple(sorted((k, getattr(own, k)) for k in accepted))
+
+
 def _infinite_at(process: ForwardProcess, t_max: float, coefs) -> str:
     """Why the process cannot start at t_max, naming the coefficient that is infinite and
-    the fix that applies to this schedule."""
+    the fix that applies to this schedule (the schedule says where its rate is infinite)."""
     names = ("σ(t_max)", "g²(t_max)", "f(t_max)")
     bad = ", ".join(f"{nm} = {float(c):g}" for nm, c in zip(names, coefs, strict=True))
     schedule = getattr(process, "schedule", None)
     kind = getattr(schedule, "kind", type(schedule).__name__)
     msg = f"is where the process's coefficients are infinite ({bad}; schedule '{kind}')"
-    if kind == "cosine" and getattr(schedule, "clip_max", 0) is None:
+    singular = getattr(schedule, "infinite_from", lambda: None)()
+    if singular is not None and t_max >= singular[0]:
+        t_inf, fix = singular
         return msg + (
-            "; a cosine schedule without clip_max has β(T) = ∞ and σ(T) = ∞: set the "
-            "schedule's clip_max or a grid t_max < T"
+            f"; the '{kind}' schedule's β is infinite from t = {t_inf:g} on: {fix}, or set a "
+            f"grid t_max < {t_inf:g}"
         )
     if not math.isfinite(float(coefs[0])) and math.isfinite(float(coefs[1])):
         return msg + (

@@ -4,10 +4,11 @@ resumed run's config with the config its checkpoint was trained with.
 
 ``check(cfg, stages)`` builds the target and process, then per stage:
 
-* ``train``: σ_data, the network, the device, the loss's needs (an exact score for ``esm``,
-  no ``compile`` with ``fp_dsm``), the memory of the training set and of one batch;
+* ``train``: σ_data, the network, the device, the loss's registered needs (an exact score,
+  no ``compile`` with a loss that needs create_graph), the memory of the training set and of
+  one batch;
 * ``sample``: every sampler (the main one and ``run.samplers``): that it applies to the
-  process, its options, its grid's times, the memory of its samples;
+  process, its grid's times, the memory of its samples (its options are the schema's);
 * ``score``: the score model named by ``score`` (a checkpoint is opened and read);
 * ``evaluate``: that every metric named in ``run.metrics`` can run on ``sampler.n`` samples.
 
@@ -28,13 +29,12 @@ from pydantic import BaseModel
 
 from . import registry
 from .config import build, build_grid, build_score, compared_sampler, parse_config
-from .config import sampler_options as _sampler_options
 from .errors import ConfigError, InvalidParameter, ScorelabError
 from .models import build_model, resolve_sigma_data
 from .resources import itemsize, require_memory
 from .rundir import config_changes, covered, flatten
 from .sampling import get_sampler
-from .training import CHECKPOINT, resolve_device
+from .training import CHECKPOINT, check_loss_needs, resolve_device
 
 STAGES = ("train", "sample", "score", "evaluate")
 
@@ -94,17 +94,7 @@ def check(cfg: BaseModel, stages: Iterable[str] = STAGES, *, compared: bool = Tr
 def _check_train(cfg, target, process, shape, dim) -> list[str]:
     tc = cfg.train
     resolve_device(tc.device)
-    if tc.compile and tc.loss == "fp_dsm":
-        raise InvalidParameter(
-            "train.compile", "is not supported with loss 'fp_dsm'", True, "false"
-        )
-    if tc.loss == "esm" and not target.has_score:
-        raise InvalidParameter(
-            "train.loss",
-            f"'esm' needs a target with an exact score; '{target.kind}' has none",
-            "esm",
-            "dsm",
-        )
+    check_loss_needs(tc, registry.entry("loss", tc.loss.kind), target)
     size = itemsize(torch.float64 if tc.dtype == "float64" else torch.float32)
     if tc.n_train is not None:
         require_memory(
@@ -120,7 +110,7 @@ def _check_train(cfg, target, process, shape, dim) -> list[str]:
     n_params = sum(p.numel() for p in model.parameters())
     return [
         f"network: {cfg.network.kind} ({cfg.network.parameterisation}), {n_params} parameters",
-        f"train: loss {tc.loss}, {tc.steps} steps of {tc.batch_size}, device {tc.device}",
+        f"train: loss {tc.loss.kind}, {tc.steps} steps of {tc.batch_size}, device {tc.device}",
     ]
 
 
@@ -129,11 +119,6 @@ def _check_sampler(key: str, sc, process, shape) -> str:
         get_sampler(sc.kind, process)
     except InvalidParameter as exc:
         raise InvalidParameter(f"{key}.kind", exc.problem, exc.value, exc.allowed) from None
-    try:
-        _sampler_options(sc)
-    except InvalidParameter as exc:
-        field = key + exc.field.removeprefix("sampler")
-        raise InvalidParameter(field, exc.problem, exc.value, exc.allowed) from None
     grid = build_grid(sc)
     _prefixed(f"{key}.grid", grid.times, process)
     dtype = getattr(torch, sc.dtype)

@@ -17,8 +17,14 @@ import torch
 
 from ._tensor import Time, as_tensor, check_time, per_example
 from .errors import InvalidParameter
-from .registry import register
+from .registry import entries, register
 from .schedules import BetaSchedule, EDMSigma, EDMVPSigma, SigmaSchedule
+
+
+def _schedules_of(family: str) -> str:
+    """The registered schedules of a family ("beta" or "sigma"), for error messages."""
+    found = [n for n, e in entries("schedule").items() if e.meta.get("family") == family]
+    return ", ".join(found)
 
 
 class ForwardProcess(ABC):
@@ -128,7 +134,7 @@ class VP(ForwardProcess):
                 "schedule",
                 f"process '{self.kind}' needs a β-schedule",
                 type(schedule).__name__,
-                "linear, parametric, cosine, constant, callable",
+                _schedules_of("beta"),
             )
         super().__init__(schedule.T, t_min)
         self.schedule = schedule
@@ -210,7 +216,7 @@ class VE(ForwardProcess):
                 "schedule",
                 f"process '{self.kind}' needs a σ-schedule",
                 type(schedule).__name__,
-                "geometric, edm, edm_vp, sigma_callable",
+                _schedules_of("sigma"),
             )
         self.schedule = schedule
         if t_min is None:

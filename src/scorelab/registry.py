@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .errors import InvalidParameter, ScorelabError
 from .groups import BUILTINS, GROUPS, PLUGIN_ENV, PLUGIN_GROUP
@@ -40,6 +40,34 @@ from .groups import BUILTINS, GROUPS, PLUGIN_ENV, PLUGIN_GROUP
 _PLUMBING = frozenset(
     {"self", "noise", "callback", "generator", "progress", "log", "noise_sampler"}
 )
+
+# Per group, the arguments its callers supply on every call (a loss receives the batch's times,
+# noise and weighting from the trainer; a process receives its schedule): never parameters.
+CALL_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "loss": ("noise", "weighting", "sigma_data", "t", "z", "exact_score"),
+    "process": ("schedule",),
+}
+
+# Per group, the keys of its config section that are not a kind's own parameters: a component
+# may not name a parameter after one of them (the key would mean two things). Every group's
+# sections have a ``kind``.
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "sampler": ("kind", "steps", "n", "batch_size", "dtype", "grid"),
+    "grid": ("kind", "steps", "t_min", "t_max", "final", "sigmas"),
+    "network": ("kind", "parameterisation", "sigma_data"),
+    "process": ("kind", "T"),
+}
+
+# Per group, the kind of a config section that names none (``sampler: {steps: 20}`` is heun).
+DEFAULT_KINDS: dict[str, str] = {
+    "process": "vp",
+    "grid": "uniform",
+    "sampler": "heun",
+    "network": "mlp",
+    "loss": "dsm",
+    "noise": "uniform_t",
+    "weighting": "s2",
+}
 
 
 class ParamsModel(BaseModel):
@@ -114,6 +142,22 @@ class Entry:
             p.name: p.default for p in _signature_parameters(self.obj) if p.name not in self.context
         }
 
+    def validate(self, params: Mapping[str, Any], field: str | None = None) -> BaseModel:
+        """``{kind: name, **params}`` validated by the config model; a bad value is an
+        ``InvalidParameter`` naming the key (under ``field`` when given)."""
+        try:
+            return self.config_model.model_validate({**params, "kind": self.name})
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            key = ".".join(str(p) for p in err["loc"]) or "kind"
+            if err["type"] == "extra_forbidden":
+                problem = f"is not a parameter of {self.group} '{self.name}'"
+                allowed = ", ".join(self.parameters) or "none"
+            else:
+                problem, allowed = err["msg"].removeprefix("Value error, "), None
+            where = f"{field}.{key}" if field else key
+            raise InvalidParameter(where, problem, err.get("input"), allowed) from None
+
     def build(self, cfg: Any, **context) -> Any:
         """The component a validated config (or a mapping) describes, with ``context`` (the
         arguments only the caller knows, such as a schedule's horizon T) passed on to the
@@ -162,10 +206,13 @@ def register(
     ):
         raise InvalidParameter("name", "must be a non-empty word (letters, digits, _ and -)", name)
 
+    context = (*context, *CALL_ARGUMENTS.get(group, ()))
+
     def decorate(obj: Any) -> Any:
         global _version
         if not _provided_by(group, getattr(obj, "__module__", None) or ""):
             _load_providers(group)  # built-ins first, so a plugin's entry follows them
+        _check_parameter_names(group, name, obj, config, context)
         model = _kinded(config, name) if config is not None else None
         old = _REGISTRY[group].get(name)
         if old is not None and not _same_definition(old.obj, obj):
@@ -330,21 +377,6 @@ def import_callable(spec: str, field: str) -> Callable:
     return obj
 
 
-def option_fields(entries_: Mapping[str, Entry]) -> dict[str, tuple[Any, Any]]:
-    """pydantic field definitions (``name: (annotation | None, None)``) for the union of the
-    entries' signature parameters: the flat, optional keys of a section such as ``sampler``
-    whose kinds take different options. ``None`` means "the component's default"."""
-    fields: dict[str, tuple[Any, Any]] = {}
-    for e in entries_.values():
-        if e.config is not None:
-            continue
-        for p in _signature_parameters(e.obj):
-            if p.name in e.context or p.name in fields:
-                continue
-            fields[p.name] = (_annotation(p) | None, None)
-    return fields
-
-
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
@@ -353,6 +385,37 @@ def option_fields(entries_: Mapping[str, Entry]) -> dict[str, tuple[Any, Any]]:
 def _check_group(group: str) -> None:
     if group not in GROUPS:
         raise InvalidParameter("group", "is not a component group", group, ", ".join(GROUPS))
+
+
+def _check_parameter_names(group, name, obj, config, context) -> None:
+    """Refuse a parameter named like a key of the group's config section (``steps`` of a
+    sampler, ``final`` of a grid): in ``{kind, <section keys>, <parameters>}`` it would mean
+    two things. Read from the bare signature (type hints may not resolve yet)."""
+    if config is not None:
+        params = [k for k in config.model_fields if k != "kind"]
+    else:
+        target = obj.__init__ if inspect.isclass(obj) else obj
+        try:
+            sig = inspect.signature(target)
+        except (TypeError, ValueError):
+            return
+        params = [
+            p.name
+            for p in sig.parameters.values()
+            if p.name not in _PLUMBING
+            and p.name not in context
+            and p.default is not p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+    reserved = SECTION_KEYS.get(group, ("kind",))
+    clash = [p for p in params if p in reserved]
+    if clash:
+        raise InvalidParameter(
+            f"{group} '{name}' parameter '{clash[0]}'",
+            f"clashes with the section key {group}.{clash[0]}; rename the parameter",
+            None,
+            "any name but " + ", ".join(reserved),
+        )
 
 
 def _kinded(config: type[BaseModel], name: str) -> type[BaseModel]:
@@ -384,7 +447,8 @@ def _signature_parameters(obj: Any) -> tuple[inspect.Parameter, ...]:
     except (TypeError, ValueError):
         return ()
     try:
-        hints = typing.get_type_hints(target)
+        # with extras: ``Annotated[float, Field(ge=0)]`` carries its constraint to the config
+        hints = typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable annotations: fall back to the defaults' types
         hints = {}
     out = []

@@ -107,6 +107,12 @@ class BetaSchedule(ABC):
                 f"B in [0, {total:g}]",
             )
 
+    def infinite_from(self) -> tuple[float, str] | None:
+        """Where β becomes infinite, and the setting of this schedule that avoids it, as
+        (t, fix); None where β is finite on [0, T]. Grids and samplers read it to explain a
+        process that cannot start at T."""
+        return None
+
     def params(self) -> dict:
         return {"T": self.T}
 
@@ -204,28 +210,20 @@ class ParametricBeta(BetaSchedule):
         return {"a": self.a, "beta_min": self.beta_min, "beta_max": self.beta_max, "T": self.T}
 
 
-COSINE_CLIP = 20.0  # the configs' default cap on the cosine schedule's β (the quickstart's)
+COSINE_CLIP = 20.0  # the default cap on the cosine schedule's β (the quickstart's)
 
 
-class CosineConfig(ParamsModel):
-    """Nichol–Dhariwal's cosine schedule in VP form; β capped at ``clip_max`` (default 20, so
-    that it samples out of the box; null: the exact schedule, β(T) = ∞, which samplers
-    refuse to start from)."""
-
-    s: float = 0.021122
-    clip_max: float | None = COSINE_CLIP
-
-
-@register("schedule", "cosine", config=CosineConfig, family="beta", context=("T", "variance"))
+@register("schedule", "cosine", family="beta", context=("T", "variance"))
 class CosineBeta(BetaSchedule):
-    """Nichol–Dhariwal's cosine schedule in VP form (paper A's ``beta_cosine``).
+    """Nichol–Dhariwal's cosine schedule in VP form (paper A's ``beta_cosine``), β capped at
+    ``clip_max`` (default 20, so that it samples out of the box).
 
     With θ_t = (π/2)(s + t/T)/(s + 1): β(t) = v·π/(T(s+1))·tan θ_t and
     B(t) = −2v·log(cos θ_t / cos θ_0), so that m(t) = cos θ_t / cos θ_0 for a VP process whose
-    stationary variance is v (the builder passes σ∞² as ``variance``). Without ``clip_max``,
-    B(T) = ∞ (m(T) = 0 exactly); with it, β is capped and B stays finite. A config's
-    ``{kind: cosine}`` caps β at ``COSINE_CLIP`` = 20 unless it says ``clip_max: null``; the
-    class itself, built directly, is the exact schedule unless given ``clip_max``.
+    stationary variance is v (the builder passes σ∞² as ``variance``). With the cap β stays
+    finite and B(T) < ∞; ``clip_max=None`` (``clip_max: null`` in a config) is the exact
+    schedule, B(T) = ∞ (m(T) = 0 exactly) and β(T) = ∞, which samplers refuse to start from.
+    ``CosineBeta()`` and a config's ``{kind: cosine}`` are the same schedule.
     """
 
     kind = "cosine"
@@ -233,7 +231,7 @@ class CosineBeta(BetaSchedule):
     def __init__(
         self,
         s: float = 0.021122,
-        clip_max: float | None = None,
+        clip_max: float | None = COSINE_CLIP,
         T: float = 1.0,
         variance: float = 1.0,
     ):
@@ -251,6 +249,11 @@ class CosineBeta(BetaSchedule):
                 raise InvalidParameter("clip_max", "must exceed β(0)", clip_max, f"> {beta0:.6g}")
             theta_c = math.atan(self.clip_max / self._c)
             self._t_clip = theta_c / self._k - self.s * self.T
+
+    def infinite_from(self) -> tuple[float, str] | None:
+        if self.clip_max is not None:
+            return None
+        return self.T, "set the schedule's clip_max (e.g. 20)"
 
     def _cos_theta(self, t):
         # cos θ_t = sin(π/2 − θ_t), written so that it is exactly 0 at t = T.
@@ -530,7 +533,7 @@ class GeometricSigma(SigmaSchedule):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "T": self.T}
 
 
-@register("schedule", "edm", family="sigma", context=("T", "variance"))
+@register("schedule", "edm", family="sigma", horizon="sigma_max", context=("T", "variance"))
 class EDMSigma(SigmaSchedule):
     """EDM: σ(t) = t on [0, σ_max] (so T = σ_max); σ_min is the usual stopping level."""
 

@@ -24,20 +24,19 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import fokker_planck  # noqa: F401  (registers the loss 'fp_dsm')
 from .distributed import World
 from .errors import Interrupted, InvalidParameter, NonFinite
 from .interrupts import StopSignals
-from .losses import sample_times
+from .losses import configured, sample_times
 from .processes import ForwardProcess
 from .progress import tracker
-from .registry import get
+from .registry import entries, entry
 from .seeding import step_seed
 from .storage import atomic_write
 from .targets import Target
 
 if TYPE_CHECKING:
-    from .config.schema import TrainConfig
+    from pydantic import BaseModel as TrainConfig  # the train section (config.schema)
 
 
 # parameter dtype and autocast dtype per setting
@@ -60,6 +59,29 @@ def resolve_device(name: str, field: str = "train.device") -> torch.device:
     return torch.device(name)
 
 
+def check_loss_needs(train: TrainConfig, loss, target: Target) -> None:
+    """Refuse a setting that the loss's registered needs rule out: ``train.compile`` with a
+    loss that differentiates through the model's derivatives (``needs_create_graph``:
+    compiled graphs do not support double backward), a target without an exact score with a
+    loss that needs one (``needs_exact_score``)."""
+    if train.compile and loss.meta.get("needs_create_graph"):
+        raise InvalidParameter(
+            "train.compile",
+            f"is not supported with loss '{loss.name}' (it differentiates the model's "
+            "derivatives with create_graph, which compiled graphs do not support)",
+            True,
+            "false",
+        )
+    if loss.meta.get("needs_exact_score") and not target.has_score:
+        plain = [n for n, e in entries("loss").items() if not e.meta.get("needs_exact_score")]
+        raise InvalidParameter(
+            "train.loss",
+            f"'{loss.name}' needs a target with an exact score; '{target.kind}' has none",
+            loss.name,
+            ", ".join(plain),
+        )
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -68,13 +90,11 @@ class TrainResult:
 
 
 def train_config(train: TrainConfig | Mapping | None = None) -> TrainConfig:
-    """A validated ``TrainConfig`` from a config, a mapping of its keys (errors name the key,
-    ``train.lr``), or None (every default)."""
-    from .config.schema import TrainConfig, validate_section
+    """A validated ``train`` section from a section model, a mapping of its keys (errors name
+    the key, ``train.lr``), or None (every default)."""
+    from .config.schema import train_config as validated
 
-    if isinstance(train, TrainConfig):
-        return train
-    return validate_section({} if train is None else train, {"train": TrainConfig}, "train", True)
+    return validated(train)
 
 
 class Trainer:
@@ -102,17 +122,15 @@ class Trainer:
         world: World | None = None,
     ):
         train = train_config(train)
-        if train.compile and train.loss == "fp_dsm":
-            # The FP term differentiates the score in x and t with create_graph; compiled
-            # graphs do not support double backward.
-            raise InvalidParameter(
-                "train.compile", "is not supported with loss 'fp_dsm'", True, "false"
-            )
+        loss = entry("loss", train.loss.kind)
+        check_loss_needs(train, loss, target)
         if sigma_data is None:
             sigma_data = getattr(model, "sigma_data", 0.5)
         self.model, self.target, self.process, self.train = model, target, process, train
         self.seed, self.sigma_data = int(seed), float(sigma_data)
-        self.loss_fn = get("loss", train.loss)
+        self.loss_fn, self.loss_entry = loss.obj, loss
+        self.noise = configured("noise", train.noise, "train.noise")
+        self.weighting = configured("weighting", train.weighting, "train.weighting")
         self.device = resolve_device(train.device)
         self.world = world or World.from_env(str(self.device))
         if self.world.distributed and self.device.type == "cuda":
@@ -143,21 +161,16 @@ class Trainer:
 
     # --- one step -------------------------------------------------------------------------
     def _loss_keywords(self) -> dict:
-        c = self.train
+        """What the loss receives besides the batch: the noise law and weighting, σ_data, the
+        loss's own parameters and, for a loss that asks for it, the target's exact score."""
         kw = dict(
-            noise=c.noise, weighting=c.weighting, sigma_data=self.sigma_data, **c.loss_options()
+            noise=self.noise,
+            weighting=self.weighting,
+            sigma_data=self.sigma_data,
+            **self.train.loss_options(),
         )
-        if c.loss == "esm":
-            if not self.target.has_score:
-                raise InvalidParameter(
-                    "train.loss",
-                    f"'esm' needs a target with an exact score; '{self.target.kind}' has none",
-                    "esm",
-                    "dsm",
-                )
+        if self.loss_entry.meta.get("needs_exact_score"):
             kw["exact_score"] = self.target.score_model(self.process)
-        else:
-            kw.update(p_mean=c.p_mean, p_std=c.p_std)
         return kw
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -167,8 +180,7 @@ class Trainer:
             x0 = self.target.sample(b, self.gen, dtype=self.dtype)
         else:
             x0 = self.data[torch.randint(0, self.data.shape[0], (b,), generator=self.gen)]
-        c = self.train
-        t = sample_times(self.process, b, self.gen, c.noise, c.p_mean, c.p_std)
+        t = sample_times(self.process, b, self.gen, self.noise)
         z = torch.randn(x0.shape, generator=self.gen, dtype=self.dtype)
         part = self.world.local_slice(b)
         return tuple(v[part].to(self.device) for v in (x0, t, z))

@@ -1,8 +1,9 @@
-"""Configuration: the schema built from the registries (``schema``), reading YAML and
-``--set`` overrides (``io``), and building components from validated sections (``build``).
+"""Configuration: the schema built from the registries (``schema``), earlier spellings
+translated (``legacy``), reading YAML and ``--set`` overrides (``io``), and building components
+from validated sections (``build``).
 
-Imports run one way: ``schema`` knows only the registry; ``io`` reads into the schema;
-``build`` sits above the components it builds.
+Imports run one way: ``legacy`` and ``schema`` know only the registry; ``io`` reads into the
+schema; ``build`` sits above the components it builds.
 """
 
 from .build import (
@@ -15,20 +16,20 @@ from .build import (
     sampler_options,
 )
 from .io import apply_overrides, dump_yaml, load_config, load_yaml
+from .legacy import ConfigDeprecationWarning
 from .schema import (
-    FPConfig,
-    GridConfig,
     RunConfig,
     ScoreConfig,
-    TrainConfig,
     compared_sampler,
     config_model,
     current,
     format_validation_error,
+    params_of,
     parse_config,
+    train_config,
 )
 
-_DYNAMIC = {"Config", "ProcessConfig", "SamplerConfig", "NetworkConfig"}
+_DYNAMIC = {"Config", "TrainConfig"}
 
 
 def __getattr__(name: str):
@@ -41,8 +42,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "FPConfig",
-    "GridConfig",
+    "ConfigDeprecationWarning",
     "RunConfig",
     "ScoreConfig",
     "TrainConfig",
@@ -60,6 +60,8 @@ __all__ = [
     "format_validation_error",
     "load_config",
     "load_yaml",
+    "params_of",
     "parse_config",
     "sampler_options",
+    "train_config",
 ]

@@ -19,7 +19,7 @@ from ..errors import InvalidParameter
 from ..grids import TimeGrid
 from ..processes import ForwardProcess
 from ..targets import Target
-from .schema import current, parse_config, validate_section
+from .schema import current, params_of, parse_config, validate_section
 
 
 def _with_prefix(prefix: str, fn: Callable, *args, **kwargs):
@@ -38,8 +38,9 @@ def build_schedule(cfg: Any, T: float | None = None, variance: float = 1.0):
 
 
 def build_process(cfg: Mapping | BaseModel) -> ForwardProcess:
-    """A forward process from ``{kind: vp|subvp|ve|edm|…, T, t_min, sigma_inf, schedule}``."""
-    cfg = validate_section(cfg, {"process": current().Process}, "process", single=True)
+    """A forward process from ``{kind: vp|subvp|ve|edm|…, T, t_min, sigma_inf, schedule,
+    <the process's own parameters>}``."""
+    cfg = validate_section(cfg, current().sections["process"], "process", default="vp")
     return _with_prefix("process", _build_process, cfg)
 
 
@@ -69,13 +70,14 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
                     "T", f"is fixed by the '{skind}' schedule's table", cfg.T, f"{schedule.T:g}"
                 )
         t_min = entry.meta.get("default_t_min", 1e-3) if cfg.t_min is None else cfg.t_min
-        return entry.obj(schedule, sigma_inf=cfg.sigma_inf, t_min=t_min)
-    if skind == "edm" and cfg.T is not None and not math.isclose(cfg.T, cfg.schedule.sigma_max):
+        return entry.obj(schedule, sigma_inf=cfg.sigma_inf, t_min=t_min, **params_of(cfg))
+    horizon = registry.entry("schedule", skind).meta.get("horizon")  # a parameter that is T
+    if horizon and cfg.T is not None and not math.isclose(cfg.T, getattr(cfg.schedule, horizon)):
         raise InvalidParameter(
             "T",
-            "must equal schedule.sigma_max for the edm schedule (σ(t) = t)",
+            f"must equal schedule.{horizon} for the {skind} schedule (its horizon)",
             cfg.T,
-            f"{cfg.schedule.sigma_max} (or leave T unset)",
+            f"{getattr(cfg.schedule, horizon)} (or leave T unset)",
         )
     if "sigma_inf" in cfg.given():
         beta = [
@@ -86,7 +88,7 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
             "sigma_inf", f"applies to {words}, not to '{cfg.kind}'", cfg.sigma_inf
         )
     schedule = _with_prefix("schedule", build_schedule, cfg.schedule, cfg.T)
-    return entry.obj(schedule, cfg.t_min)
+    return entry.obj(schedule, t_min=cfg.t_min, **params_of(cfg))
 
 
 def build_target(cfg: Mapping | Any, seed: int = 0) -> Target:
@@ -120,27 +122,26 @@ def build(cfg: BaseModel) -> tuple[Target, ForwardProcess]:
 
 
 def build_grid(cfg: BaseModel) -> TimeGrid:
-    """The time grid of a ``sampler`` section."""
+    """The time grid of a ``sampler`` section (its ``grid`` with the sampler's ``steps``)."""
     g = cfg.grid
     sigmas = tuple(g.sigmas) if g.sigmas is not None else None
     return _with_prefix(
-        "sampler.grid", TimeGrid, g.kind, cfg.steps, g.t_min, g.t_max, g.rho, g.final, sigmas
+        "sampler.grid",
+        TimeGrid,
+        g.kind,
+        cfg.steps,
+        g.t_min,
+        g.t_max,
+        g.final,
+        sigmas,
+        **params_of(g),
     )
 
 
 def sampler_options(cfg: BaseModel) -> dict[str, Any]:
-    """The sampler-specific keys that were given, checked against what the sampler takes."""
-    accepted = registry.entry("sampler", cfg.kind).parameters
-    out = cfg.options()
-    for key, value in out.items():
-        if key not in accepted:
-            raise InvalidParameter(
-                f"sampler.{key}",
-                f"does not apply to sampler '{cfg.kind}'",
-                value,
-                ", ".join(accepted) or "no options",
-            )
-    return out
+    """The sampler's own options from a ``sampler`` section (validated against its kind by
+    the schema), as keywords of the sampler."""
+    return params_of(cfg)
 
 
 def build_score(cfg: BaseModel, target: Target, process: ForwardProcess):

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError
 from ..safeyaml import MAX_BYTES, safe_load
-from .schema import parse_config
+from .schema import SECTION_FIELDS, parse_config
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -70,6 +70,8 @@ def apply_overrides(data: Mapping, overrides: Sequence[str]) -> dict:
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
+            if isinstance(child, str) and part in SECTION_FIELDS:  # `loss: dsm` is {kind: dsm}
+                child = node[part] = {"kind": child}
             if not isinstance(child, dict):
                 where = ".".join(parts[: i + 1])
                 raise ConfigError(f"--set {_short(item)}: {where} is a value, not a section")

@@ -1,11 +1,17 @@
 """The configuration schema: typed sections, built from the registries.
 
-Every component section is ``{kind: ..., <parameters>}``. The ``target`` and
-``process.schedule`` sections are pydantic unions of the registered components' config models;
-``sampler`` and ``network`` are flat sections whose kind-specific keys are the union of the
-registered samplers' (networks') keyword parameters; names such as ``train.loss`` are checked
-against their registry. The models are rebuilt whenever the registries change (a plugin, a
-component registered at run time), so ``config_model()`` always describes what is registered.
+Every component section is ``{kind: ..., <the kind's own parameters>}``, a pydantic union of
+one model per registered kind, tagged by ``kind``: ``target``, ``process`` (and its
+``schedule``), ``sampler`` (and its ``grid``), ``network``, and ``train.loss``,
+``train.noise``, ``train.weighting``. A section's model holds the keys every section of its
+group has (``registry.SECTION_KEYS``: a sampler's ``steps``, ``n``, ``grid``…) and the chosen
+kind's parameters, read from its registered definition — so a parameter is validated as the
+kind that owns it declares it, and an option of another kind is refused, naming the keys this
+kind takes. A kind name alone (``loss: dsm``) is shorthand for ``{kind: dsm}``; a section
+without ``kind`` takes the group's default kind. The models are rebuilt whenever the
+registries change (a plugin, a component registered at run time), so ``config_model()`` always
+describes what is registered. Configs written in the earlier spelling are translated first
+(``scorelab.config.legacy``).
 
 Pydantic checks types, kinds and unknown keys; the components' own constructors check the
 semantics, so Python users and config users get the same errors. Both are reported with the
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -23,7 +30,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     create_model,
     model_validator,
@@ -32,7 +42,8 @@ from pydantic_core import PydanticCustomError
 
 from .. import registry
 from ..errors import ConfigError
-from ..registry import ParamsModel
+from ..registry import DEFAULT_KINDS, ParamsModel
+from . import legacy
 
 _Model = ParamsModel
 
@@ -78,19 +89,6 @@ Seed = Annotated[int, AfterValidator(_seed)]
 # --------------------------------------------------------------------------------------------
 
 
-class GridConfig(_Model):
-    """The time grid: a registered spacing (uniform, edm, geometric, logsnr, quadratic)."""
-
-    kind: Choice("grid") = "uniform"
-    t_min: float | None = None
-    t_max: float | None = None
-    rho: float = 7.0
-    final: Literal["none", "denoise"] = "none"
-    # the noise levels themselves (k-diffusion's σ list; a trailing 0 means final: denoise);
-    # sampler.steps, kind, t_min, t_max and rho are then unused (scorelab.grids)
-    sigmas: list[float] | None = None
-
-
 class ScoreConfig(_Model):
     """Which score model to sample with: the target's exact score, or a trained checkpoint
     (a run directory or its ``checkpoint.safetensors``)."""
@@ -106,19 +104,12 @@ class ScoreConfig(_Model):
         return self
 
 
-class FPConfig(_Model):
-    """The Fokker–Planck regulariser of loss 'fp_dsm' (docs/theory.md §7.5)."""
+class _TrainBase(_Model):
+    """Training: optimiser, loss, noise distribution, weighting, data and precision.
 
-    alpha: float = Field(0.15, ge=0)
-    weighting: Literal["likelihood", "convention", "constant"] = "likelihood"
-    points: Literal["perturbed", "data", "box"] = "perturbed"
-    div: Literal["exact", "hutchinson"] = "exact"
-    n_probes: int = Field(1, ge=1)
-    scalar_beta: float = Field(0.0, ge=0)
-
-
-class TrainConfig(_Model):
-    """Training: optimiser, loss, noise distribution, weighting, data and precision."""
+    ``loss``, ``noise`` (the distribution of the training times) and ``weighting`` are
+    sections of their own, ``{kind, <its parameters>}``: ``noise: {kind: lognormal, p_mean:
+    -1.2, p_std: 1.2}``, ``loss: {kind: fp_dsm, alpha: 0.15}``."""
 
     steps: int = Field(2000, ge=1)
     batch_size: int = Field(256, ge=1)  # the global batch (split over the ranks by torchrun)
@@ -131,12 +122,6 @@ class TrainConfig(_Model):
     ema_half_life: float | None = Field(None, gt=0)  # in steps; overrides ema_decay
     # cap the decay at (1 + k)/(10 + k) over the first updates; null: only with ema_decay
     ema_warmup: bool | None = None
-    loss: Choice("loss") = "dsm"
-    noise: Choice("noise") = "uniform_t"
-    weighting: Choice("weighting") = "s2"
-    p_mean: float = -1.2
-    p_std: float = Field(1.2, gt=0)
-    fp: FPConfig = Field(default_factory=FPConfig)
     n_train: int | None = Field(None, ge=2)  # None: fresh target samples every step
     dtype: Literal["float32", "float64", "bfloat16"] = "float32"
     device: str = "cpu"  # cpu, cuda, cuda:N or auto
@@ -171,12 +156,8 @@ class TrainConfig(_Model):
         return self.lr * warm * 0.5 * (1 + math.cos(math.pi * progress))
 
     def loss_options(self) -> dict[str, Any]:
-        """Extra keywords of the loss: the ``fp`` section for 'fp_dsm' (its weighting named
-        apart from the DSM term's)."""
-        if self.loss != "fp_dsm":
-            return {}
-        fp = self.fp.model_dump()
-        return {("fp_weighting" if k == "weighting" else k): v for k, v in fp.items()}
+        """The loss's own parameters (its section less ``kind``), as keywords of the loss."""
+        return params_of(self.loss)
 
 
 class RunConfig(_Model):
@@ -203,7 +184,7 @@ class _ProcessBase(_Model):
     """The forward SDE: a registered process with a schedule of its family (β for vp/subvp,
     σ for ve/edm)."""
 
-    kind: Choice("process") = "vp"
+    kind: str = "vp"
     T: float | None = Field(None, description="horizon (default 1; sigma_max for edm)")
     t_min: float | None = Field(None, description="early-stopping time (default per process)")
     sigma_inf: float = Field(1.0, description="stationary std of vp/subvp")
@@ -216,31 +197,49 @@ class _ProcessBase(_Model):
         return self
 
 
-class _SamplerBase(_Model):
-    """How to sample: the sampler, its grid, how many samples and in what batches."""
+class _GridBase(_Model):
+    """The time grid: a registered spacing (uniform, edm, geometric, logsnr, quadratic) and its
+    own parameters (edm's ``rho``)."""
 
-    kind: Choice("sampler") = "heun"
+    kind: str = "uniform"
+    t_min: float | None = None
+    t_max: float | None = None
+    final: Literal["none", "denoise"] = "none"
+    # the noise levels themselves (k-diffusion's σ list; a trailing 0 means final: denoise);
+    # sampler.steps, kind, t_min, t_max and the spacing's parameters are then unused
+    sigmas: list[float] | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The spacing's own parameters."""
+        return params_of(self)
+
+
+class _SamplerBase(_Model):
+    """How to sample: the sampler and its own options, its grid, how many samples and in what
+    batches."""
+
+    kind: str = "heun"
     steps: int = Field(50, ge=1)
     n: int = Field(1000, ge=1)
     batch_size: int | None = Field(None, ge=1)
     dtype: Literal["float32", "float64"] = "float32"
-    grid: GridConfig = Field(default_factory=GridConfig)
 
     def options(self) -> dict[str, Any]:
-        """The sampler-specific keys that were given (None means the sampler's default)."""
-        return {k: getattr(self, k) for k in sampler_option_names() if getattr(self, k) is not None}
+        """The sampler's own options (every one, defaults included)."""
+        return params_of(self)
 
 
 class _NetworkBase(_Model):
-    """The network and its parameterisation; unset keys take the network's defaults."""
+    """The network and its parameterisation; the network's own keys default to its
+    definition's."""
 
-    kind: Choice("network") = "mlp"
+    kind: str = "mlp"
     parameterisation: Choice("parameterisation") = "edm"
     sigma_data: float | None = Field(None, gt=0)  # None: estimated from the training data
 
     def network_params(self) -> dict[str, Any]:
-        skip = set(_NetworkBase.model_fields)
-        return {k: v for k, v in self.model_dump().items() if k not in skip and v is not None}
+        """The network's own parameters."""
+        return params_of(self)
 
 
 class _ConfigBase(_Model):
@@ -253,21 +252,61 @@ class _ConfigBase(_Model):
         return self
 
 
+# the base model of each group's sections (the keys every section of the group has); groups
+# absent here are {kind} plus the kind's parameters
+_BASES: dict[str, type[BaseModel]] = {
+    "process": _ProcessBase,
+    "grid": _GridBase,
+    "sampler": _SamplerBase,
+    "network": _NetworkBase,
+}
+# the fields that hold a component section ({kind, ...}; a bare kind name is shorthand)
+SECTION_FIELDS = frozenset(
+    {"target", "source", "process", "schedule", "grid", "sampler", "network"}
+    | {"loss", "noise", "weighting"}
+)
+# parameters of a kind that its group's base model already holds (a process's t_min)
+_SHARED = {"process": ("t_min", "sigma_inf")}
+
+
+def params_of(section: BaseModel) -> dict[str, Any]:
+    """A section's kind-specific parameters: its keys less ``kind`` and the keys every section
+    of its group has."""
+    own = getattr(type(section), "__own__", None)
+    if own is None:
+        own = [k for k in type(section).model_fields if k != "kind"]
+    return {k: getattr(section, k) for k in own}
+
+
 @dataclass(frozen=True)
 class Schema:
-    """The models of one state of the registries."""
+    """The models of one state of the registries: ``sections[group][kind]`` is the model of a
+    ``group`` section of that kind."""
 
     Config: type[BaseModel]
-    Process: type[BaseModel]
-    Sampler: type[BaseModel]
-    Network: type[BaseModel]
-    targets: dict[str, type[BaseModel]]
-    schedules: dict[str, type[BaseModel]]
+    Train: type[BaseModel]
+    sections: dict[str, dict[str, type[BaseModel]]]
+
+    @property
+    def targets(self) -> dict[str, type[BaseModel]]:
+        return self.sections["target"]
+
+    @property
+    def schedules(self) -> dict[str, type[BaseModel]]:
+        return self.sections["schedule"]
 
     @property
     def unions(self) -> dict[str, dict[str, type[BaseModel]]]:
         """Field name → the models of the tagged union it holds (for error paths)."""
-        return {"target": self.targets, "source": self.targets, "schedule": self.schedules}
+        return {"source": self.targets, **self.sections}
+
+    def kind_of(self, model: Any) -> tuple[str, str] | None:
+        """(group, kind) of a section model, or None for another model."""
+        for group, models in self.sections.items():
+            for kind, m in models.items():
+                if m is model:
+                    return group, kind
+        return None
 
 
 _CACHE: dict[int, Schema] = {}
@@ -282,50 +321,100 @@ def current() -> Schema:
     return _CACHE[v]
 
 
-def _union(models: list[type[BaseModel]]):
-    return Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007
+def _union(models: dict[str, type[BaseModel]], default: str | None = None):
+    """A union of section models tagged by ``kind`` (``default`` when the section gives
+    none); a bare kind name reads as ``{kind: name}``."""
+
+    def tag(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return value.get("kind", default)
+        return getattr(value, "kind", default)
+
+    members = tuple(Annotated[m, Tag(k)] for k, m in models.items())
+    union = Annotated[Union[members], Discriminator(tag)]  # noqa: UP007
+    return Annotated[union, BeforeValidator(_shorthand)]
+
+
+def _shorthand(value: Any) -> Any:
+    return {"kind": value} if isinstance(value, str) else value
+
+
+def _section_models(group: str, **extra_fields) -> dict[str, type[BaseModel]]:
+    """One model per registered kind of ``group``: the group's base model (its common keys)
+    plus the kind's own parameters, as its registered definition declares them."""
+    base = _BASES.get(group)
+    out: dict[str, type[BaseModel]] = {}
+    for name, entry in registry.entries(group).items():
+        if base is None:
+            out[name] = entry.config_model
+            continue
+        shared = set(base.model_fields) | set(_SHARED.get(group, ()))
+        own = {
+            k: (f.annotation, copy(f))
+            for k, f in entry.config_model.model_fields.items()
+            if k != "kind" and k not in shared
+        }
+        bases = (base,) if entry.config is None else (base, entry.config)
+        model = create_model(
+            registry._model_name(name, group + "_section"),
+            __base__=bases,
+            __doc__=entry.doc or base.__doc__,
+            kind=(Literal[name], name),  # type: ignore[valid-type]
+            **extra_fields,
+            **({} if entry.config is not None else own),
+        )
+        common = shared | set(extra_fields)
+        model.__own__ = tuple(k for k in model.model_fields if k != "kind" and k not in common)
+        out[name] = model
+    return out
 
 
 def _build_schema() -> Schema:
-    targets = {n: e.config_model for n, e in registry.entries("target").items()}
-    schedules = {n: e.config_model for n, e in registry.entries("schedule").items()}
-    target_union, schedule_union = _union(list(targets.values())), _union(list(schedules.values()))
-    for model in targets.values():  # targets built from other targets (empirical's source)
+    sections = {
+        "target": {n: e.config_model for n, e in registry.entries("target").items()},
+        "schedule": {n: e.config_model for n, e in registry.entries("schedule").items()},
+    }
+    target_union, schedule_union = _union(sections["target"]), _union(sections["schedule"])
+    for model in sections["target"].values():  # targets built from other targets (empirical)
         if "source" in model.model_fields or not model.__pydantic_complete__:
             model.model_rebuild(force=True, _types_namespace={"TargetConfig": target_union})
-    process = create_model(
-        "ProcessConfig",
-        __base__=_ProcessBase,
-        __doc__=_ProcessBase.__doc__,
-        schedule=(schedule_union | None, None),
+    sections["process"] = _section_models("process", schedule=(schedule_union | None, None))
+    sections["grid"] = _section_models("grid")
+    grid = _union(sections["grid"], "uniform")
+    sections["sampler"] = _section_models("sampler", grid=(grid, Field(default_factory=dict)))
+    sections["network"] = _section_models("network")
+    for group in ("loss", "noise", "weighting"):
+        sections[group] = _section_models(group)
+    field = {g: _field(sections[g], DEFAULT_KINDS[g]) for g in DEFAULT_KINDS}
+    train = create_model(
+        "TrainConfig",
+        __base__=_TrainBase,
+        __doc__=_TrainBase.__doc__,
+        loss=field["loss"],
+        noise=field["noise"],
+        weighting=field["weighting"],
     )
-    sampler = create_model(
-        "SamplerConfig",
-        __base__=_SamplerBase,
-        __doc__=_SamplerBase.__doc__,
-        **registry.option_fields(registry.entries("sampler")),
-    )
-    network = create_model(
-        "NetworkConfig",
-        __base__=_NetworkBase,
-        __doc__=_NetworkBase.__doc__,
-        **registry.option_fields(registry.entries("network")),
-    )
-    ring8 = targets["gmm"]
+    ring8 = sections["target"]["gmm"]
     config = create_model(
         "Config",
         __base__=_ConfigBase,
         __doc__=_ConfigBase.__doc__,
         seed=(Seed, 0),
         target=(target_union, Field(default_factory=lambda: ring8(preset="ring8"))),
-        process=(process, Field(default_factory=process)),
+        process=field["process"],
         score=(ScoreConfig, Field(default_factory=ScoreConfig)),
-        sampler=(sampler, Field(default_factory=sampler)),
-        network=(network, Field(default_factory=network)),
-        train=(TrainConfig, Field(default_factory=TrainConfig)),
+        sampler=field["sampler"],
+        network=field["network"],
+        train=(train, Field(default_factory=train)),
         run=(RunConfig, Field(default_factory=RunConfig)),
     )
-    return Schema(config, process, sampler, network, targets, schedules)
+    return Schema(config, train, sections)
+
+
+def _field(models: dict[str, type[BaseModel]], default: str) -> tuple[Any, Any]:
+    """The field of a section: the union of its kinds, defaulting to the default kind's
+    model with its defaults."""
+    return (_union(models, default), Field(default_factory=lambda: models[default]()))
 
 
 def config_model() -> type[BaseModel]:
@@ -333,9 +422,16 @@ def config_model() -> type[BaseModel]:
     return current().Config
 
 
-def sampler_option_names() -> tuple[str, ...]:
-    """The kind-specific keys of the ``sampler`` section."""
-    return tuple(k for k in current().Sampler.model_fields if k not in _SamplerBase.model_fields)
+def train_config(train: Any = None) -> BaseModel:
+    """A validated ``train`` section from a section model, a mapping of its keys (errors name
+    the key, ``train.lr``; the earlier spelling is translated), or None (every default)."""
+    model = current().Train
+    if isinstance(train, model):
+        return train
+    if isinstance(train, BaseModel):  # of an earlier state of the registries
+        train = train.model_dump()
+    data = legacy.translate({"train": dict(train or {})})["train"]
+    return validate_section(data, {"train": model}, "train", single=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,22 +446,33 @@ def parse_config(data: Mapping | BaseModel) -> BaseModel:
         return data
     if isinstance(data, _ConfigBase):  # a config of an earlier state of the registries
         data = data.model_dump(mode="json")
+    data = legacy.translate(data)
     try:
-        return model.model_validate(dict(data))
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
 
 
-def validate_section(cfg: Any, models: Mapping[str, type[BaseModel]], where: str, single=False):
-    """Accept a section's model or a plain mapping (validated here with the same messages)."""
+def validate_section(
+    cfg: Any,
+    models: Mapping[str, type[BaseModel]],
+    where: str,
+    single: bool = False,
+    default: str | None = None,
+):
+    """Accept a section's model or a plain mapping (validated here with the same messages);
+    ``default`` is the kind of a mapping that gives none, and a bare kind name reads as
+    ``{kind: name}``."""
     if isinstance(cfg, BaseModel):
         return cfg
+    if isinstance(cfg, str) and not single:
+        cfg = {"kind": cfg}
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"{where}: must be a mapping with a 'kind', got {type(cfg).__name__}")
     if single:
         model = next(iter(models.values()))
     else:
-        kind = cfg.get("kind")
+        kind = cfg.get("kind", default)
         if kind not in models:
             raise ConfigError(
                 f"{where}.kind: "
@@ -381,21 +488,17 @@ def validate_section(cfg: Any, models: Mapping[str, type[BaseModel]], where: str
 
 
 def compared_sampler(cfg: Any, i: int) -> BaseModel:
-    """The i-th entry of ``run.samplers`` as a full sampler config (``sampler`` with changes)."""
+    """The i-th entry of ``run.samplers`` as a full sampler section: ``sampler`` with the
+    entry's changes (a kind, or a mapping of keys). An entry of another kind keeps the
+    sections' common keys (steps, n, grid…) and leaves the main sampler's own options behind."""
     entry = cfg.run.samplers[i]
     change = {"kind": entry} if isinstance(entry, str) else dict(entry)
     base = cfg.sampler.model_dump()
-    if change.get("kind", base["kind"]) != base["kind"]:  # sampler-specific keys stay behind
-        options = set(sampler_option_names())
-        base = {k: v for k, v in base.items() if k not in options}
-    model = current().Sampler
-    try:
-        return model.model_validate({**base, **change})
-    except ValidationError as exc:
-        msg = format_validation_error(exc, model)
-        raise ConfigError(
-            "\n".join(f"run.samplers.{i}.{line}" for line in msg.splitlines())
-        ) from None
+    kind = change.get("kind", base["kind"])
+    if kind != base["kind"]:
+        base = {k: v for k, v in base.items() if k in _SamplerBase.model_fields or k == "grid"}
+    merged = legacy.drop_nulls({**base, **change}, "sampler")
+    return validate_section(merged, current().sections["sampler"], f"run.samplers.{i}")
 
 
 def format_validation_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
@@ -409,15 +512,14 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel] | None =
         if etype == "extra_forbidden":
             path, model, _ = _walk(loc[:-1], root, unions)
             where = ".".join([*path, str(loc[-1])])
-            keys = sorted(model.model_fields, key=lambda k: k != "kind") if model else ["?"]
-            allowed = ", ".join(keys)
-            lines.setdefault(where, f"{where}: unknown key; allowed keys here: {allowed}")
+            lines.setdefault(where, _unknown_key(where, str(loc[-1]), model))
             continue
         path, model, members = _walk(loc, root, unions)
         where = ".".join(path) or "config"
         union = unions.get(path[-1] if path else "", {})
         if etype == "union_tag_invalid":
-            line = f"{where}.kind: unknown kind {err['ctx']['tag']!r}; allowed: {', '.join(union)}"
+            tag = err["ctx"]["tag"]
+            line = f"{where}.kind: unknown kind {tag!r}; allowed: {', '.join(union)}"
         elif etype == "union_tag_not_found":
             line = f"{where}: missing 'kind'; allowed: {', '.join(union)}"
         elif etype == "literal_error":
@@ -435,6 +537,22 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel] | None =
             line = f"{where}: {err['msg'].removeprefix('Value error, ')} (got {value!r})"
         lines.setdefault(where, line)
     return "\n".join(lines.values())
+
+
+def _unknown_key(where: str, key: str, model: type[BaseModel] | None) -> str:
+    """An unknown key's line; a parameter of another kind of the section's group says whose."""
+    keys = sorted(model.model_fields, key=lambda k: k != "kind") if model else ["?"]
+    allowed = ", ".join(keys)
+    owner = current().kind_of(model)
+    if owner is not None:
+        group, kind = owner
+        others = [n for n, e in registry.entries(group).items() if key in e.parameters]
+        if others:
+            return (
+                f"{where}: does not apply to {group} '{kind}' (it is a parameter of "
+                f"{', '.join(others)}); allowed keys here: {allowed}"
+            )
+    return f"{where}: unknown key; allowed keys here: {allowed}"
 
 
 _TYPE_WORDS = {
@@ -492,9 +610,7 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 _DYNAMIC = {
     "Config": lambda s: s.Config,
-    "ProcessConfig": lambda s: s.Process,
-    "SamplerConfig": lambda s: s.Sampler,
-    "NetworkConfig": lambda s: s.Network,
+    "TrainConfig": lambda s: s.Train,
     "TARGET_MODELS": lambda s: s.targets,
     "SCHEDULE_MODELS": lambda s: s.schedules,
 }

@@ -164,7 +164,18 @@ class FileConfig(ParamsModel):
     key: str | None = None
 
 
+MIN_FILE_ROWS = 2
+
+
 @register("target", "file", config=FileConfig)
 def from_file(path: str | Path, key: str | None = None) -> FiniteDataset:
-    """A user's data set: rows of an ``.npy``/``.npz``/``.csv`` file."""
-    return FiniteDataset(load_array(path, key), "file")
+    """A user's data set: rows of an ``.npy``/``.npz``/``.csv`` file (at least
+    ``MIN_FILE_ROWS``: with one row every sample-based comparison is degenerate)."""
+    data = load_array(path, key)
+    if data.shape[0] < MIN_FILE_ROWS:
+        raise InvalidParameter(
+            "path",
+            f"holds {data.shape[0]} example (row); a data set needs at least {MIN_FILE_ROWS}",
+            str(path),
+        )
+    return FiniteDataset(data, "file")

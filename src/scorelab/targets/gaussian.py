@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+from pydantic import field_validator
 
 from .._tensor import as_float64
 from ..errors import InvalidParameter, require_positive
@@ -82,6 +83,24 @@ def parse_cov(
     return lam, U
 
 
+def ragged(value) -> str | None:
+    """Why nested lists are not a rectangular array (rows of unequal length at some depth),
+    or None where they are (or are not lists at all)."""
+    if not isinstance(value, list) or not all(isinstance(v, list) for v in value):
+        return None
+    lengths = [len(v) for v in value]
+    if len(set(lengths)) > 1:
+        return f"must have rows of equal length (got row lengths {lengths})"
+    return next((why for why in map(ragged, value) if why is not None), None)
+
+
+def _rectangular(value, what: str = ""):
+    why = ragged(value)
+    if why is not None:
+        raise ValueError(f"{what}{why}")
+    return value
+
+
 class GMMConfig(ParamsModel):
     """Gaussian mixture: explicit weights/means/covs, or a preset (ring8, mg25, random)."""
 
@@ -94,6 +113,21 @@ class GMMConfig(ParamsModel):
     radius: float | None = None
     std: float | None = None
     seed: int | None = None
+
+    @field_validator("means", mode="before")
+    @classmethod
+    def _components(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("must be a non-empty list of mean vectors (one per component)")
+        return _rectangular(value)
+
+    @field_validator("covs", mode="before")
+    @classmethod
+    def _covariances(cls, value):
+        if isinstance(value, list):
+            for k, cov in enumerate(value):
+                _rectangular(cov, f"component {k}'s covariance: ")
+        return value
 
 
 # the keys each preset takes
@@ -326,6 +360,11 @@ class GaussianConfig(ParamsModel):
     mean: Number | Vector = 0.0
     cov: Number | Vector | Matrix = 1.0
 
+    @field_validator("mean", "cov", mode="before")
+    @classmethod
+    def _not_ragged(cls, value):
+        return _rectangular(value)
+
 
 @register("target", "gaussian", config=GaussianConfig)
 class Gaussian(GaussianMixture):
@@ -345,8 +384,8 @@ class Gaussian(GaussianMixture):
 
 def _infer_dim(dim, mean, cov) -> int:
     sizes = []
-    for value in (mean, cov):
-        t = torch.as_tensor(value)
+    for field, value in (("mean", mean), ("cov", cov)):
+        t = as_float64(value, field)
         if t.ndim >= 1:
             sizes.append(t.shape[0])
     if dim is not None:
