@@ -15,7 +15,8 @@ component is at once reachable from YAML, ``--set``, ``scorelab list`` and the P
 
 Components of other packages arrive as plugins, loaded on the first look-up: modules named by
 the entry-point group ``scorelab.plugins`` and by ``SCORELAB_PLUGINS`` (comma-separated module
-names). Each group's built-ins are imported on its first look-up too (``groups.BUILTINS``).
+names). Each group's built-ins are imported on its first look-up too (``groups.BUILTINS``):
+the studies, the provider of the ``study`` group, load only when that group is looked up.
 This module imports nothing of scorelab but its errors and the group table (``groups.py``): it
 is the bottom layer that the components register into.
 """
@@ -260,6 +261,8 @@ def load_plugins(force: bool = False) -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=PLUGIN_GROUP):
+        if _own_entry_point(ep):
+            continue
         try:
             ep.load()
         except Exception as exc:
@@ -273,6 +276,14 @@ def load_plugins(force: bool = False) -> None:
             raise ScorelabError(
                 f"{PLUGIN_ENV}: module {module!r} could not be imported ({exc})"
             ) from None
+
+
+def _own_entry_point(ep: Any) -> bool:
+    """Whether an entry point is scorelab's own: an install made before the studies became the
+    study group's provider still declares them a plugin, and loading them on every look-up
+    would pull the study modules into programs that never run one."""
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.metadata["Name"] == "scorelab"
 
 
 def unregister(group: str, name: str) -> None:
