@@ -14,7 +14,8 @@ import torch
 from scorelab.grids import TimeGrid
 from scorelab.metrics import kl_gaussians, w2_gaussians
 from scorelab.sampling import generate
-from scorelab.studies import noise_schedule as ns
+from scorelab.studies.noise_schedule import cells, gaussian
+from scorelab.studies.noise_schedule import settings as ns
 from scorelab.studies import run_study
 from scorelab.verdicts import VERDICTS
 
@@ -209,7 +210,7 @@ def test_a_trained_cell_is_deterministic():
         "sampling_seed": 3,
         "mc_seed": 4,
     }
-    assert ns.trained_cell(spec=0.0, **kw) == ns.trained_cell(spec=0.0, **kw)
+    assert cells.trained_cell(spec=0.0, **kw) == cells.trained_cell(spec=0.0, **kw)
 
 
 # --- the numbers against independent truth ----------------------------------------------------
@@ -219,7 +220,7 @@ def test_exact_errors_match_the_library_metrics_and_the_sampler(quick):
     _, _, payload = quick
     g = payload["results"]["gaussian"]
     proc = ns.make_process(4.0)
-    mean, var = ns.output_law(proc, "exponential_integrator", 25)
+    mean, var = gaussian.output_law(proc, "exponential_integrator", 25)
     mu = np.full(ns.D, ns.MU)
     kl = kl_gaussians(mu, ns.LAM, np.full(ns.D, mean), var)
     w2 = w2_gaussians(mu, ns.LAM, np.full(ns.D, mean), var)
@@ -277,7 +278,7 @@ def test_exact_gaussian_part_is_deterministic(quick):
     """The closed-form part does not depend on any random draw: recomputing it gives the same
     numbers bit for bit (the full rerun is the slow test below)."""
     _, _, payload = quick
-    again = ns.gaussian_part(ns.QUICK, lambda msg: None)
+    again = gaussian.gaussian_part(ns.QUICK, lambda msg: None)
     assert json.loads(json.dumps(again)) == payload["results"]["gaussian"]
 
 
