@@ -19,8 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from scorelab.studies import design_space as ds
+from scorelab.grids import TimeGrid
 from scorelab.studies import run_study
+from scorelab.studies.design_space import cells as ds_cells
+from scorelab.studies.design_space import error_terms
+from scorelab.studies.design_space import settings as ds
 from scorelab.verdicts import VERDICTS, paired_effect
 
 from .helpers.results import numbers
@@ -175,10 +178,10 @@ def test_terms_against_closed_forms(quick):
 def test_grid_terms_interpolate_a_constant_profile():
     # a constant normalised error c gives E_S = c Σ_k (1 − σ_{k+1}²/σ_k²) (docs/theory.md §9.3)
     s = ds.QUICK
-    target, process = ds._target(), ds._train_process()
+    target, process = ds.ring_target(), ds.train_process()
     for kind in ds.GRIDS:
-        row = ds.grid_terms(target, process, kind, 18, [0.3] * s.n_profile, s)
-        sig = ds._sigmas(process, ds.TimeGrid(kind, 18))
+        row = error_terms.grid_terms(target, process, kind, 18, [0.3] * s.n_profile, s)
+        sig = ds.grid_sigmas(process, TimeGrid(kind, 18))
         assert row["E_S"] == pytest.approx(0.3 * np.sum(1 - sig[1:] ** 2 / sig[:-1] ** 2))
 
 
@@ -187,11 +190,11 @@ def test_pick_rules():
         {"edm": a, "geometric": b}
         for a, b in ((0.7, 0.8), (0.6, 0.4), (0.09, 0.2), (0.05, 0.08), (0.02, 0.03))
     ]
-    assert ds._pick(sh, "well") == (3, True)
-    assert ds._pick(sh, "under") == (0, True)
+    assert ds_cells.pick_checkpoint(sh, "well") == (3, True)
+    assert ds_cells.pick_checkpoint(sh, "under") == (0, True)
     high = [{"edm": 0.3, "geometric": 0.4}, {"edm": 0.2, "geometric": 0.3}]
-    assert ds._pick(high, "well") == (1, False)
-    assert ds._pick(high, "under") == (0, False)
+    assert ds_cells.pick_checkpoint(high, "well") == (1, False)
+    assert ds_cells.pick_checkpoint(high, "under") == (0, False)
 
 
 def test_score_error_and_samples(quick):
@@ -222,13 +225,15 @@ def test_weighting_bump_where_theory_puts_it(quick):
 
 
 def test_sampling_process_is_the_frozen_score_ve_step():
-    proc = ds._sampling_process()
+    proc = ds.sampling_process()
     t = torch.tensor([1e-4, 0.3, 10.0, 6000.0], dtype=torch.float64)
     # σ² = t and g² = 1: Euler–Maruyama's h g² is exactly σ_k² − σ_{k+1}²
     assert torch.allclose(proc.variance(t), t, rtol=1e-12)
     assert torch.allclose(proc.diffusion2(t), torch.ones_like(t), rtol=1e-9)
-    grid = ds.TimeGrid("edm", 10)
-    assert np.allclose(ds._sigmas(proc, grid), ds._sigmas(ds._train_process(), grid), rtol=1e-9)
+    grid = TimeGrid("edm", 10)
+    assert np.allclose(
+        ds.grid_sigmas(proc, grid), ds.grid_sigmas(ds.train_process(), grid), rtol=1e-9
+    )
 
 
 def test_training_is_deterministic_for_a_seed():
@@ -246,9 +251,9 @@ def test_training_is_deterministic_for_a_seed():
         n_samples=64,
         n_floor=2,
     )
-    target, process = ds._target(), ds._train_process()
-    streams = {k: i + 1 for i, k in enumerate(ds.STREAMS)}
-    runs = [ds._train("edm", target, process, s, 0.5, streams, True) for _ in range(2)]
+    target, process = ds.ring_target(), ds.train_process()
+    streams = {k: i + 1 for i, k in enumerate(ds_cells.STREAMS)}
+    runs = [ds_cells.train_design("edm", target, process, s, 0.5, streams, True) for _ in range(2)]
     (_m1, c1, st1), (_m2, c2, st2) = runs
     assert c1 == c2 and c1["step"] == [0, 10, 20] and len(st1) == 3
     for a, b in zip(st1, st2, strict=True):

@@ -29,6 +29,8 @@ from scorelab.schedules import ConstantBeta
 from scorelab.studies import manifold as mf
 from scorelab.studies import run_study
 from scorelab.studies.common import one_thread
+from scorelab.studies.manifold import cells, summaries, surrogate_bound
+from scorelab.studies.manifold.settings import settings_for
 from scorelab.targets import Circle, Empirical
 from scorelab.verdicts import VERDICTS, paired_effect, verdict
 
@@ -258,8 +260,8 @@ def test_bound_shape_blows_up_as_eps_vanishes(quick):
 # --- helpers, cheaply ----------------------------------------------------------------------------
 def test_noise_is_the_pooled_within_seed_spread():
     draws = [[1.0, 3.0], [10.0, 12.0, 14.0]]  # within-seed variances 2 and 4
-    assert mf.pooled_sd(draws) == pytest.approx(math.sqrt(3.0))
-    s = mf.noise_summary(draws)
+    assert summaries.pooled_sd(draws) == pytest.approx(math.sqrt(3.0))
+    s = summaries.noise_summary(draws)
     assert s["margin"] == pytest.approx(2 * math.sqrt(3.0))
     assert s["floor_mean"] == pytest.approx((2.0 + 12.0) / 2)
 
@@ -269,7 +271,7 @@ def test_cells_share_randomness_within_a_seed_only(tmp_path):
     from scorelab.study import Study
 
     study = Study("manifold", "t", "p", tmp_path, quick=True)
-    items = mf.cell_items(study, mf.settings(True))
+    items = cells.cell_items(study, settings_for(True))
     assert len(items) == 3 * len(study.seeds)
     circles = [it["streams"] for it in items if it["part"] == "circle"]
     assert circles[0]["sampling"] != circles[1]["sampling"]
@@ -280,7 +282,7 @@ def test_bound_helper_matches_library_on_a_uniform_grid():
     target, process = Circle(4), _process()
     for eps, integral in ((0.2, 0.3), (0.05, 0.0)):
         grid = TimeGrid("uniform", steps=50, t_min=eps, t_max=5.0)
-        mine = mf.bound_log10(target, grid.times(process), integral)
+        mine = surrogate_bound.bound_log10(target, grid.times(process), integral)
         lib = manifold_w1_bound(target, eps, 5.0, 50, score_error=integral / (2 * (5.0 - eps)))
         assert mine["log10_total"] == pytest.approx(math.log10(lib.total), rel=1e-9)
         assert mine["discretization"] == pytest.approx(lib.discretization, rel=1e-9)
@@ -290,7 +292,7 @@ def test_perturbed_score_has_the_assumed_error():
     target, process = Circle(5), _process()
     x = torch.randn(64, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     t = torch.full((64,), 0.03, dtype=torch.float64)
-    diff = mf.perturbed_score(target, process, 0.1)(x, t) - target.score(x, t, process)
+    diff = cells.perturbed_score(target, process, 0.1)(x, t) - target.score(x, t, process)
     expected = 0.1 * (1 + x.norm(dim=1)) / float(process.variance(0.03))
     assert torch.allclose(diff.norm(dim=1), expected, rtol=1e-12)
 
@@ -298,14 +300,14 @@ def test_perturbed_score_has_the_assumed_error():
 def test_training_and_sampling_are_deterministic():
     process = _process(T=2.0, t_min=1e-3)
     emp = Empirical(Circle(3).sample(8, torch.Generator().manual_seed(1), dtype=torch.float64))
-    a, loss_a = mf.train_network(emp, process, 20, seed=5)
-    b, loss_b = mf.train_network(emp, process, 20, seed=5)
+    a, loss_a = cells.train_network(emp, process, 20, seed=5)
+    b, loss_b = cells.train_network(emp, process, 20, seed=5)
     assert loss_a == loss_b
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
     grid = TimeGrid("geometric", steps=10, t_min=1e-3)
-    x1 = mf.draw(a, process, 3, grid, 50, 7, torch.float32)
-    x2 = mf.draw(b, process, 3, grid, 50, 7, torch.float32)
+    x1 = cells.draw(a, process, 3, grid, 50, 7, torch.float32)
+    x2 = cells.draw(b, process, 3, grid, 50, 7, torch.float32)
     assert torch.equal(x1, x2)
 
 
@@ -318,14 +320,14 @@ def test_one_thread_restores_the_setting():
 
 def test_full_mode_structure_on_tiny_settings(tmp_path, monkeypatch):
     """The full mode's code path (a network on the sphere too) with tiny numbers."""
-    full = mf.settings(False)
-    assert full["network_geometries"] == 2 and full["n"] > mf.settings(True)["n"]
-    for cfg in (full, mf.settings(True)):  # the claims' fixed points lie on the grids
+    full = settings_for(False)
+    assert full["network_geometries"] == 2 and full["n"] > settings_for(True)["n"]
+    for cfg in (full, settings_for(True)):  # the claims' fixed points lie on the grids
         assert {cfg["eps_mid"], cfg["eps_far"]} <= set(cfg["eps"])
         assert {cfg["T_short"], cfg["T_long"], *cfg["T_uniform"]} <= set(cfg["T_grid"])
     tiny = dict(full, n=60, n_emp=60, steps=8, eps=[1e-5, 1e-3, 1e-2, 0.3])
     tiny.update(T_grid=[0.05, 1.0, 3.0, 8.0], train_steps=10, profile_n=40, floor_draws=2)
-    monkeypatch.setattr(mf, "settings", lambda quick: tiny)
+    monkeypatch.setattr(mf, "settings_for", lambda quick: tiny)
     run_study("manifold", tmp_path, quick=False, seed=1, seeds=2)
     data = json.loads((tmp_path / "manifold" / "results.json").read_text())
     assert data["quick"] is False and set(_claims(data)) == set(CLAIMS)

@@ -14,9 +14,9 @@ import torch
 from scorelab.grids import TimeGrid
 from scorelab.metrics import kl_gaussians, w2_gaussians
 from scorelab.sampling import generate
+from scorelab.studies import run_study
 from scorelab.studies.noise_schedule import cells, gaussian
 from scorelab.studies.noise_schedule import settings as ns
-from scorelab.studies import run_study
 from scorelab.verdicts import VERDICTS
 
 from .helpers.results import numbers
