@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from scorelab.studies import dimension_free as df
 from scorelab.studies import run_study
+from scorelab.studies.dimension_free import cells as df_cells
+from scorelab.studies.dimension_free import settings as df
+from scorelab.studies.dimension_free import targets
 from scorelab.verdicts import VERDICTS
 
 from .helpers.results import numbers
@@ -154,17 +156,17 @@ def test_targets_agree_at_d2_and_on_the_plane():
     process = df.ou_process(df.QUICK)
     x = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 3
     for t in (0.01, 0.3, 2.0):
-        a = df.square_tilt(2).score(x, t, process)
-        b = df.BimodalProduct(2).score(x, t, process)
+        a = targets.square_tilt(2).score(x, t, process)
+        b = targets.BimodalProduct(2).score(x, t, process)
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-        la = df.square_tilt(2).log_prob_t(x, t, process)
-        lb = df.BimodalProduct(2).log_prob_t(x, t, process)
+        la = targets.square_tilt(2).log_prob_t(x, t, process)
+        lb = targets.BimodalProduct(2).log_prob_t(x, t, process)
         torch.testing.assert_close(la, lb, rtol=1e-10, atol=1e-10)
 
 
 def test_control_score_is_the_gradient_of_its_log_density():
     process = df.ou_process(df.QUICK)
-    target = df.BimodalProduct(16)
+    target = targets.BimodalProduct(16)
     g = torch.Generator().manual_seed(1)
     x = process.sample_marginal(target.sample(32, g, dtype=torch.float64), 0.2, g)
     x.requires_grad_(True)
@@ -177,7 +179,7 @@ def test_control_score_is_the_gradient_of_its_log_density():
 
 
 def test_control_sampling_matches_its_moments():
-    target = df.BimodalProduct(4)
+    target = targets.BimodalProduct(4)
     x = target.sample(40_000, torch.Generator().manual_seed(2), dtype=torch.float64)
     # each coordinate: mean 0, variance 1 + a²
     assert float(x.mean(0).abs().max()) < 0.05
@@ -191,10 +193,10 @@ def test_coupled_samplers():
     def draw(target, n=512):
         return target.sample(n, torch.Generator().manual_seed(5), dtype=torch.float64)
 
-    assert torch.equal(draw(df.square_tilt(2)), draw(df.BimodalProduct(2)))
-    a, b = draw(df.square_tilt(16)), draw(df.BimodalProduct(16))
+    assert torch.equal(draw(targets.square_tilt(2)), draw(targets.BimodalProduct(2)))
+    a, b = draw(targets.square_tilt(16)), draw(targets.BimodalProduct(16))
     assert torch.equal(a[:, :2], b[:, :2]) and not torch.equal(a[:, 2:], b[:, 2:])
-    x = df.square_tilt(6).sample(40_000, torch.Generator().manual_seed(6), dtype=torch.float64)
+    x = targets.square_tilt(6).sample(40_000, torch.Generator().manual_seed(6), dtype=torch.float64)
     # four equal modes at (±a, ±a): mean 0, variance 1 + a² in the plane, 1 elsewhere
     assert float(x.mean(0).abs().max()) < 0.05
     assert float((x[:, :2].var(0) - (1 + df.A**2)).abs().max()) < 0.15
@@ -223,14 +225,14 @@ def _seeds():
 
 def test_a_cell_is_deterministic():
     """Training, score errors, sampling and metrics of one (family, d) cell repeat bit for bit."""
-    runs = [df.dimension_free_cell("control", 8, _tiny(), **_seeds()) for _ in range(2)]
+    runs = [df_cells.dimension_free_cell("control", 8, _tiny(), **_seeds()) for _ in range(2)]
     assert runs[0] == runs[1]
 
 
 def test_the_two_families_at_d2_give_the_same_cell():
     """Why one cell serves both families at d = 2: with the same seeds they agree to rounding."""
-    a = df.dimension_free_cell("fixed", 2, _tiny(), **_seeds())
-    b = df.dimension_free_cell("control", 2, _tiny(), **_seeds())
+    a = df_cells.dimension_free_cell("fixed", 2, _tiny(), **_seeds())
+    b = df_cells.dimension_free_cell("control", 2, _tiny(), **_seeds())
     for key, value in a.items():
         assert np.allclose(value, b[key], rtol=1e-6, atol=1e-9), key
 
