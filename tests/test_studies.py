@@ -42,8 +42,8 @@ def test_studies_are_registered_and_imported_only_when_they_run():
     from scorelab import registry
 
     # the core never imports scorelab.studies (tests/test_architecture.py): the registry loads
-    # it as a plugin (the package's own entry point), and looking the studies up, as
-    # `scorelab study` and `scorelab list` do, imports no study module
+    # it as the study group's provider, and looking the studies up, as `scorelab study` and
+    # `scorelab list` do, imports no study package
     assert registry.names("study") == tuple(STUDIES)
     code = (
         "import sys, scorelab.cli, scorelab.registry as r; r.entries('study'); "

@@ -12,8 +12,9 @@ import math
 import pytest
 import torch
 
-from scorelab.studies import fokker_planck_study as fp
 from scorelab.studies import run_study
+from scorelab.studies.fokker_planck import cells as fp_cells
+from scorelab.studies.fokker_planck import settings as fp_settings
 from scorelab.verdicts import VERDICTS, paired_effect, verdict
 
 from .helpers.results import numbers
@@ -132,17 +133,17 @@ def test_paper_equivalent_alpha():
     # VP: the published DSM term is a mean over dimensions and the FP term ‖ε‖²/D²; ours a sum
     # and ‖ε‖²/D — the same ratio. VE: the published DSM term is half the sum.
     for dim in (2, 64, 3072):
-        assert fp.paper_equivalent_alpha("vp", dim) == 0.15
-        assert fp.paper_equivalent_alpha("ve", dim) == pytest.approx(0.3 / dim)
+        assert fp_settings.paper_equivalent_alpha("vp", dim) == 0.15
+        assert fp_settings.paper_equivalent_alpha("ve", dim) == pytest.approx(0.3 / dim)
     with pytest.raises(ValueError):
-        fp.paper_equivalent_alpha("edm", 2)
+        fp_settings.paper_equivalent_alpha("edm", 2)
     # the per-example losses themselves: published (c·g²‖r‖² + α g²‖ε‖²/D²) / c equals ours
     # (g²‖r‖² + α' g²‖ε‖²/D) at α' = paper_equivalent_alpha
     g = torch.Generator().manual_seed(0)
     for process, c_of in (("vp", lambda D: 1.0 / D), ("ve", lambda D: 0.5)):
         for D in (2, 64):
             r, eps, g2 = torch.randn(5, D, generator=g), torch.randn(5, D, generator=g), 3.7
-            alpha = fp.paper_equivalent_alpha(process, D)
+            alpha = fp_settings.paper_equivalent_alpha(process, D)
             ours = g2 * r.pow(2).sum(1) + alpha * g2 * eps.pow(2).mean(1)
             c = c_of(D)
             published = c * g2 * r.pow(2).sum(1) + 0.15 * g2 * eps.pow(2).sum(1) / D**2
@@ -172,14 +173,14 @@ def _tiny(quick: bool) -> dict:
     return st
 
 
-_FULL = fp._settings
+_FULL = fp_settings.settings_for
 
 
 @pytest.mark.parametrize("data,process", [("digits", "ve"), ("ring", "ve")])
 def test_full_mode_cells_run_for_every_data_set_and_process(monkeypatch, data, process):
-    monkeypatch.setattr(fp, "_settings", _tiny)
-    streams = {k: i for i, k in enumerate(fp.STREAMS)}
-    out = fp.fp_cell(data, process, 0, False, streams)
+    monkeypatch.setattr(fp_cells, "settings_for", _tiny)
+    streams = {k: i for i, k in enumerate(fp_cells.STREAMS)}
+    out = fp_cells.fp_cell(data, process, 0, False, streams)
     dim = 64 if data == "digits" else 2
     assert out["dim"] == dim and out["alpha_star"] == pytest.approx(0.3 / dim)
     assert [r["alpha"] for r in out["fp"]] == pytest.approx([0.3 / dim, 0.3e-2 / dim])
