@@ -16,7 +16,7 @@ from scorelab.studies.dimension_free import settings as df
 from scorelab.studies.dimension_free import targets
 from scorelab.verdicts import VERDICTS
 
-from .helpers.results import numbers
+from .helpers.results import check_claim
 
 pytestmark = pytest.mark.studies
 
@@ -50,27 +50,58 @@ def quick(tmp_path_factory):
     return d, json.loads((d / "results.json").read_text())
 
 
-def test_results_fields_are_finite(quick):
+def test_results_are_the_cells_aggregated(quick):
+    """results.json's curves, floors, noise and growths recomputed from the per-seed cells it
+    stores: the means over seeds, the pooled floors, each metric's log-scale noise and the log
+    growth from the smallest to the largest d."""
     _, payload = quick
     res = payload["results"]
     assert payload["study"] == "dimension-free" and payload["quick"] is True
     assert res["dims"] == [2, 16, 128] and res["seeds"] == [0, 1]
-    assert len(res["per_seed"]) == 2
+    per_seed = res["per_seed"]
+    assert len(per_seed) == 2
     for fam in df.FAMILIES:
         for key in FAMILY_FIELDS:
-            assert len(res[fam][key]) == len(res["dims"]), (fam, key)
-            for r in res["per_seed"]:
-                assert len(r[fam][key]) == len(res["dims"]), (fam, key)
-        for key in df.METRICS:
-            assert len(res["log_growth"][fam][key]) == 2
-            assert key in res["growth"][fam] and key in res["noise"]
-    for key in ("tv_axes", "w2_plane"):
-        assert res["floors"][key] > 0
-        assert all(len(f[key]) == df.QUICK.floor_reps for f in res["floor_draws"])
+            curves = np.array([r[fam][key] for r in per_seed], dtype=float)
+            assert curves.shape[:2] == (2, len(res["dims"])), (fam, key)
+            np.testing.assert_allclose(res[fam][key], curves.mean(axis=0), rtol=1e-12)
+        for key in (*df.METRICS, "sliced_w2"):
+            growth = [math.log(r[fam][key][-1] / r[fam][key][0]) for r in per_seed]
+            assert res["log_growth"][fam][key] == pytest.approx(growth, rel=1e-12)
+            assert res["growth"][fam][key] == pytest.approx(math.exp(np.mean(growth)))
+    pooled = {m: [v for f in res["floor_draws"] for v in f[m]] for m in ("tv_axes", "w2_plane")}
+    for key, values in pooled.items():
+        assert len(values) == 2 * df.QUICK.floor_reps
+        assert res["floors"][key] == pytest.approx(np.mean(values), rel=1e-12)
+        assert res["noise"][key] == pytest.approx(np.std(np.log(values), ddof=1), rel=1e-12)
+    halfwidth = max(v for r in per_seed for f in df.FAMILIES for v in r[f]["mse_rel_halfwidth"])
+    for key in ("relative_mean", "tilt_relative_mean"):
+        assert res["noise"][key] == pytest.approx(math.log1p(halfwidth), rel=1e-12)
     assert set(res["mehler_check"]) == {"fixed_d8", "control_d2", "z", "control_d8", "control_d8_z"}
-    assert len(res["mehler_check"]["fixed_d8"]) == len(res["mehler_check"]["z"]) == 2
     assert set(res["claim_rules"]) == set(CLAIM_IDS)
-    assert all(math.isfinite(x) for x in numbers(res))
+
+
+def test_every_claim_is_its_evidence_recomputed(quick):
+    """Each claim's effect, interval and verdict recomputed from the per-seed curves with a
+    second implementation of the paired t-interval and the three-way rule."""
+    _, payload = quick
+    res = payload["results"]
+    by = {c["id"]: c for c in payload["claims"]}
+    ids = ("relative-score-error", "tilt-relative-error", "tv-axes", "w2-plane")
+    for metric, cid in zip(df.METRICS, ids, strict=True):
+        fixed, control = (
+            [math.log(r[fam][metric][-1] / r[fam][metric][0]) for r in res["per_seed"]]
+            for fam in ("fixed", "control")
+        )
+        check_claim(by[f"{cid}-fixed-flat"], fixed, [math.log(2)] * 2, direction="less", margin=0.0)
+        check_claim(
+            by[f"{cid}-control-grows"],
+            control,
+            fixed,
+            direction="greater",
+            margin=res["noise"][metric],
+        )
+    check_claim(by["mehler-oracle"], res["mehler_check"]["z"], direction="within", margin=2.0)
 
 
 def test_report_figures_and_claims(quick):
