@@ -61,8 +61,9 @@ PAPER = (
 )
 
 
-# --- the study --------------------------------------------------------------------------------
 def run(study: Study) -> None:
+    """σ_data and the training weights, one cell per seed, the exact terms and the W2 floor,
+    then the claims, figures and table."""
     s = settings_for(study.quick)
     target, process = ring_target(), train_process()
     sigma_data = estimate_sigma_data(

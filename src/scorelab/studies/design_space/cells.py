@@ -28,7 +28,6 @@ from .settings import (
 )
 
 
-# --- one seed ---------------------------------------------------------------------------------
 def train_design(
     key: str, target, process, s: Settings, sigma_data: float, streams: dict, scan: bool
 ):

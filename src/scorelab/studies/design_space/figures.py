@@ -23,7 +23,6 @@ from .settings import (
 COLORS = {"edm": "C0", "song": "C1", "song_precond": "C2"}
 
 
-# --- figures and table ------------------------------------------------------------------------
 def figures(study: Study, cells: list[dict], s: Settings, margin: float) -> None:
     """The report's figures after the training weights, each in its section."""
     figure_training(study, cells, s)

@@ -12,7 +12,6 @@ from ..common import Study
 from .settings import GRIDS, UNDER_SHARE, WELL_SHARE, Settings
 
 
-# --- grid claims ------------------------------------------------------------------------------
 def w2_per_seed(cells: list[dict], key: str) -> list[float]:
     return [c["w2"][key] for c in cells]
 

@@ -10,6 +10,7 @@ from .settings import GRIDS, Settings
 
 
 def terms_table(study: Study, cells: list[dict], s: Settings, exact_terms: dict) -> None:
+    """Paper C's terms beside the measured W2, means over seeds."""
     header = ["checkpoint", "grid", "N", "E_I", "E_D", "E_S", "E_S share", "W2"]
     rows = []
     for ck, n in (("well", s.n_compare), ("under", s.n_compare), ("final", s.n_small),

@@ -56,7 +56,6 @@ PAPER = (
 )
 
 
-# --- the study -----------------------------------------------------------------------------------
 def run(study: Study) -> None:
     """The (family, d, seed) cells, the floors and the Mehler check, then the results, the
     claims and the report."""

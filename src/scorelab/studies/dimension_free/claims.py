@@ -9,7 +9,6 @@ import math
 from ..common import Study
 from .settings import METRICS
 
-# --- verdicts ------------------------------------------------------------------------------------
 FLAT = 2.0  # "does not grow": the error at the largest d is at most this multiple of d = 2's
 
 NAMES = {

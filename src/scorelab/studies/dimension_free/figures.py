@@ -7,7 +7,6 @@ import numpy as np
 from ..common import Study
 from .settings import FAMILIES
 
-# --- figures -------------------------------------------------------------------------------------
 COLOURS = {"fixed": "tab:blue", "control": "tab:red"}
 
 LABELS = {"fixed": "fixed complexity (4 modes in a plane)", "control": "control (2^d modes)"}
@@ -19,6 +18,7 @@ def _band(ax, dims, per_seed, fam, key, colour):
 
 
 def plot_score_error(study: Study, res: dict) -> None:
+    """The relative score error, and the error relative to the tilt's, against d."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -47,6 +47,7 @@ def plot_score_error(study: Study, res: dict) -> None:
 
 
 def plot_sample_metrics(study: Study, res: dict) -> None:
+    """TV of the axes, W2 of the plane and sliced W2 against d, beside their floors."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))

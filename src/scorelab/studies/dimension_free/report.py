@@ -8,6 +8,7 @@ from .settings import FAMILIES, RADIUS, A, Settings
 
 
 def report_sections(study: Study, res: dict, s: Settings) -> None:
+    """The setting, the two figures with their reading, and the table."""
     study.section("Setting")
     study.text(
         f"OU forward process (β ≡ 2, T = {s.T}), targets p = e^f γ_d / Z. Fixed family: four "

@@ -13,7 +13,6 @@ from ...targets import GaussianMixture, GaussianTilt, TiltedGMM
 from .settings import A
 
 
-# --- targets ---------------------------------------------------------------------------------
 def _signs_and_noise(n: int, dim: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
     """The draws both families' samplers make, in the same order: one sign per coordinate and
     one standard Gaussian vector (so that the families are coupled, docstring)."""

@@ -128,6 +128,7 @@ def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> d
     ]  # fmt: skip
 
     def arm(loss: str, alpha: float = 0.0, **train) -> dict:
+        """Continue the checkpoint with ``loss`` (same data, times, noise) and evaluate it."""
         cfg = {**size["finetune"], "loss": loss, "noise": "uniform_t", "weighting": "g2",
                **train}  # fmt: skip
         if loss == "fp_dsm":

@@ -51,6 +51,7 @@ def process_config(data: str, process: str) -> dict:
 
 
 def build_setting(data: str, process: str, seed: int):
+    """The target, process and σ_data of a (data set, process), as a config builds them."""
     cfg = parse_config(
         {
             "target": DATA[data]["target"],

@@ -8,6 +8,7 @@ from .aggregate import log10
 
 
 def figure_alpha_sweep(study: Study, data: str, process: str, cells: list[dict]) -> None:
+    """The residual profile per arm, and the paired FP − DSM effects against α."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -55,8 +55,8 @@ PAPER = (
 )
 
 
-# --- the study ----------------------------------------------------------------------------------
 def run(study: Study) -> None:
+    """The mode's settings (recorded in the results), then the study."""
     cfg = settings_for(study.quick)
     study.results["settings"] = dict(cfg)
     _run(study, cfg)

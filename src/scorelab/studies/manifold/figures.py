@@ -7,7 +7,6 @@ import numpy as np
 from ..common import Study
 from .settings import GEOMETRIES
 
-# --- figures ------------------------------------------------------------------------------------
 STYLE = {
     "exact": ("C0", "exact score"),
     "perturbed": ("C1", "exact + M(1+‖x‖)/σ_t² error"),
@@ -50,6 +49,7 @@ def _window(ax, log10_values, top: float = 3.0) -> None:
 
 
 def figure_eps(study: Study, cfg: dict, per_seed: list[dict]) -> None:
+    """W1 and the surrogate bound against ε, per geometry and score."""
     plt = _plt()
     eps = cfg["eps"]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), squeeze=False)
@@ -98,6 +98,7 @@ def figure_eps(study: Study, cfg: dict, per_seed: list[dict]) -> None:
 
 
 def figure_T(study: Study, cfg: dict, per_seed: list[dict]) -> None:
+    """W1 against T on π_n, σ-geometric and uniform grids."""
     plt = _plt()
     Ts = cfg["T_grid"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -123,6 +124,7 @@ def figure_T(study: Study, cfg: dict, per_seed: list[dict]) -> None:
 
 
 def figure_bound_shape(study: Study, shape: dict) -> None:
+    """The surrogate bound against ε, and against T at two ε."""
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(shape["eps"], shape["log10_bound"], "-", color="C0")
@@ -149,6 +151,7 @@ def figure_bound_shape(study: Study, shape: dict) -> None:
 
 
 def figure_memorisation(study: Study, cfg: dict, per_seed: list[dict], first: dict) -> None:
+    """Memorised fraction and d₁/d₂ against ε, and the first seed's samples."""
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     mem_eps = cfg["memorisation_eps"]

@@ -8,6 +8,7 @@ from .settings import SCORES
 
 
 def eps_tables(study: Study, cfg: dict, mean: dict) -> None:
+    """Per geometry, W1 and the bound against ε (means over seeds)."""
     eps = cfg["eps"]
     for geo, sw in mean["eps_sweep"].items():
         names = [k for k in SCORES if k in sw]
@@ -24,6 +25,7 @@ def eps_tables(study: Study, cfg: dict, mean: dict) -> None:
 
 
 def report_sections(study, cfg, per_seed, shape, mean) -> None:
+    """The setting, and each sweep's text, figure and table."""
     study.section("Setting")
     study.text(
         f"OU process dX = −X dt + √2 dB (VP, β ≡ {cfg['beta']:g}); laws: the uniform circle and "

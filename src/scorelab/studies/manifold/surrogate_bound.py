@@ -16,7 +16,6 @@ from ...metrics.score_error import score_error_profile
 from .settings import LOG10
 
 
-# --- the surrogate bound (ours, docs/theory.md §9.5) --------------------------------------------
 def err_integrals(score, target, process, eps_list, T, n, seed) -> list[float]:
     """∫_ε^T 2 err(u) du for each ε, err(u) = E‖s_θ − ∇log p_u‖ estimated by √MSE (≥ the mean
     norm) on a log-spaced grid of u that contains every ε, integrated by trapezoid in log u."""

@@ -60,8 +60,8 @@ PAPER = (
 )
 
 
-# --- entry point -----------------------------------------------------------------------------
 def run(study: Study) -> None:
+    """The setting, the three parts, the claims on them, then the report's sections."""
     st = QUICK if study.quick else FULL
     study.section("Setting")
     study.text(

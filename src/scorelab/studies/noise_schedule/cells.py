@@ -91,6 +91,7 @@ def mg25_cell(
 
 
 def mg25_part(study: Study, st: Settings) -> dict:
+    """Part 2 over the study's seeds, with the kNN KL's noise (its floor's RMS)."""
     specs = [*st.mg25_a, COSINE]
     items = [
         {
@@ -214,6 +215,7 @@ def fit_floor(n: int, reps: int, seed: int) -> dict:
 
 
 def trained_part(study: Study, st: Settings, a_tuned: float) -> dict:
+    """Part 3 over the study's seeds and schedules, with the fitted metrics' floors."""
     specs = [*st.train_a, a_tuned]
     labels = [*(label(s) for s in st.train_a), "tuned"]
     items = [

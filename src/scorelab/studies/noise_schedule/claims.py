@@ -39,7 +39,6 @@ PAPER_REL_TOL, PAPER_ABS_TOL = 0.3, 0.01
 # the text of an exact claim's `measured`
 EXACT = "Exact (closed form, no random draw): the same value for every seed, zero-width interval."
 
-# --- claims ----------------------------------------------------------------------------------
 # Sources (docs/theory.md §11.1). "where" names the theorem or figure; the authors' figures are
 # read from their public code's notebooks, which embed them.
 WHERE_KL_THM = "KL theorem ('mild assumptions'; terms as in the authors' upperbounds.py)"
@@ -229,6 +228,7 @@ def claim_mg25_shape(study: Study, mg: dict) -> None:
 
 
 def claim_bound_tracks(study: Study, gauss: dict, tuning: dict) -> None:
+    """The W2 bound's a* gives a measured W2 near the best scanned schedule's."""
     texts, ratios = [], []
     for N, row in tuning.items():
         for s in SAMPLERS:
@@ -253,6 +253,7 @@ def claim_bound_tracks(study: Study, gauss: dict, tuning: dict) -> None:
 
 
 def claim_kl_bound_tracks(study: Study, gauss: dict, trained: dict) -> None:
+    """The KL bound with E2 picks a trained schedule whose KL is near the best."""
     N = n_keys(gauss["bounds"])[-1]
     kb = grid_values(gauss["bounds"][N]["kl"])
     a, texts = [], []
@@ -291,6 +292,7 @@ def claim_kl_bound_tracks(study: Study, gauss: dict, trained: dict) -> None:
 
 
 def claim_paper_values(study: Study, gauss: dict) -> None:
+    """The exact-score KL at N = 25 matches the values read from the authors' figure."""
     texts, worst, paper = [], 0.0, []
     for s, refs in PAPER_KL_N25.items():
         vals = grid_values(gauss["exact"][s]["25"]["kl"])

@@ -8,7 +8,6 @@ from ..common import Study
 from .settings import COSINE, SAMPLERS, SHORT, D, Settings, T, grid_values, make_process, n_keys
 
 
-# --- figures ---------------------------------------------------------------------------------
 def _xy(values: dict, cos_x: float):
     grid = grid_values(values)
     xs = sorted(grid)
@@ -40,6 +39,7 @@ _SAMPLER_COLOR = {"euler_maruyama": "C0", "exponential_integrator": "C1"}
 
 
 def figure_gaussian(study: Study, gauss: dict, tuning: dict) -> None:
+    """Gaussian: exact-score KL and W2, and both bounds, against a."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
@@ -77,6 +77,7 @@ def figure_gaussian(study: Study, gauss: dict, tuning: dict) -> None:
 
 
 def figure_mg25(study: Study, mg: dict) -> None:
+    """MG25: kNN KL and sliced W2 (mean over seeds), and the KL bound, against a."""
     import matplotlib.pyplot as plt
 
     m = mg["mean"]  # the mean over seeds
@@ -113,6 +114,7 @@ def figure_mg25(study: Study, mg: dict) -> None:
 
 
 def figure_trained(study: Study, trained: dict, gauss: dict) -> None:
+    """Trained networks: fitted KL and W2 and the bounds against a, beside the exact score."""
     import matplotlib.pyplot as plt
 
     rows = trained["mean"]  # the mean over seeds
@@ -160,6 +162,7 @@ def figure_trained(study: Study, trained: dict, gauss: dict) -> None:
 
 
 def figure_schedules(study: Study, st: Settings) -> None:
+    """The schedules β_a(t) of the a-grid and the clipped cosine."""
     import matplotlib.pyplot as plt
 
     t = torch.linspace(0, T, 201, dtype=torch.float64)

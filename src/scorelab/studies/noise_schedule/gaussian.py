@@ -62,6 +62,7 @@ def exact_errors(process: VP, sampler: str, N: int) -> tuple[float, float]:
 
 
 def gaussian_part(st: Settings, log) -> dict:
+    """Part 1: exact errors, discretisation errors, bounds and mixing terms per schedule."""
     target = gaussian_target()
     specs = [*st.a_grid, COSINE]
 

@@ -7,8 +7,8 @@ from .figures import figure_gaussian, figure_mg25, figure_trained
 from .settings import SAMPLERS, SHORT, D
 
 
-# --- report tables ---------------------------------------------------------------------------
 def report_gaussian(study: Study, gauss: dict, tuning: dict) -> None:
+    """Part 1's section: the closed-form errors and bounds, and the tuned a*."""
     study.section("Gaussian target, exact score (closed form)")
     study.text(
         f"N(𝟙, 0.5 I) in d = {D}; the sampler's output law is Gaussian with moments from the "
@@ -43,6 +43,7 @@ def report_gaussian(study: Study, gauss: dict, tuning: dict) -> None:
 
 
 def report_mg25(study: Study, mg: dict) -> None:
+    """Part 2's section: MG25's kNN KL and KL bound (means over seeds)."""
     study.section("MG25, exact score (Monte Carlo; our extrapolation)")
     study.text(
         f"25 Gaussians on {{−2..2}}² (std 0.1), d = {mg['dim']}: a target from the authors' code, "
@@ -69,6 +70,7 @@ def report_mg25(study: Study, mg: dict) -> None:
 
 
 def report_trained(study: Study, trained: dict, gauss: dict) -> None:
+    """Part 3's section: the trained networks' errors and bounds (means over seeds)."""
     study.section("Trained networks (Gaussian target)")
     kt = trained["kl_tuned_with_linear_epsilon"]
     study.text(
