@@ -192,3 +192,24 @@ def test_a_component_look_up_loads_no_study_module(group, name):
     loaded, studies_after = res.stdout.strip().splitlines()
     assert loaded == "[]", f"looking up {group} {name!r} imported {loaded}"
     assert studies_after == "True"
+
+
+def test_parsing_a_config_loads_no_study_module():
+    """The configuration schema is built from the registries, but from none of the studies: a
+    config parsed in a fresh interpreter leaves the study modules unimported."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from scorelab.config import parse_config\n"
+        "parse_config({'sampler': {'kind': 'heun'}, 'target': {'kind': 'gaussian'}})\n"
+        f"print([m for m in sys.modules if m.startswith({STUDY_MODULES!r})])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SCORELAB_PLUGINS"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -35,5 +35,9 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "study": ("scorelab.studies",),
 }
 
+# Groups loaded only when they are looked up themselves: nothing built from the registries (the
+# configuration schema, keyed on ``registry.version``) reads them, so building it loads no study.
+ON_LOOKUP_ONLY = frozenset({"study"})
+
 PLUGIN_GROUP = "scorelab.plugins"  # entry points: name = "module" or "module:object"
 PLUGIN_ENV = "SCORELAB_PLUGINS"  # comma-separated module names

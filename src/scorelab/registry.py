@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, create_model
 
 from .errors import InvalidParameter, ScorelabError
-from .groups import BUILTINS, GROUPS, PLUGIN_ENV, PLUGIN_GROUP
+from .groups import BUILTINS, GROUPS, ON_LOOKUP_ONLY, PLUGIN_ENV, PLUGIN_GROUP
 
 # Signature parameters that are a call's plumbing, never a configurable parameter.
 _PLUMBING = frozenset(
@@ -244,10 +244,12 @@ def names(group: str) -> tuple[str, ...]:
 
 def version() -> int:
     """A counter that changes whenever something is registered (caches built from the
-    registries key on it)."""
+    registries key on it). Every group's built-ins are loaded first, but for the groups no such
+    cache reads (``groups.ON_LOOKUP_ONLY``: the studies)."""
     load_plugins()
     for group in list(_PROVIDERS):
-        _load_providers(group)
+        if group not in ON_LOOKUP_ONLY:
+            _load_providers(group)
     return _version
 
 
