@@ -160,3 +160,56 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
         [sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=1800
     )
     assert res.stdout.strip() == "[]", res.stdout
+
+
+STUDY_MODULES = ("scorelab.studies", "scorelab.study", "scorelab.report", "scorelab.verdicts")
+
+
+@pytest.mark.parametrize(
+    "group,name",
+    [("sampler", "heun"), ("metric", "w2"), ("target", "gaussian"), ("process", "vp")],
+)
+def test_a_component_look_up_loads_no_study_module(group, name):
+    """The studies are the provider of the study group only: looking up a component (in a
+    fresh interpreter, with no foreign plugin) leaves every study, report and verdict module
+    unimported, and looking up the study group then loads the studies."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scorelab\n"
+        f"assert scorelab.get({group!r}, {name!r}) is not None\n"
+        f"print([m for m in sys.modules if m.startswith({STUDY_MODULES!r})])\n"
+        "scorelab.names('study')\n"
+        "print('scorelab.studies' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SCORELAB_PLUGINS"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    loaded, studies_after = res.stdout.strip().splitlines()
+    assert loaded == "[]", f"looking up {group} {name!r} imported {loaded}"
+    assert studies_after == "True"
+
+
+def test_parsing_a_config_loads_no_study_module():
+    """The configuration schema is built from the registries, but from none of the studies: a
+    config parsed in a fresh interpreter leaves the study modules unimported."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from scorelab.config import parse_config\n"
+        "parse_config({'sampler': {'kind': 'heun'}, 'target': {'kind': 'gaussian'}})\n"
+        f"print([m for m in sys.modules if m.startswith({STUDY_MODULES!r})])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SCORELAB_PLUGINS"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ tests/test_study_fokker_planck.py.)"""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -42,8 +43,8 @@ def test_studies_are_registered_and_imported_only_when_they_run():
     from scorelab import registry
 
     # the core never imports scorelab.studies (tests/test_architecture.py): the registry loads
-    # it as a plugin (the package's own entry point), and looking the studies up, as
-    # `scorelab study` and `scorelab list` do, imports no study module
+    # it as the study group's provider, and looking the studies up, as `scorelab study` and
+    # `scorelab list` do, imports no study package
     assert registry.names("study") == tuple(STUDIES)
     code = (
         "import sys, scorelab.cli, scorelab.registry as r; r.entries('study'); "
@@ -93,6 +94,10 @@ def test_study_writes_finite_results_claims_and_an_embedded_report(tmp_path):
     first, second = js["claims"]
     assert first["verdict"] == "holds" and first["seeds"] == 2 and first["source"] == "paper"
     assert first["effect"]["value"] == pytest.approx(1.05)
+    # two seeds: the t quantile at one degree of freedom is tan(0.475π) (the Cauchy law), and
+    # the paired differences 1.0 and 1.1 have standard error 0.05
+    half = math.tan(0.475 * math.pi) * 0.05
+    assert first["effect"]["ci"] == pytest.approx([1.05 - half, 1.05 + half], rel=1e-9)
     assert second["verdict"] == "inconclusive"  # 2 seeds of ±0.5: the CI straddles ±0.1
     assert js["quick"] is True and js["seed"] == 3
     html = (tmp_path / "demo" / "report.html").read_text()

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from scorelab.studies import dimension_free as df
 from scorelab.studies import run_study
+from scorelab.studies.dimension_free import cells as df_cells
+from scorelab.studies.dimension_free import settings as df
+from scorelab.studies.dimension_free import targets
 from scorelab.verdicts import VERDICTS
 
-from .helpers.results import numbers
+from .helpers.results import check_claim
 
 pytestmark = pytest.mark.studies
 
@@ -48,27 +50,58 @@ def quick(tmp_path_factory):
     return d, json.loads((d / "results.json").read_text())
 
 
-def test_results_fields_are_finite(quick):
+def test_results_are_the_cells_aggregated(quick):
+    """results.json's curves, floors, noise and growths recomputed from the per-seed cells it
+    stores: the means over seeds, the pooled floors, each metric's log-scale noise and the log
+    growth from the smallest to the largest d."""
     _, payload = quick
     res = payload["results"]
     assert payload["study"] == "dimension-free" and payload["quick"] is True
     assert res["dims"] == [2, 16, 128] and res["seeds"] == [0, 1]
-    assert len(res["per_seed"]) == 2
+    per_seed = res["per_seed"]
+    assert len(per_seed) == 2
     for fam in df.FAMILIES:
         for key in FAMILY_FIELDS:
-            assert len(res[fam][key]) == len(res["dims"]), (fam, key)
-            for r in res["per_seed"]:
-                assert len(r[fam][key]) == len(res["dims"]), (fam, key)
-        for key in df.METRICS:
-            assert len(res["log_growth"][fam][key]) == 2
-            assert key in res["growth"][fam] and key in res["noise"]
-    for key in ("tv_axes", "w2_plane"):
-        assert res["floors"][key] > 0
-        assert all(len(f[key]) == df.QUICK.floor_reps for f in res["floor_draws"])
+            curves = np.array([r[fam][key] for r in per_seed], dtype=float)
+            assert curves.shape[:2] == (2, len(res["dims"])), (fam, key)
+            np.testing.assert_allclose(res[fam][key], curves.mean(axis=0), rtol=1e-12)
+        for key in (*df.METRICS, "sliced_w2"):
+            growth = [math.log(r[fam][key][-1] / r[fam][key][0]) for r in per_seed]
+            assert res["log_growth"][fam][key] == pytest.approx(growth, rel=1e-12)
+            assert res["growth"][fam][key] == pytest.approx(math.exp(np.mean(growth)))
+    pooled = {m: [v for f in res["floor_draws"] for v in f[m]] for m in ("tv_axes", "w2_plane")}
+    for key, values in pooled.items():
+        assert len(values) == 2 * df.QUICK.floor_reps
+        assert res["floors"][key] == pytest.approx(np.mean(values), rel=1e-12)
+        assert res["noise"][key] == pytest.approx(np.std(np.log(values), ddof=1), rel=1e-12)
+    halfwidth = max(v for r in per_seed for f in df.FAMILIES for v in r[f]["mse_rel_halfwidth"])
+    for key in ("relative_mean", "tilt_relative_mean"):
+        assert res["noise"][key] == pytest.approx(math.log1p(halfwidth), rel=1e-12)
     assert set(res["mehler_check"]) == {"fixed_d8", "control_d2", "z", "control_d8", "control_d8_z"}
-    assert len(res["mehler_check"]["fixed_d8"]) == len(res["mehler_check"]["z"]) == 2
     assert set(res["claim_rules"]) == set(CLAIM_IDS)
-    assert all(math.isfinite(x) for x in numbers(res))
+
+
+def test_every_claim_is_its_evidence_recomputed(quick):
+    """Each claim's effect, interval and verdict recomputed from the per-seed curves with a
+    second implementation of the paired t-interval and the three-way rule."""
+    _, payload = quick
+    res = payload["results"]
+    by = {c["id"]: c for c in payload["claims"]}
+    ids = ("relative-score-error", "tilt-relative-error", "tv-axes", "w2-plane")
+    for metric, cid in zip(df.METRICS, ids, strict=True):
+        fixed, control = (
+            [math.log(r[fam][metric][-1] / r[fam][metric][0]) for r in res["per_seed"]]
+            for fam in ("fixed", "control")
+        )
+        check_claim(by[f"{cid}-fixed-flat"], fixed, [math.log(2)] * 2, direction="less", margin=0.0)
+        check_claim(
+            by[f"{cid}-control-grows"],
+            control,
+            fixed,
+            direction="greater",
+            margin=res["noise"][metric],
+        )
+    check_claim(by["mehler-oracle"], res["mehler_check"]["z"], direction="within", margin=2.0)
 
 
 def test_report_figures_and_claims(quick):
@@ -154,17 +187,17 @@ def test_targets_agree_at_d2_and_on_the_plane():
     process = df.ou_process(df.QUICK)
     x = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 3
     for t in (0.01, 0.3, 2.0):
-        a = df.square_tilt(2).score(x, t, process)
-        b = df.BimodalProduct(2).score(x, t, process)
+        a = targets.square_tilt(2).score(x, t, process)
+        b = targets.BimodalProduct(2).score(x, t, process)
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-        la = df.square_tilt(2).log_prob_t(x, t, process)
-        lb = df.BimodalProduct(2).log_prob_t(x, t, process)
+        la = targets.square_tilt(2).log_prob_t(x, t, process)
+        lb = targets.BimodalProduct(2).log_prob_t(x, t, process)
         torch.testing.assert_close(la, lb, rtol=1e-10, atol=1e-10)
 
 
 def test_control_score_is_the_gradient_of_its_log_density():
     process = df.ou_process(df.QUICK)
-    target = df.BimodalProduct(16)
+    target = targets.BimodalProduct(16)
     g = torch.Generator().manual_seed(1)
     x = process.sample_marginal(target.sample(32, g, dtype=torch.float64), 0.2, g)
     x.requires_grad_(True)
@@ -177,7 +210,7 @@ def test_control_score_is_the_gradient_of_its_log_density():
 
 
 def test_control_sampling_matches_its_moments():
-    target = df.BimodalProduct(4)
+    target = targets.BimodalProduct(4)
     x = target.sample(40_000, torch.Generator().manual_seed(2), dtype=torch.float64)
     # each coordinate: mean 0, variance 1 + a²
     assert float(x.mean(0).abs().max()) < 0.05
@@ -191,10 +224,10 @@ def test_coupled_samplers():
     def draw(target, n=512):
         return target.sample(n, torch.Generator().manual_seed(5), dtype=torch.float64)
 
-    assert torch.equal(draw(df.square_tilt(2)), draw(df.BimodalProduct(2)))
-    a, b = draw(df.square_tilt(16)), draw(df.BimodalProduct(16))
+    assert torch.equal(draw(targets.square_tilt(2)), draw(targets.BimodalProduct(2)))
+    a, b = draw(targets.square_tilt(16)), draw(targets.BimodalProduct(16))
     assert torch.equal(a[:, :2], b[:, :2]) and not torch.equal(a[:, 2:], b[:, 2:])
-    x = df.square_tilt(6).sample(40_000, torch.Generator().manual_seed(6), dtype=torch.float64)
+    x = targets.square_tilt(6).sample(40_000, torch.Generator().manual_seed(6), dtype=torch.float64)
     # four equal modes at (±a, ±a): mean 0, variance 1 + a² in the plane, 1 elsewhere
     assert float(x.mean(0).abs().max()) < 0.05
     assert float((x[:, :2].var(0) - (1 + df.A**2)).abs().max()) < 0.15
@@ -223,14 +256,14 @@ def _seeds():
 
 def test_a_cell_is_deterministic():
     """Training, score errors, sampling and metrics of one (family, d) cell repeat bit for bit."""
-    runs = [df.dimension_free_cell("control", 8, _tiny(), **_seeds()) for _ in range(2)]
+    runs = [df_cells.dimension_free_cell("control", 8, _tiny(), **_seeds()) for _ in range(2)]
     assert runs[0] == runs[1]
 
 
 def test_the_two_families_at_d2_give_the_same_cell():
     """Why one cell serves both families at d = 2: with the same seeds they agree to rounding."""
-    a = df.dimension_free_cell("fixed", 2, _tiny(), **_seeds())
-    b = df.dimension_free_cell("control", 2, _tiny(), **_seeds())
+    a = df_cells.dimension_free_cell("fixed", 2, _tiny(), **_seeds())
+    b = df_cells.dimension_free_cell("control", 2, _tiny(), **_seeds())
     for key, value in a.items():
         assert np.allclose(value, b[key], rtol=1e-6, atol=1e-9), key
 

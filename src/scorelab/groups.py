@@ -18,8 +18,8 @@ GROUPS: dict[str, str] = {
 }
 
 # The modules whose import registers each group's built-ins, imported on the group's first
-# look-up, in the order `scorelab list` shows them. (The studies arrive through scorelab's own
-# plugin entry point, being a plugin of the package.)
+# look-up, in the order `scorelab list` shows them. The studies sit on top of the library (no
+# core module imports them): they load only when the study group itself is looked up.
 BUILTINS: dict[str, tuple[str, ...]] = {
     "schedule": ("scorelab.schedules", "scorelab.ddpm"),
     "process": ("scorelab.processes", "scorelab.ddpm"),
@@ -32,7 +32,12 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "network": ("scorelab.networks",),
     "parameterisation": ("scorelab.parameterisations",),
     "metric": ("scorelab.metrics",),  # POT and scikit-learn
+    "study": ("scorelab.studies",),
 }
+
+# Groups loaded only when they are looked up themselves: nothing built from the registries (the
+# configuration schema, keyed on ``registry.version``) reads them, so building it loads no study.
+ON_LOOKUP_ONLY = frozenset({"study"})
 
 PLUGIN_GROUP = "scorelab.plugins"  # entry points: name = "module" or "module:object"
 PLUGIN_ENV = "SCORELAB_PLUGINS"  # comma-separated module names

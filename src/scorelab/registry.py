@@ -15,7 +15,8 @@ component is at once reachable from YAML, ``--set``, ``scorelab list`` and the P
 
 Components of other packages arrive as plugins, loaded on the first look-up: modules named by
 the entry-point group ``scorelab.plugins`` and by ``SCORELAB_PLUGINS`` (comma-separated module
-names). Each group's built-ins are imported on its first look-up too (``groups.BUILTINS``).
+names). Each group's built-ins are imported on its first look-up too (``groups.BUILTINS``):
+the studies, the provider of the ``study`` group, load only when that group is looked up.
 This module imports nothing of scorelab but its errors and the group table (``groups.py``): it
 is the bottom layer that the components register into.
 """
@@ -34,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .errors import InvalidParameter, ScorelabError
-from .groups import BUILTINS, GROUPS, PLUGIN_ENV, PLUGIN_GROUP
+from .groups import BUILTINS, GROUPS, ON_LOOKUP_ONLY, PLUGIN_ENV, PLUGIN_GROUP
 
 # Signature parameters that are a call's plumbing, never a configurable parameter.
 _PLUMBING = frozenset(
@@ -290,10 +291,12 @@ def names(group: str) -> tuple[str, ...]:
 
 def version() -> int:
     """A counter that changes whenever something is registered (caches built from the
-    registries key on it)."""
+    registries key on it). Every group's built-ins are loaded first, but for the groups no such
+    cache reads (``groups.ON_LOOKUP_ONLY``: the studies)."""
     load_plugins()
     for group in list(_PROVIDERS):
-        _load_providers(group)
+        if group not in ON_LOOKUP_ONLY:
+            _load_providers(group)
     return _version
 
 
@@ -307,6 +310,8 @@ def load_plugins(force: bool = False) -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=PLUGIN_GROUP):
+        if _own_entry_point(ep):
+            continue
         try:
             ep.load()
         except Exception as exc:
@@ -320,6 +325,14 @@ def load_plugins(force: bool = False) -> None:
             raise ScorelabError(
                 f"{PLUGIN_ENV}: module {module!r} could not be imported ({exc})"
             ) from None
+
+
+def _own_entry_point(ep: Any) -> bool:
+    """Whether an entry point is scorelab's own: an install made before the studies became the
+    study group's provider still declares them a plugin, and loading them on every look-up
+    would pull the study modules into programs that never run one."""
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.metadata["Name"] == "scorelab"
 
 
 def unregister(group: str, name: str) -> None:

@@ -12,8 +12,8 @@ drawn from streams named by keys under ``study.seed`` (``study.generator("mg25",
 the seed, the study's name and the keys), so a study is deterministic for a seed and its
 streams are independent; ``study.quick`` selects the CI-sized mode (≤ 2 min on 2 cores).
 
-The five paper studies live in :mod:`scorelab.studies`, a plugin of scorelab itself (the core
-never imports it; the registry loads it on its first look-up).
+The five paper studies live in :mod:`scorelab.studies`, the provider of the ``study`` group (the
+core never imports it; the registry loads it when the study group is first looked up).
 """
 
 from __future__ import annotations

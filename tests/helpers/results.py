@@ -1,8 +1,24 @@
-"""Walking a study's results.json: every number in a nested JSON value."""
+"""Reading a study's results.json: every number in a nested JSON value, and a claim checked
+against its evidence recomputed here, apart from the library's statistics (``verdicts.py``).
+
+``check_claim`` takes the per-seed values a claim rests on, recomputed by the test from the
+numbers results.json stores, and checks the claim's effect, its 95 % interval and its verdict
+against a second implementation of the protocol (docs/studies/protocol.md): the paired mean,
+the Student-t interval (with two seeds, the quick mode, its quantile is the Cauchy law's
+closed form tan(0.475π)), and the three-way rule.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytest
+
+# Student t's 97.5 % quantile with one degree of freedom: t₁ is the Cauchy law, whose quantile
+# function is tan(π(p − ½))
+T975_ONE_DOF = math.tan(0.475 * math.pi)
 
 
 def numbers(obj) -> Iterator[float]:
@@ -15,3 +31,57 @@ def numbers(obj) -> Iterator[float]:
             yield from numbers(v)
     elif isinstance(obj, int | float) and not isinstance(obj, bool):
         yield obj
+
+
+def paired_interval(
+    a: Sequence[float], b: Sequence[float] | None = None
+) -> tuple[float, float, float]:
+    """The mean of a_i − b_i (or a_i) and its 95 % Student-t interval over the seeds."""
+    d = np.asarray(a, dtype=np.float64)
+    if b is not None:
+        d = d - np.asarray(b, dtype=np.float64)
+    mean = float(d.mean())
+    if np.ptp(d) == 0.0:  # identical per-seed values (an exact quantity): no spread
+        return mean, mean, mean
+    if d.size == 2:
+        q = T975_ONE_DOF
+    else:
+        from scipy import stats
+
+        q = float(stats.t.ppf(0.975, d.size - 1))
+    half = q * float(d.std(ddof=1)) / math.sqrt(d.size)
+    return mean, mean - half, mean + half
+
+
+def three_way(lo: float, hi: float, direction: str, margin: float) -> str:
+    """The verdict of an interval [lo, hi] against a direction and margin."""
+    m = abs(margin)
+    claimed, refuted = {
+        "less": (hi < -m, lo > -m),
+        "greater": (lo > m, hi < m),
+        "within": (-m < lo and hi < m, lo > m or hi < -m),
+        "at_most": (hi < m, lo > m),
+    }[direction]
+    return "holds" if claimed else "fails" if refuted else "inconclusive"
+
+
+def check_claim(
+    claim: dict,
+    a: Sequence[float],
+    b: Sequence[float] | None = None,
+    *,
+    direction: str,
+    margin: float,
+    verdict: str | None = None,
+) -> None:
+    """The claim's effect and interval are the paired mean and t-interval of ``a`` − ``b``, and
+    its verdict the three-way rule's (or ``verdict``, where the study overrides the rule)."""
+    value, lo, hi = paired_interval(a, b)
+    eff = claim["effect"]
+    where = claim["id"]
+    scale = max(abs(value), abs(lo), abs(hi), 1e-300)
+    assert eff["value"] == pytest.approx(value, rel=1e-9, abs=1e-12 * scale), where
+    assert eff["ci"] == pytest.approx([lo, hi], rel=1e-9, abs=1e-12 * scale), where
+    assert claim["seeds"] == len(a), where
+    expected = verdict if verdict is not None else three_way(lo, hi, direction, margin)
+    assert claim["verdict"] == expected, (where, (lo, hi), direction, margin)

@@ -1,14 +1,16 @@
 """Studies: each paper's claims reproduced in one command (``scorelab study NAME``).
 
-Each study lives in its own module (see :mod:`.common` for the contract) and writes
-``results.json``, PNG figures and ``report.html`` into ``OUT/NAME/``.
+Each study is a package (see :mod:`.common` for the contract): ``settings`` (the paper's
+setting and the quick and full sizes), ``cells`` (the work run through ``Study.map``), the
+claims, the figures and the report's sections, with ``run(study)`` in its ``__init__``. It
+writes ``results.json``, PNG figures and ``report.html`` into ``OUT/NAME/``.
 
 The studies are registered in the registry group ``study``, each as a light function
-``run(study)`` that imports its module only when it runs (and takes the title and paper from
-it). The core package never imports this one: it is declared as a plugin of scorelab itself
-(entry point ``scorelab.plugins: studies``), so the registry loads it on its first look-up and
-``scorelab study NAME`` (``scorelab.study.run_study``) finds the studies there, as it finds any
-other package's.
+``run(study)`` that imports its package only when it runs (and takes the title and paper from
+it). The core package never imports this one: it is the provider of the ``study`` group
+(``groups.BUILTINS``), imported when that group is first looked up, so looking up a sampler,
+metric or target loads no study; ``scorelab study NAME`` (``scorelab.study.run_study``) finds
+the studies there, as it finds any other package's.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ _BUILTIN: dict[str, tuple[str, str]] = {
         "Paper C: EDM's training and sampling design against Song's VE",
     ),
     "fokker-planck": (
-        "fokker_planck_study",
+        "fokker_planck",
         "Paper D: DSM against DSM + the score Fokker–Planck regulariser",
     ),
     "manifold": (

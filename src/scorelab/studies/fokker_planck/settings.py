@@ -1,0 +1,76 @@
+"""The Fokker–Planck study's setting: the published α carried over to scorelab's normalisation,
+the tolerances, and the quick and full sizes of pre-training, fine-tuning and evaluation.
+"""
+
+from __future__ import annotations
+
+PAPER_ALPHA = 0.15  # configs/default_cifar10_configs.py of the published code
+
+DIGIT_LEVELS = 17  # the digits hold the integers 0…16
+
+# "likelihood not harmed": the FP arm's NLL may exceed the DSM arm's by less than this, per
+# dimension (0.02 nats on the ring, 0.64 nats = 0.0144 bits/dim on the digits)
+NLL_TOLERANCE_PER_DIM = 0.01
+
+Z95 = 1.959963984540054
+
+EXACT_MAX_DIM = 16  # exact divergences and Jacobians up to this dimension, probes above
+
+
+def paper_equivalent_alpha(process: str, dim: int, alpha: float = PAPER_ALPHA) -> float:
+    """The α of scorelab's ``fp_dsm`` (α·g²‖ε‖²/D beside g²‖s_θ + z/s‖² summed over
+    dimensions) that weighs the regulariser against the DSM term as the published recipe's α
+    does (docs/theory.md §7.5). The published per-example loss is c·g²‖r‖² + α·g²‖ε‖²/D²
+    with c = 1/D for VP (``reduce_mean = True`` in its VP configs) and c = ½ for VE
+    (``reduce_mean = False``: half the sum); divided by c (Adam is invariant to a constant
+    factor) it is ours with α' = α/(cD): α for VP, whatever D, and 2α/D for VE."""
+    if process == "vp":
+        return float(alpha)
+    if process == "ve":
+        return 2.0 * float(alpha) / int(dim)
+    raise ValueError(f"process must be 'vp' or 've', got {process!r}")
+
+
+def settings_for(quick: bool) -> dict:
+    """The study's sizes. ``pretrain`` is the DSM checkpoint's training, ``finetune`` the
+    continuation shared by every arm (only the loss differs)."""
+    pretrain = {"lr": 3e-3, "warmup": 100, "ema_half_life": 100, "noise": "uniform_t",
+                "weighting": "s2"}  # fmt: skip
+    return {
+        "data": ["ring"] if quick else ["ring", "digits"],
+        "processes": ["vp"] if quick else ["vp", "ve"],
+        "alpha_factors": [1.0, 1e-3] if quick else [1.0, 1e-1, 1e-2, 1e-3, 1e-4],
+        "edm_extra": not quick,
+        "ring": {
+            "pretrain": {**pretrain, "steps": 800 if quick else 3000,
+                         "batch_size": 256 if quick else 512},
+            "finetune": {"steps": 150 if quick else 1000, "batch_size": 256, "lr": 5e-4,
+                         "warmup": 20, "decay": "none",
+                         "ema_half_life": 15 if quick else 100},
+            "div": "exact", "n_ratio": 1024 if quick else 4096,
+            "n_residual": 128 if quick else 512, "n_conservativity": 64 if quick else 256,
+            "n_nll": 200 if quick else 1000, "nll_tol": 1e-5,
+            "n_samples": 1000 if quick else 2000, "sampler_steps": 25,
+            "n_floor": 2 if quick else 4,
+        },
+        "digits": {
+            "pretrain": {**pretrain, "steps": 4000, "batch_size": 256},
+            "finetune": {"steps": 600, "batch_size": 128, "lr": 5e-4, "warmup": 20,
+                         "decay": "none", "ema_half_life": 60},
+            "div": "hutchinson", "n_ratio": 1024, "n_residual": 256, "n_conservativity": 128,
+            "n_nll": 400, "nll_tol": 1e-4, "n_samples": 1500, "sampler_steps": 25,
+            "n_floor": 4,
+        },
+    }  # fmt: skip
+
+
+def settings_json(st: dict) -> dict:
+    """The sizes of the data sets run, the recipes and the tolerances (results.json)."""
+    return {
+        **{k: st[k] for k in ("data", "processes", "alpha_factors", "edm_extra")},
+        **{d: st[d] for d in st["data"]},
+        "paper_alpha": PAPER_ALPHA,
+        "nll_tolerance_per_dim": NLL_TOLERANCE_PER_DIM,
+        "pretrain_recipe": "DSM, uniform t, weighting s² (Score-SDE's)",
+        "finetune_recipe": "DSM weighting g², uniform t (+ α·g²‖ε‖²/D on the same points)",
+    }
