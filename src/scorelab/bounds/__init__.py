@@ -12,7 +12,7 @@ import math
 import torch
 
 from ..grids import TimeGrid
-from ..processes import ForwardProcess
+from ..processes import ForwardProcess, families, members
 from ..targets.base import NotAvailable
 from .assumptions import AssumptionFailed, Estimate, check_nonneg, check_positive_int
 from .paper_a import (
@@ -32,7 +32,7 @@ from .paper_c import (
     ve_terms,
 )
 from .paper_e import W1ManifoldBound, log_amplification, manifold_w1_bound
-from .tuning import TuneResult, tune_edm_rho, tune_parametric
+from .tuning import TuneResult, tune, tune_edm_rho, tune_parametric
 
 __all__ = [
     "AssumptionFailed",
@@ -52,6 +52,7 @@ __all__ = [
     "manifold_w1_bound",
     "relative_fisher",
     "score_mse",
+    "tune",
     "tune_edm_rho",
     "tune_parametric",
     "ve_terms",
@@ -73,7 +74,7 @@ def _run(fn) -> dict:
 
 
 def _is_ou(process: ForwardProcess) -> bool:
-    if process.kind != "vp" or abs(process.sigma_inf - 1.0) > 1e-12:
+    if "vp" not in families(process) or abs(process.sigma_inf - 1.0) > 1e-12:
         return False
     beta = process.schedule.beta(torch.linspace(0.0, process.T, 101, dtype=torch.float64))
     return bool(((beta - 2.0).abs() <= 1e-12).all())
@@ -111,7 +112,7 @@ def all_bounds(
     out["w2"] = _run(
         lambda: w2_bound(target, process, N, eps_score, score_model, n_mc, generator).terms()
     )
-    if process.kind in ("ve", "edm"):
+    if "ve" in families(process):
 
         def ve():
             g = grid or TimeGrid("edm" if process.kind == "edm" else "geometric", steps=N)
@@ -124,7 +125,8 @@ def all_bounds(
         out["ve"] = _run(ve)
     else:
         out["ve"] = _refused(
-            f"paper C's terms are for variance-exploding processes (ve, edm); got '{process.kind}'"
+            "paper C's terms are for variance-exploding processes "
+            f"({', '.join(members('ve'))}); got '{process.kind}'"
         )
     if _is_ou(process):
         e = process.t_min if eps is None else float(eps)
