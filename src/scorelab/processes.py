@@ -216,7 +216,9 @@ class SubVP(VP):
         return -self.schedule.beta(t) * torch.expm1(-4 * self._A(t))
 
 
-@register("process", "ve", schedules="sigma", default_schedule="geometric")
+@register(
+    "process", "ve", schedules="sigma", default_schedule="geometric", default_grid="geometric"
+)
 class VE(ForwardProcess):
     """Variance exploding: f = 0, g² = dσ²/dt, X_t = X_0 + √(σ(t)² − σ(0)²)·Z.
 
@@ -274,7 +276,7 @@ class VE(ForwardProcess):
         return {"schedule": self.schedule, **super().params()}
 
 
-@register("process", "edm", schedules="sigma", default_schedule="edm")
+@register("process", "edm", schedules="sigma", default_schedule="edm", default_grid="edm")
 class EDM(VE):
     """EDM (Karras et al.): variance exploding on σ(t) = t, T = σ_max, stopping at σ_min."""
 

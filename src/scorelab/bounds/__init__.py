@@ -13,6 +13,7 @@ import torch
 
 from ..grids import TimeGrid
 from ..processes import ForwardProcess, families, members
+from ..registry import entries
 from ..targets.base import NotAvailable
 from .assumptions import AssumptionFailed, Estimate, check_nonneg, check_positive_int
 from .paper_a import (
@@ -73,6 +74,12 @@ def _run(fn) -> dict:
         return _refused(str(e))
 
 
+def _default_grid(process: ForwardProcess) -> str:
+    """The grid spacing a process registered as its ``default_grid`` (geometric in σ if none)."""
+    e = entries("process").get(getattr(process, "kind", None))
+    return (e.meta.get("default_grid") if e is not None else None) or "geometric"
+
+
 def _is_ou(process: ForwardProcess) -> bool:
     if "vp" not in families(process) or abs(process.sigma_inf - 1.0) > 1e-12:
         return False
@@ -98,7 +105,8 @@ def all_bounds(
     ``score_error`` is ε, a uniform L² bound on the score error (paper A's ε; E2 = ε² B(T);
     paper C's e_k = ε²; paper E's err ≤ ε); ``score_model`` measures it by Monte Carlo where
     the target's exact score is known. Paper A's bounds use N uniform steps from T to 0; paper
-    C's use ``grid`` (default: EDM ρ = 7 for an EDM process, geometric otherwise) down to the
+    C's use ``grid`` (default: the process's registered ``default_grid`` — EDM's ρ = 7 for the
+    EDM process — and geometric in σ otherwise) down to the
     process's t_min; paper E's use N uniform steps on [eps, T] (eps defaults to t_min).
     """
     N = check_positive_int("N", N)
@@ -115,7 +123,7 @@ def all_bounds(
     if "ve" in families(process):
 
         def ve():
-            g = grid or TimeGrid("edm" if process.kind == "edm" else "geometric", steps=N)
+            g = grid or TimeGrid(_default_grid(process), steps=N)
             times = g.times(process)
             err = eps_score**2
             if score_model is not None:
