@@ -106,8 +106,8 @@ def all_bounds(
     paper C's e_k = ε²; paper E's err ≤ ε); ``score_model`` measures it by Monte Carlo where
     the target's exact score is known. Paper A's bounds use N uniform steps from T to 0; paper
     C's use ``grid`` (default: the process's registered ``default_grid`` — EDM's ρ = 7 for the
-    EDM process — and geometric in σ otherwise) down to the
-    process's t_min; paper E's use N uniform steps on [eps, T] (eps defaults to t_min).
+    EDM process — and geometric in σ otherwise) down to the process's t_min; paper E's use N
+    uniform steps on [eps, T] (eps defaults to t_min).
     """
     N = check_positive_int("N", N)
     eps_score = check_nonneg("score_error", score_error)
