@@ -66,7 +66,7 @@ from .errors import InvalidParameter
 from .grids import TimeGrid
 from .interfaces import Denoiser
 from .noise import normal_like
-from .processes import ForwardProcess, families
+from .processes import ForwardProcess, families, members
 from .protocols import SampleResult, ScoreModel
 from .registry import entries, entry, get, register
 
@@ -347,7 +347,10 @@ def exponential_integrator(
     Tweedie's step with ``final="denoise"`` (``scorelab.grids``)."""
     if "vp" not in families(process):
         raise InvalidParameter(
-            "sampler", "exponential_integrator is derived for the VP process", process.kind, "vp"
+            "sampler",
+            "exponential_integrator is derived for the VP process",
+            process.kind,
+            ", ".join(members("vp")),
         )
     v = process.sigma_inf**2
 
