@@ -370,3 +370,20 @@ def test_bad_sampler_inputs():
     with pytest.raises(InvalidParameter, match="eval_point"):
         _run("euler_maruyama", p, TimeGrid(steps=3), 10, eval_point="middle")
     assert math.isfinite(_run("euler_maruyama", p, TimeGrid(steps=3), 10).samples.sum())
+
+
+def test_option_values_a_sampler_refuses_are_refused_before_a_run():
+    """An option value that only the sampler can judge (pc's predictor, read from the registry;
+    dopri5's tolerance) is refused by the checks made before a run, naming the key and the
+    allowed values, as the sampler itself would refuse it."""
+    from scorelab.config import parse_config
+    from scorelab.preflight import check
+
+    bad = {"kind": "pc", "predictor": "rk4", "steps": 5}
+    with pytest.raises(InvalidParameter, match=r"sampler\.predictor: is not a predictor") as info:
+        check(parse_config({"sampler": bad}), ("sample",))
+    assert info.value.allowed == ", ".join(predictors())
+    compared = {"run": {"samplers": [{"kind": "dopri5", "rtol": -1.0}]}}
+    with pytest.raises(InvalidParameter, match=r"run\.samplers\[0\]\.rtol: must be"):
+        check(parse_config(compared), ("sample",))
+    assert check(parse_config({"sampler": {**bad, "predictor": "ddim"}}), ("sample",))
