@@ -23,9 +23,11 @@ import torch
 from scorelab import schedules as sch
 from scorelab.grids import TimeGrid
 from scorelab.processes import VP
-from scorelab.samplers import SAMPLERS
+from scorelab.registry import names
 from scorelab.sampling import generate
 from scorelab.targets import mg25
+
+SAMPLERS = names("sampler")
 
 NFES = (10, 20, 50, 100, 200)
 # score evaluations per step (pc: one corrector + one predictor step)

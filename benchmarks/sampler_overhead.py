@@ -22,9 +22,11 @@ import torch
 from scorelab import schedules as sch
 from scorelab.grids import TimeGrid
 from scorelab.processes import VP
-from scorelab.samplers import SAMPLERS
+from scorelab.registry import names
 from scorelab.sampling import generate
 from scorelab.targets import mg25
+
+SAMPLERS = names("sampler")
 
 
 def main() -> None:

@@ -374,3 +374,31 @@ def test_tune_parametric_beats_linear_and_grid(bound, score_error):
         res.value_at_reference
     )
     assert -10 < res.best < 10  # both bounds trade mixing against the other terms
+
+
+def test_tune_asks_the_process_family_and_the_schedule_not_their_names():
+    """``tune`` (what tune-schedule calls) takes a VP-family process whose schedule is a member
+    of β_a — a linear schedule is a = 0 and gives the same optimum as β_a written as such — and
+    refuses the rest, listing what the registry says qualifies; ``edm`` takes the VE family
+    (EDM's process is one) and refuses VP."""
+    from scorelab.bounds import tune
+    from scorelab.ddpm import DDPM
+    from scorelab.processes import SubVP
+    from scorelab.schedules import LinearBeta
+
+    tg = paper_a_target()
+    linear = tune("parametric", tg, VP(LinearBeta(0.1, 20.0)), 50, bound="w2")
+    direct = tune_parametric(tg, 0.1, 20.0, N=50, bound="w2")
+    assert linear.best == pytest.approx(direct.best) and linear.value == pytest.approx(direct.value)
+    for process in (VP(CosineBeta(clip_max=20.0)), SubVP(LinearBeta()), DDPM(), EDM()):
+        with pytest.raises(
+            InvalidParameter,
+            match=r"must be vp.*allowed: process vp, ddpm with "
+            r"schedule linear, parametric",
+        ):
+            tune("parametric", tg, process, 50)
+    with pytest.raises(InvalidParameter, match=r"must be variance exploding.*allowed: ve, edm"):
+        tune("edm", tg, VP(LinearBeta()), 50)
+    assert tune("edm", Gaussian(0.0, 0.25, dim=4), EDM(), 20).parameter == "rho"
+    with pytest.raises(InvalidParameter, match=r"--family.*allowed: parametric, edm"):
+        tune("cosine", tg, VP(LinearBeta()), 50)

@@ -21,12 +21,11 @@ import pytest
 import torch
 
 import scorelab
-from scorelab import registry
+from scorelab import SampleResult, registry
 from scorelab.config import build, build_target, parse_config
 from scorelab.grids import TimeGrid
 from scorelab.oracles import pf_ode_exact
 from scorelab.processes import VP
-from scorelab.samplers import SampleResult
 from scorelab.schedules import LinearBeta
 from scorelab.targets import Empirical, Gaussian, Target
 
@@ -94,6 +93,146 @@ def test_add_a_sampler():
         registry.unregister("sampler", "pf_midpoint")
     with pytest.raises(scorelab.ConfigError, match="pf_midpoint"):
         parse_config({"sampler": {"kind": "pf_midpoint"}})  # gone again
+
+
+def test_a_plugin_sampler_inherits_the_final_step_the_nfe_and_per_sample_noise():
+    """A plugin sampler written as one function, with an option named like DDIM's ``eta`` but
+    of another type (a string), and no code for the final step, the NFE or the seeding: run by
+    ``scorelab.generate`` it gets all three. ``final="denoise"`` adds Tweedie's step (NFE + 1,
+    the samples being the target's closed-form denoiser of the samples that stop at t_N, drawn
+    with the same noise); the NFE is counted, not taken from the plugin; the same seed gives
+    the same sample whatever the batch size. Its ``eta="start"`` is Euler–Maruyama with the
+    score at the step's start: the built-in sampler's samples to 1e-12."""
+
+    @scorelab.register("sampler", "reverse_euler")
+    def reverse_euler(score, process, grid, x, *, noise=None, callback=None, eta: str = "start"):
+        """Euler–Maruyama on the reverse SDE, the score at the step's start or end (``eta``)."""
+        from scorelab.noise import normal_like
+
+        times = grid.times(process).tolist()
+        for t0, t1 in itertools.pairwise(times):
+            tau, h = (t0 if eta == "start" else t1), t0 - t1
+            f, g2 = float(process.drift_coef(tau)), float(process.diffusion2(tau))
+            x = x * (1 - h * f) + h * g2 * score(x, tau)
+            x = x + math.sqrt(h * g2) * normal_like(noise, x)
+        return SampleResult(x, nfe=-1)  # whatever it says, the caller counts
+
+    try:
+        assert registry.entry("sampler", "reverse_euler").parameters == {"eta": "start"}
+        assert registry.entry("sampler", "ddim").parameters["eta"] == 0.0
+        process = VP(LinearBeta())
+        target = Gaussian([1.0, -0.5], [0.5, 2.0])
+
+        def run(final="none", n=300, batch_size=None, **options):
+            grid = scorelab.TimeGrid("uniform", steps=20, final=final)
+            return scorelab.generate(
+                target.score_model(process),
+                process,
+                (2,),
+                sampler=options.pop("sampler", "reverse_euler"),
+                grid=grid,
+                n=n,
+                seed=7,
+                batch_size=batch_size,
+                dtype=F64,
+                **options,
+            )
+
+        stop, down = run(), run(final="denoise")
+        assert (stop.nfe, down.nfe) == (20, 21)
+        t_last = float(scorelab.TimeGrid("uniform", steps=20).times(process)[-1])
+        tweedie = target.denoise(stop.samples, t_last, process)
+        assert torch.allclose(down.samples, tweedie, rtol=1e-12, atol=1e-12)
+        batches = [run(n=2500, batch_size=b).samples for b in (1024, 2048, None)]
+        assert torch.equal(batches[0], batches[1]) and torch.equal(batches[0], batches[2])
+        assert torch.equal(batches[0][:300], stop.samples)
+        builtin = run(final="denoise", sampler="euler_maruyama")
+        assert torch.allclose(down.samples, builtin.samples, rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(run(eta="end").samples, stop.samples, atol=1e-3)
+    finally:
+        registry.unregister("sampler", "reverse_euler")
+
+
+def test_a_plugin_sampler_from_the_cli_takes_the_final_step(tmp_path):
+    """The same kind of plugin reached through the config and the CLI (in process, its option
+    left at its default): ``sampler.grid.final=denoise`` costs one NFE more (25 steps, then
+    26 NFE), and the samples are the target's exact denoiser of those that stop at t_N."""
+    from typer.testing import CliRunner
+
+    from scorelab.cli import app
+    from scorelab.storage import load_samples
+
+    @scorelab.register("sampler", "flow_euler")
+    def flow_euler(score, process, grid, x, *, noise=None, callback=None, eta: str = "start"):
+        """Euler on the probability-flow ODE (``eta`` is not used)."""
+        times = grid.times(process).tolist()
+        for t0, t1 in itertools.pairwise(times):
+            f, g2 = float(process.drift_coef(t0)), float(process.diffusion2(t0))
+            x = x - (t0 - t1) * (f * x - 0.5 * g2 * score(x, t0))
+        return x
+
+    try:
+        config = ROOT / "configs" / "quickstart.yaml"
+        samples = {}
+        for final in ("none", "denoise"):
+            sets = ["score.kind=exact", "sampler.kind=flow_euler", "sampler.n=64"]
+            sets += [f"sampler.grid.final={final}", "sampler.dtype=float64"]
+            out = tmp_path / f"{final}.npz"
+            res = CliRunner().invoke(
+                app,
+                [
+                    "sample",
+                    str(config),
+                    *[a for x in sets for a in ("--set", x)],
+                    "--out",
+                    str(out),
+                ],
+            )
+            assert res.exit_code == 0, res.output
+            assert f"NFE {25 + (final == 'denoise')}" in res.output
+            samples[final] = torch.as_tensor(load_samples(out)[0])
+        target, process = build(scorelab.load_config(config, ["score.kind=exact"]))
+        t_last = float(TimeGrid("edm", steps=25).times(process)[-1])
+        tweedie = target.denoise(samples["none"], t_last, process)
+        assert torch.allclose(samples["denoise"], tweedie, rtol=1e-10, atol=1e-10)
+    finally:
+        registry.unregister("sampler", "flow_euler")
+
+
+def test_what_a_plugin_sampler_returns_is_checked_and_its_model_faces_count():
+    """A plugin may call the model's other faces (here a denoiser's D(x̂, σ)); each call counts
+    as one NFE. A result that is not samples shaped like x is a clear error."""
+    from scorelab.interfaces import from_denoiser
+    from scorelab.interop import exact_denoiser
+
+    @scorelab.register("sampler", "one_shot")
+    def one_shot(score, process, grid, x, *, noise=None, callback=None):
+        """D(x̂, σ_0) in one step: the denoiser's estimate at the grid's first level."""
+        sigma = float(grid.noise_levels(process)[0])
+        return score.denoiser(x / float(process.scale(grid.times(process)[0])), sigma)
+
+    @scorelab.register("sampler", "bad_shape")
+    def bad_shape(score, process, grid, x, *, noise=None, callback=None):
+        """Returns one sample too few."""
+        return x[1:]
+
+    try:
+        process = VP(LinearBeta())
+        target = Gaussian([1.0, -0.5], [0.5, 2.0])
+        model = from_denoiser(exact_denoiser(target).fn, process)
+        x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+        grid = TimeGrid("uniform", steps=4, final="denoise")
+        res = scorelab.integrate("one_shot", model, process, grid, x)
+        assert res.nfe == 2  # the denoiser face once, then the final step
+        t0 = float(grid.times(process)[0])
+        first = target.denoise(x, t0, process)
+        last = float(grid.times(process)[-1])
+        assert torch.allclose(res.samples, target.denoise(first, last, process), atol=1e-10)
+        with pytest.raises(scorelab.InvalidParameter, match="'bad_shape' must return"):
+            scorelab.integrate("bad_shape", model, process, grid, x)
+    finally:
+        registry.unregister("sampler", "one_shot")
+        registry.unregister("sampler", "bad_shape")
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,19 +333,29 @@ def test_add_a_study(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 PLUGIN = '''
+import torch
+
 import scorelab
+
 
 @scorelab.register("sampler", "euler_again")
 def euler_again(score, process, grid, x, *, noise=None, callback=None):
-    """The probability-flow Euler sampler, reached through the registry."""
-    sampler = scorelab.get("sampler", "ode_euler")
-    return sampler(score, process, grid, x, noise=noise, callback=callback)
+    """Euler on the probability-flow ODE dx/dt = f x − ½ g² s, written out."""
+    times = grid.times(process).tolist()
+    for k in range(len(times) - 1):
+        t, h = times[k], times[k] - times[k + 1]
+        f, g2 = float(process.drift_coef(t)), float(process.diffusion2(t))
+        x = torch.add(x, torch.add(f * x, score(x, t), alpha=-0.5 * g2), alpha=-h)
+        if callback is not None:
+            callback(k, times[k + 1], x, x)
+    return x  # generate counts the NFE and takes the final step to σ = 0
 '''
 
 
 def test_a_plugin_sampler_runs_from_the_cli_bit_for_bit(tmp_path):
     """The README's example as a user runs it: the plugin's sampler in a fresh `scorelab`
-    process, against the built-in sampler run here (the CLI in process)."""
+    process, against the built-in sampler run here (the CLI in process), down to σ = 0: the
+    plugin has no code for the final step, the caller takes it."""
     from typer.testing import CliRunner
 
     from scorelab.cli import app
@@ -216,7 +365,12 @@ def test_a_plugin_sampler_runs_from_the_cli_bit_for_bit(tmp_path):
     config = str(ROOT / "configs" / "quickstart.yaml")
 
     def args(kind: str) -> list[str]:
-        sets = ["score.kind=exact", f"sampler.kind={kind}", "sampler.n=300"]
+        sets = [
+            "score.kind=exact",
+            f"sampler.kind={kind}",
+            "sampler.n=300",
+            "sampler.grid.final=denoise",
+        ]
         return [
             "sample",
             config,
@@ -229,8 +383,10 @@ def test_a_plugin_sampler_runs_from_the_cli_bit_for_bit(tmp_path):
     assert res.returncode == 0, res.stderr
     ref = CliRunner().invoke(app, args("ode_euler"))
     assert ref.exit_code == 0, ref.output
-    plugin = np.load(tmp_path / "euler_again.npz")["samples"]
-    assert np.array_equal(plugin, np.load(tmp_path / "ode_euler.npz")["samples"])
+    plugin = np.load(tmp_path / "euler_again.npz")
+    builtin = np.load(tmp_path / "ode_euler.npz")
+    assert np.array_equal(plugin["samples"], builtin["samples"])
+    assert "NFE 26" in res.stdout  # 25 steps and the final one
 
 
 def test_a_plugin_that_fails_to_import_is_a_clear_error(tmp_path):

@@ -1,12 +1,15 @@
 """scorelab: score-based generative models as swappable, tested components.
 
-The entry points a user meets first::
+The entry points a user meets first, all at the top level::
 
     import scorelab
     target = scorelab.build_target({"kind": "gmm", "preset": "ring8"})
     process = scorelab.build_process({"kind": "vp", "schedule": {"kind": "cosine"}})
     x = target.sample(1000)
     s = target.score(process.sample_marginal(x, 0.5), 0.5, process)
+    result = scorelab.generate(target.score_model(process), process, target.event_shape,
+                               sampler="heun", grid=scorelab.TimeGrid("edm", steps=25), n=2000)
+    print(scorelab.evaluate(result.samples, target, ["w2", "mmd"]))
 
 Importing the package imports neither torch nor pydantic nor the components: the names below
 load on first use (PEP 562), and each registry group imports the modules that define its
@@ -30,8 +33,10 @@ _LAZY = {
     "provide": "registry",
     "register": "registry",
     "build": "config",
+    "build_grid": "config",
     "build_process": "config",
     "build_schedule": "config",
+    "build_score": "config",
     "build_target": "config",
     "config_model": "config",
     "load_config": "config",
@@ -41,6 +46,11 @@ _LAZY = {
     "SubVP": "processes",
     "ForwardProcess": "processes",
     "Target": "targets",
+    "TimeGrid": "grids",
+    "generate": "sampling",
+    "integrate": "samplers",
+    "SampleResult": "protocols",
+    "load_score_model": "models",
     "evaluate": "metrics",
     "Evaluation": "metrics",
     "MetricResult": "metrics",
@@ -73,20 +83,27 @@ __all__ = [
     "ForwardProcess",
     "InvalidParameter",
     "MetricResult",
+    "SampleResult",
     "ScorelabError",
     "SubVP",
     "Target",
+    "TimeGrid",
     "__version__",
     "build",
+    "build_grid",
     "build_process",
     "build_schedule",
+    "build_score",
     "build_target",
     "config_model",
     "entries",
     "entry",
     "evaluate",
+    "generate",
     "get",
+    "integrate",
     "load_config",
+    "load_score_model",
     "names",
     "register",
 ]

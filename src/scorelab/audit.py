@@ -15,9 +15,10 @@ with s_T the scheduler's ``init_noise_sigma``, and KL(π_data ‖ π̂) and W2 f
 (docs/theory.md §5.1 and §8.4). For other targets (mixtures) n samples are drawn and W2 and
 MMD are reported with their finite-sample floors and bootstrap CIs (``metrics.evaluate``).
 
-scorelab's own samplers (DDIM, DPM-Solver++(2M), Heun) are run on the same noise levels (the
-σ's of the scheduler's model calls, then σ = 0) under the matching process
-(``interop.scheduler_process``), with the same probes.
+scorelab's own samplers (by default those registered with ``audit_default=True``: DDIM,
+DPM-Solver++(2M), Heun) are run on the same noise levels (the σ's of the scheduler's model
+calls, then σ = 0) under the matching process (``interop.scheduler_process``), with the same
+probes; any sampler registered as ``deterministic`` and batch-invariant may be asked for.
 """
 
 from __future__ import annotations
@@ -41,18 +42,33 @@ from .interop import (
     run_scheduler,
     scheduler_process,
 )
-from .registry import get
+from .registry import entries
+from .samplers import integrate
 
 F64 = torch.float64
-SCORELAB_SAMPLERS = ("ddim", "dpmpp_2m", "heun")
-# the samplers compared: deterministic with their defaults (their laws are read by probing)
-COMPARABLE = ("ddim", "dpmpp_2m", "heun", "ode_euler", "rk4", "edm_stochastic")
 # image-range clipping and dynamic thresholding assume data in [−1, 1]: off unless asked for
 IMAGE_OPTIONS = {"clip_sample": False, "thresholding": False}
 
 
 class NotAffine(Exception):
     """The run is not an affine map of its input and noise (clipping, thresholding)."""
+
+
+def comparable() -> tuple[str, ...]:
+    """The samplers an audit can run beside a scheduler: registered as ``deterministic`` (no
+    noise drawn with their default options) and batch-invariant, so their law is read by
+    probing, as the scheduler's is."""
+    return tuple(
+        name
+        for name, e in entries("sampler").items()
+        if e.meta.get("deterministic") and e.meta.get("batch_invariant", True)
+    )
+
+
+def default_samplers() -> tuple[str, ...]:
+    """The samplers an audit runs unless told otherwise: those registered with
+    ``audit_default=True`` (the counterparts of diffusers' common schedulers)."""
+    return tuple(n for n in comparable() if entries("sampler")[n].meta.get("audit_default"))
 
 
 @dataclass
@@ -221,7 +237,7 @@ def _run_fn(scheduler, model, steps: int, step_kwargs: dict, event_shape):
                 step_kwargs=step_kwargs,
             )
         run.nfe, run.sigmas = res.nfe, res.sigmas
-        return res.x.reshape(x.shape[0], -1)
+        return res.samples.reshape(x.shape[0], -1)
 
     run.nfe, run.sigmas = 0, []
     return run
@@ -234,20 +250,22 @@ def audit(
     *,
     scheduler_config: dict | None = None,
     step_kwargs: dict | None = None,
-    samplers: Sequence[str] = SCORELAB_SAMPLERS,
+    samplers: Sequence[str] | None = None,
     n_mc: int = 2000,
     seed: int = 0,
 ) -> Audit:
-    """Audit ``scheduler`` ("diffusers:CLASS") on ``target`` at each number of steps."""
+    """Audit ``scheduler`` ("diffusers:CLASS") on ``target`` at each number of steps, beside
+    scorelab's ``samplers`` (default: ``default_samplers()``; any of ``comparable()``)."""
     if not getattr(target, "has_score", False):
         raise InvalidParameter(
             "target", "needs an exact score (a target with a known law)", target.kind
         )
     steps = [int(n) for n in steps]
+    samplers = default_samplers() if samplers is None else tuple(samplers)
     for name in samplers:
-        if name not in COMPARABLE:
+        if name not in comparable():
             raise InvalidParameter(
-                "samplers", "are deterministic scorelab samplers", name, ", ".join(COMPARABLE)
+                "samplers", "are deterministic scorelab samplers", name, ", ".join(comparable())
             )
     if not steps or min(steps) < 1:
         raise InvalidParameter("steps", "must be positive integers", steps)
@@ -286,7 +304,7 @@ def audit(
             if "generator" in inspect.signature(sch.step).parameters:
                 kw.setdefault("generator", torch.Generator().manual_seed(seed + 1))
             res = run_scheduler(load_scheduler(scheduler, config), model, x, n, step_kwargs=kw)
-            mc = _monte_carlo(target, res.x, seed)
+            mc = _monte_carlo(target, res.samples, seed)
             row = AuditRow(n, res.nfe, None, mc.pop("w2"), mc.pop("mmd"), "monte_carlo", extra=mc)
             run.sigmas = res.sigmas
         rows.append(row)
@@ -307,16 +325,15 @@ def _scorelab_row(name, target, scheduler, levels, n, gaussian, n_mc, seed) -> A
     levels = [min(s, top) for s in levels]
     grid = TimeGrid(sigmas=[*levels, 0.0])
     model = from_denoiser(exact_denoiser(target).fn, process)
-    fn = get("sampler", name)
     shape = tuple(target.event_shape)
     # the scheduler's starting law, in the sampler's variable (x_t for VP, x̂ for EDM's)
     input_std = float(scheduler.init_noise_sigma) if is_edm_scheduler(scheduler) else 1.0
     nfe = [0]
 
     def run(x, noise):
-        res = fn(model, process, grid, x.reshape(x.shape[0], *shape))
+        res = integrate(name, model, process, grid, x.reshape(x.shape[0], *shape))
         nfe[0] = res.nfe
-        return res.x.reshape(x.shape[0], -1)
+        return res.samples.reshape(x.shape[0], -1)
 
     if gaussian:
         law = probe_affine(run, target.dim, 0)
@@ -356,4 +373,13 @@ def figure(result: Audit, path) -> None:
     plt.close(fig)
 
 
-__all__ = ["Audit", "AuditRow", "NotAffine", "audit", "figure", "probe_affine"]
+__all__ = [
+    "Audit",
+    "AuditRow",
+    "NotAffine",
+    "audit",
+    "comparable",
+    "default_samplers",
+    "figure",
+    "probe_affine",
+]

@@ -376,10 +376,10 @@ def sample(
     an .npz file (`scorelab plot` draws it, `scorelab evaluate` measures it)."""
     import torch
 
-    from .config import build_grid, build_score, sampler_options
+    from .config import build_score
+    from .pipeline import sample_with
     from .preflight import check as preflight
     from .rundir import check_output_file
-    from .sampling import generate
     from .storage import save_samples
     from .training import resolve_device
 
@@ -396,19 +396,8 @@ def sample(
         _say(f"score: the exact score of the target '{cfg.target.kind}' (no network)")
     else:
         _say(f"score: the trained network of {cfg.score.path}")
-    result = generate(
-        score,
-        process,
-        target.event_shape,
-        sampler=sc.kind,
-        grid=build_grid(sc),
-        n=sc.n,
-        seed=cfg.seed,
-        batch_size=sc.batch_size,
-        dtype=getattr(torch, sc.dtype),
-        device=dev,
-        progress=_interactive(progress),
-        **sampler_options(sc),
+    result = sample_with(
+        cfg, sc, score, process, target.event_shape, progress=_interactive(progress), device=dev
     )
     save_samples(
         out_path,
@@ -639,36 +628,19 @@ def tune_schedule(
 ):
     """Minimise a bound over a schedule family's parameter; report the optimum, the bound there
     and at the default (a = 0, i.e. linear; ρ = 7)."""
-    from .bounds import tune_edm_rho, tune_parametric
+    from .bounds import tune
 
     cfg = load_config(config, _sets(set_, seed))
     target, process = build(cfg)
-    N = cfg.sampler.steps
-    if family == "parametric":
-        if bound_kind not in ("kl", "w2"):
-            raise InvalidParameter("--bound", "is not a bound of paper A", bound_kind, "kl, w2")
-        sched = cfg.process.schedule
-        if cfg.process.kind != "vp" or sched.kind not in ("linear", "parametric"):
-            raise InvalidParameter(
-                "process",
-                "must be vp with a linear or parametric schedule for --family parametric",
-                f"{cfg.process.kind}/{sched.kind}",
-            )
-        res = tune_parametric(
-            target,
-            sched.beta_min,
-            sched.beta_max,
-            process.T,
-            process.sigma_inf,
-            N,
-            bound=bound_kind,
-            score_error=score_error,
-            seed=cfg.seed,
-        )
-    elif family == "edm":
-        res = tune_edm_rho(target, process, N, score_error=score_error)
-    else:
-        raise InvalidParameter("--family", "is not a schedule family", family, "parametric, edm")
+    res = tune(
+        family,
+        target,
+        process,
+        cfg.sampler.steps,
+        bound=bound_kind,
+        score_error=score_error,
+        seed=cfg.seed,
+    )
     summary = {
         "family": family,
         "parameter": res.parameter,
@@ -1179,8 +1151,12 @@ def audit(
     ] = None,
     n: Annotated[int, typer.Option(help="Samples for Monte Carlo errors (mixtures).")] = 2000,
     samplers: Annotated[
-        str, typer.Option(help="scorelab samplers to run beside it, comma-separated, or none.")
-    ] = "ddim,dpmpp_2m,heun",
+        str | None,
+        typer.Option(
+            help="scorelab samplers to run beside it, comma-separated, or none (default: those "
+            "registered with audit_default=True)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
 ):
     """The exact error of a diffusers scheduler run with the target's exact model, per step
@@ -1197,7 +1173,9 @@ def audit(
         counts,
         scheduler_config=_key_values(scheduler_config, "--scheduler-config"),
         step_kwargs=_key_values(step_kwarg, "--step-kwarg"),
-        samplers=[v.strip() for v in samplers.split(",") if v.strip() not in ("", "none")],
+        samplers=None
+        if samplers is None
+        else [v.strip() for v in samplers.split(",") if v.strip() not in ("", "none")],
         n_mc=n,
         seed=seed,
     )

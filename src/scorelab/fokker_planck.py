@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal, NamedTuple, get_args
 
@@ -67,9 +67,8 @@ from .losses import (
     weight,
 )
 from .processes import ForwardProcess
+from .protocols import ScoreModel as ScoreFn
 from .registry import register
-
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 DtMethod = Literal["forward", "fd"]
 DivMethod = Literal["exact", "hutchinson"]

@@ -30,6 +30,7 @@ from .ddpm import DDPM
 from .errors import InvalidParameter
 from .interfaces import Model, NoisePredictor, _per_example, as_model, from_denoiser
 from .processes import EDM, ForwardProcess
+from .protocols import SampleResult
 from .schedules import EDMSigma
 
 # --------------------------------------------------------------------------------------------
@@ -132,12 +133,10 @@ def from_diffusers(
 
 
 @dataclass
-class SchedulerRun:
-    """What ``run_scheduler`` returns: the samples, the number of model calls, and the noise
-    level of each call."""
+class SchedulerRun(SampleResult):
+    """What ``run_scheduler`` returns: a ``SampleResult`` (the samples, the number of model
+    calls) with the noise level of each call."""
 
-    x: torch.Tensor
-    nfe: int
     sigmas: list[float] = field(default_factory=list)
 
 
@@ -222,7 +221,7 @@ def run_scheduler(
         x = scheduler.step(out, t, x, **kw).prev_sample
         if callback is not None:
             callback(i, t, x)
-    return SchedulerRun(x, len(sigmas), sigmas)
+    return SchedulerRun(x, len(sigmas), sigmas=sigmas)
 
 
 def scheduler_process(scheduler) -> ForwardProcess:

@@ -45,8 +45,7 @@ import torch
 from .divergence import sample_probes
 from .errors import InvalidParameter, NonFinite
 from .processes import ForwardProcess
-
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from .protocols import ScoreModel as ScoreFn
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun")
 FIXED_METHODS = ("euler", "heun", "rk4")

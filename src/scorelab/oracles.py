@@ -6,19 +6,21 @@ Gaussian noise, x' = M x + c + √q z, so the law stays Gaussian and its moments
 mean' = M·mean + c, var' = M²·var + q. The maps below are written out by hand from each
 algorithm's definition (not by running the samplers), in float64 numpy, vectorised over
 directions: they are the independent truth the samplers are tested against, and a quick way
-for users to get the exact error of a configuration.
+for users to get the exact error of a configuration. Each sampler registers its step map as
+its ``oracle`` (or ``oracle=None``); ``step_map(kind, …)`` asks the registry for it.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from itertools import pairwise
 
 import numpy as np
-from scipy.integrate import quad
 
 from .errors import InvalidParameter
 from .processes import ForwardProcess
+from .registry import entries, entry
 
 
 def _c(process: ForwardProcess, t: float):
@@ -31,52 +33,90 @@ def _c(process: ForwardProcess, t: float):
     )
 
 
-def step_map(kind: str, process: ForwardProcess, t0: float, t1: float, lam, mu, **params):
-    """(M, c, q) of one step from t0 to t1 < t0 for directions with variances λ and means μ."""
-    lam, mu = np.asarray(lam, dtype=np.float64), np.asarray(mu, dtype=np.float64)
-    h = t0 - t1
-    if kind == "euler_maruyama":
-        tau = t0 if params.get("eval_point", "left") == "left" else t1
-        m, var, f, g2, _ = _c(process, tau)
-        v = m**2 * lam + var
-        return 1 - h * f - h * g2 / v, h * g2 * m * mu / v, np.full_like(lam, h * g2)
-    if kind == "exponential_integrator":
-        s2 = process.sigma_inf**2
-        delta = float(process.schedule.integral(t0) - process.schedule.integral(t1)) / (2 * s2)
-        m, var, *_ = _c(process, t0)
-        v = m**2 * lam + var
-        j1, j2 = 2 * s2 * math.expm1(delta), s2 * math.expm1(2 * delta)
-        return math.exp(delta) - j1 / v, j1 * m * mu / v, np.full_like(lam, j2)
-    if kind in ("ode_euler", "heun"):
-        # the flow dx/dt = a x + b with a = f + ½ g²/v, b = −½ g² m μ / v
-        def ab(t):
-            m, var, f, g2, _ = _c(process, t)
-            v = m**2 * lam + var
-            return f + 0.5 * g2 / v, -0.5 * g2 * m * mu / v
+# One step map per sampler, each registered with its sampler (``oracle=`` in samplers.py); all
+# take the directions' variances λ and means μ as float64 arrays and return (M, c, q).
 
-        a0, b0 = ab(t0)
-        if kind == "ode_euler" or t1 <= 0:
-            return 1 - h * a0, -h * b0, np.zeros_like(lam)
-        a1, b1 = ab(t1)
-        # x' = x − h/2 [F(x, t0) + F(x − h F(x, t0), t1)]
-        M = 1 - 0.5 * h * (a0 + a1 * (1 - h * a0))
-        c = -0.5 * h * (b0 + b1 - h * a1 * b0)
-        return M, c, np.zeros_like(lam)
-    if kind == "ddim":
-        # in x̂ = x/m: x̂' − μ = [(λ + σ0 √(σ1² − c²))/(λ + σ0²)](x̂ − μ) + c z
-        eta = params.get("eta", 0.0)
-        m0, _, _, _, s0 = _c(process, t0)
-        m1, _, _, _, s1 = _c(process, t1)
-        c2 = eta**2 * s1**2 * (s0**2 - s1**2) / s0**2
-        k = (lam + s0 * math.sqrt(max(s1**2 - c2, 0.0))) / (lam + s0**2)
-        # x' = m1 (μ + k (x/m0 − μ)) + m1 c z
-        return m1 * k / m0, m1 * mu * (1 - k), np.full_like(lam, m1**2 * c2)
-    raise InvalidParameter(
-        "kind",
-        "has no Gaussian oracle",
-        kind,
-        "euler_maruyama, exponential_integrator, ode_euler, heun, ddim",
-    )
+
+def euler_maruyama(process, t0: float, t1: float, lam, mu, eval_point: str = "left"):
+    """Euler–Maruyama with the score at the step's start (``left``) or end (``right``)."""
+    h = t0 - t1
+    tau = t0 if eval_point == "left" else t1
+    m, var, f, g2, _ = _c(process, tau)
+    v = m**2 * lam + var
+    return 1 - h * f - h * g2 / v, h * g2 * m * mu / v, np.full_like(lam, h * g2)
+
+
+def exponential_integrator(process, t0: float, t1: float, lam, mu):
+    """Paper A's exponential integrator: the linear part exact, the score frozen at t0."""
+    s2 = process.sigma_inf**2
+    delta = float(process.schedule.integral(t0) - process.schedule.integral(t1)) / (2 * s2)
+    m, var, *_ = _c(process, t0)
+    v = m**2 * lam + var
+    j1, j2 = 2 * s2 * math.expm1(delta), s2 * math.expm1(2 * delta)
+    return math.exp(delta) - j1 / v, j1 * m * mu / v, np.full_like(lam, j2)
+
+
+def _flow(process, t: float, lam, mu):
+    """(a, b) of the exact-score flow dx/dt = a x + b, a = f + ½ g²/v, b = −½ g² m μ / v."""
+    m, var, f, g2, _ = _c(process, t)
+    v = m**2 * lam + var
+    return f + 0.5 * g2 / v, -0.5 * g2 * m * mu / v
+
+
+def ode_euler(process, t0: float, t1: float, lam, mu):
+    """Euler on the probability-flow ODE: x' = x − h F(x, t0)."""
+    h = t0 - t1
+    a0, b0 = _flow(process, t0, lam, mu)
+    return 1 - h * a0, -h * b0, np.zeros_like(lam)
+
+
+def heun(process, t0: float, t1: float, lam, mu):
+    """Heun on the probability-flow ODE, its correction skipped on a step to t = 0."""
+    if t1 <= 0:
+        return ode_euler(process, t0, t1, lam, mu)
+    h = t0 - t1
+    a0, b0 = _flow(process, t0, lam, mu)
+    a1, b1 = _flow(process, t1, lam, mu)
+    # x' = x − h/2 [F(x, t0) + F(x − h F(x, t0), t1)]
+    M = 1 - 0.5 * h * (a0 + a1 * (1 - h * a0))
+    c = -0.5 * h * (b0 + b1 - h * a1 * b0)
+    return M, c, np.zeros_like(lam)
+
+
+def ddim(process, t0: float, t1: float, lam, mu, eta: float = 0.0):
+    """DDIM in σ form; in x̂ = x/m: x̂' − μ = [(λ + σ0 √(σ1² − c²))/(λ + σ0²)](x̂ − μ) + c z."""
+    m0, _, _, _, s0 = _c(process, t0)
+    m1, _, _, _, s1 = _c(process, t1)
+    c2 = eta**2 * s1**2 * (s0**2 - s1**2) / s0**2
+    k = (lam + s0 * math.sqrt(max(s1**2 - c2, 0.0))) / (lam + s0**2)
+    # x' = m1 (μ + k (x/m0 − μ)) + m1 c z
+    return m1 * k / m0, m1 * mu * (1 - k), np.full_like(lam, m1**2 * c2)
+
+
+def with_oracle() -> tuple[str, ...]:
+    """The samplers registered with an exact Gaussian law (``oracle=`` a step map)."""
+    return tuple(n for n, e in entries("sampler").items() if e.meta.get("oracle") is not None)
+
+
+def step_map(kind: str, process: ForwardProcess, t0: float, t1: float, lam, mu, **params):
+    """(M, c, q) of one step of sampler ``kind`` from t0 to t1 < t0 for directions with
+    variances λ and means μ: the step map the sampler registered as its ``oracle``."""
+    oracle = entry("sampler", kind).meta.get("oracle")
+    if oracle is None:
+        raise InvalidParameter("kind", "has no Gaussian oracle", kind, ", ".join(with_oracle()))
+    accepted = [
+        p.name for p in inspect.signature(oracle).parameters.values() if p.default is not p.empty
+    ]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise InvalidParameter(
+            unknown[0],
+            f"is not a parameter of the '{kind}' oracle",
+            params[unknown[0]],
+            ", ".join(accepted) or "none",
+        )
+    lam, mu = np.asarray(lam, dtype=np.float64), np.asarray(mu, dtype=np.float64)
+    return oracle(process, float(t0), float(t1), lam, mu, **params)
 
 
 def sampler_moments(kind, process, times, lam, mu, mean0=0.0, var0=None, **params):
@@ -118,6 +158,8 @@ def pf_ode_exact(process: ForwardProcess, t_from: float, t_to: float, lam, mu, x
 def reverse_sde_exact(process, t_from, t_to, lam, mu, mean0=0.0, var0=None):
     """Mean and variance of the continuous reverse SDE with the exact score from N(mean0, var0)
     at t_from to t_to (docs/theory.md §5.3, by quadrature of ∫ g²/v)."""
+    from scipy.integrate import quad  # scipy only where a quadrature is asked for
+
     lam = np.asarray(lam, dtype=np.float64)
     mu = np.broadcast_to(np.asarray(mu, dtype=np.float64), lam.shape)
     a0 = np.broadcast_to(np.asarray(mean0, dtype=np.float64), lam.shape)

@@ -246,6 +246,38 @@ def _run(
     device = trainer.device
     model.to(device)
     result = RunOutcome(run_dir, train_seconds)
+    result.outcomes = _sample_all(cfg, run_dir, model, target, process, device, progress, log)
+    model.to("cpu")
+    if target.has_score:
+        log("score error against the exact score")
+        times = log_sigma_times(process)
+        result.score_error = score_error_profile(
+            model, target, process, times, n=2000, generator=torch.Generator().manual_seed(1)
+        )
+        write_json(run_dir / "score_error.json", result.score_error)
+    if cfg.run.bounds:
+        log("bounds, with the score error measured from the trained model")
+        result.bounds = _bounds(cfg, target, process, model)
+        write_json(run_dir / "bounds.json", result.bounds)
+        result.bounds_measured = measured_for_bounds(cfg, result, target)
+    if cfg.run.diagnose:
+        log("diagnostics: FPE residual, conservativity, PF-ODE likelihood")
+        result.diagnostics = diagnose(model, target, process, seed=cfg.seed, progress=progress)
+        write_json(run_dir / "diagnostics.json", result.diagnostics)
+    write_json(run_dir / "summary.json", summary(result))
+    from .report import write_run_report
+
+    log("figures and report")
+
+    result.report = write_run_report(cfg, result, trainer, model)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _sample_all(cfg: Config, run_dir: Path, model, target, process, device, progress, log):
+    """Every configured sampler's samples (on ``device``, falling back to the CPU), written
+    with their evaluation; the main sampler's evaluation is also evaluation.json."""
+    outcomes = []
     samplers = [cfg.sampler] + [compared_sampler(cfg, i) for i in range(len(cfg.run.samplers))]
     for i, sc in enumerate(samplers):
         kind = sc.kind if sc.kind not in [s.kind for s in samplers[:i]] else f"{sc.kind}-{i}"
@@ -273,32 +305,8 @@ def _run(
         write_json(run_dir / f"evaluation-{kind}.json", ev.to_json())
         if i == 0:
             write_json(run_dir / "evaluation.json", ev.to_json())
-        result.outcomes.append(SamplerOutcome(kind, gen.samples, gen.nfe, gen.seconds, ev))
-    model.to("cpu")
-    if target.has_score:
-        log("score error against the exact score")
-        times = log_sigma_times(process)
-        result.score_error = score_error_profile(
-            model, target, process, times, n=2000, generator=torch.Generator().manual_seed(1)
-        )
-        write_json(run_dir / "score_error.json", result.score_error)
-    if cfg.run.bounds:
-        log("bounds, with the score error measured from the trained model")
-        result.bounds = _bounds(cfg, target, process, model)
-        write_json(run_dir / "bounds.json", result.bounds)
-        result.bounds_measured = measured_for_bounds(cfg, result, target)
-    if cfg.run.diagnose:
-        log("diagnostics: FPE residual, conservativity, PF-ODE likelihood")
-        result.diagnostics = diagnose(model, target, process, seed=cfg.seed, progress=progress)
-        write_json(run_dir / "diagnostics.json", result.diagnostics)
-    write_json(run_dir / "summary.json", summary(result))
-    from .report import write_run_report
-
-    log("figures and report")
-
-    result.report = write_run_report(cfg, result, trainer, model)
-    result.seconds = time.perf_counter() - t_start
-    return result
+        outcomes.append(SamplerOutcome(kind, gen.samples, gen.nfe, gen.seconds, ev))
+    return outcomes
 
 
 def _bounds(cfg: Config, target, process, model) -> dict:

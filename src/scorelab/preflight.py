@@ -29,10 +29,14 @@ from pydantic import BaseModel
 
 from . import registry
 from .config import build, build_grid, build_score, compared_sampler, parse_config
+from .config import sampler_options as _sampler_options
 from .errors import ConfigError, InvalidParameter, ScorelabError
+from .grids import TimeGrid
+from .interfaces import from_score
 from .models import build_model, resolve_sigma_data
 from .resources import itemsize, require_memory
 from .rundir import config_changes, covered, flatten
+from .samplers import integrate
 from .sampling import get_sampler
 from .training import CHECKPOINT, check_loss_needs, resolve_device
 
@@ -119,13 +123,33 @@ def _check_sampler(key: str, sc, process, shape) -> str:
         get_sampler(sc.kind, process)
     except InvalidParameter as exc:
         raise InvalidParameter(f"{key}.kind", exc.problem, exc.value, exc.allowed) from None
-    grid = build_grid(sc)
-    _prefixed(f"{key}.grid", grid.times, process)
+    try:
+        options = _sampler_options(sc)
+        grid = build_grid(sc)
+        _prefixed(f"{key}.grid", grid.times, process)
+        _dry_run(sc.kind, process, shape, grid, options)
+    except InvalidParameter as exc:
+        field = key + exc.field.removeprefix("sampler")
+        raise InvalidParameter(field, exc.problem, exc.value, exc.allowed) from None
     dtype = getattr(torch, sc.dtype)
     per = math.prod(shape) * itemsize(dtype)
     batch = min(sc.n, sc.batch_size or sc.n)
     require_memory(per * (2 * sc.n + 4 * batch), f"{key}.n", sc.n, f"{sc.n} samples")
     return f"{key}: {sc.kind}, {sc.steps} steps on a {sc.grid.kind} grid, n = {sc.n}"
+
+
+def _dry_run(kind: str, process, shape, grid, options: dict) -> None:
+    """The sampler's own checks of its option values (pc's predictor, dopri5's tolerances),
+    made now rather than after training: the grid's first step, on one sample with a zero
+    score. An option it refuses is named as ``sampler.<option>``."""
+    model = from_score(lambda x, t: torch.zeros_like(x), process)
+    first = TimeGrid(sigmas=tuple(grid.noise_levels(process)[:2].tolist()))
+    x = torch.zeros(1, *shape, dtype=torch.float64)
+    try:
+        integrate(kind, model, process, first, x, noise=torch.Generator().manual_seed(0), **options)
+    except InvalidParameter as exc:
+        field = exc.field if exc.field.startswith("sampler") else f"sampler.{exc.field}"
+        raise InvalidParameter(field, exc.problem, exc.value, exc.allowed) from None
 
 
 def _check_metrics(cfg, dim: int, compared: bool) -> str:

@@ -28,9 +28,14 @@ def _schedules_of(family: str) -> str:
 
 
 class ForwardProcess(ABC):
-    """A linear forward SDE on [0, T] with an early-stopping time ``t_min``."""
+    """A linear forward SDE on [0, T] with an early-stopping time ``t_min``.
+
+    ``kind`` is the registered name; ``is_a`` names the families it also belongs to (EDM's
+    process is a VE process, DDPM's chain a VP one), so that samplers and bounds derived for a
+    family apply to its members (``families``)."""
 
     kind: str = "process"
+    is_a: tuple[str, ...] = ()
 
     def __init__(self, T: float, t_min: float):
         self.T = float(T)
@@ -121,6 +126,22 @@ class ForwardProcess(ABC):
         return f"{type(self).__name__}({inner})"
 
 
+def _schedules_of(family: str) -> str:
+    """The registered schedules of a family ("beta" or "sigma"), for error messages."""
+    return ", ".join(n for n, e in entries("schedule").items() if e.meta.get("family") == family)
+
+
+def families(process) -> frozenset[str]:
+    """The process's kind and the families it belongs to (``ForwardProcess.is_a``); a process
+    class answers as its instances do."""
+    return frozenset({getattr(process, "kind", None), *getattr(process, "is_a", ())}) - {None}
+
+
+def members(family: str) -> tuple[str, ...]:
+    """The registered processes of a family (``families``), for error messages."""
+    return tuple(n for n, e in entries("process").items() if family in families(e.obj))
+
+
 @register("process", "vp", schedules="beta", default_schedule="linear")
 class VP(ForwardProcess):
     """Variance preserving with stationary variance σ∞² (paper A):
@@ -201,7 +222,9 @@ class SubVP(VP):
         return -self.schedule.beta(t) * torch.expm1(-4 * self._A(t))
 
 
-@register("process", "ve", schedules="sigma", default_schedule="geometric")
+@register(
+    "process", "ve", schedules="sigma", default_schedule="geometric", default_grid="geometric"
+)
 class VE(ForwardProcess):
     """Variance exploding: f = 0, g² = dσ²/dt, X_t = X_0 + √(σ(t)² − σ(0)²)·Z.
 
@@ -259,11 +282,12 @@ class VE(ForwardProcess):
         return {"schedule": self.schedule, **super().params()}
 
 
-@register("process", "edm", schedules="sigma", default_schedule="edm")
+@register("process", "edm", schedules="sigma", default_schedule="edm", default_grid="edm")
 class EDM(VE):
     """EDM (Karras et al.): variance exploding on σ(t) = t, T = σ_max, stopping at σ_min."""
 
     kind = "edm"
+    is_a = ("ve",)  # variance exploding: VE's samplers and paper C's bounds apply
 
     def __init__(self, schedule: SigmaSchedule | None = None, t_min: float | None = None):
         super().__init__(schedule if schedule is not None else EDMSigma(), t_min)

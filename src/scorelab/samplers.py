@@ -1,22 +1,46 @@
-"""Samplers: pure functions turning a score model into samples.
+"""Samplers: pure functions turning a score model into samples, and ``integrate``, which runs
+any of them under one contract.
 
-Every sampler has the signature ``sampler(score, process, grid, x_T, *, noise=None,
-callback=None, **params) -> SampleResult`` where
+**The sampler contract.** A sampler is one function
 
-* ``score(x, t)`` is any score model (``target.score_model(process)`` or a trained network), or
-  a ``scorelab.interfaces.Model`` given as a score, a denoiser D(x̂, σ) or an ε-predictor
-  (``from_denoiser``, ``from_eps``): the σ-space samplers call a model's own denoiser directly,
-* ``grid`` is a ``TimeGrid`` (or a decreasing tensor of times); its steps/levels convention —
-  ``steps=N`` is N steps through N + 1 levels, ``final="denoise"`` one more to σ = 0,
-  ``sigmas=[…, 0]`` k-diffusion's n levels and n steps — is stated once in ``scorelab.grids``,
-* ``noise`` is a ``SampleNoise`` (per-sample streams), a ``torch.Generator`` or None; the
-  stochastic samplers also take ``noise_sampler(sigma, sigma_next) -> tensor like x`` (standard
-  normal draws, k-diffusion's hook), which then replaces ``noise``,
-* ``callback(step, t, x, denoised)`` is called after each step,
+    sampler(score, process, grid, x, *, noise=None, callback=None, **options)
+        -> SampleResult | tensor like x
 
-and ``SampleResult`` holds the samples and the number of score evaluations (NFE). A sampler is
-one step function run by ``_integrate``; anything a step carries to the next (DPM-Solver++'s
-previous denoised estimate) travels in an explicit ``memory`` dict, never in hidden state.
+registered with ``@scorelab.register("sampler", NAME, **metadata)``; its keyword options
+become the config's ``sampler.<option>`` keys. It steps ``x`` (drawn at the grid's first level)
+down the decreasing grid, where
+
+* ``score(x, t)`` is a score model (``protocols.ScoreModel``): ``target.score_model(process)``,
+  a trained network, or a ``scorelab.interfaces.Model`` given as a score, a denoiser D(x̂, σ)
+  or an ε-predictor, whose faces (``denoise``, ``denoiser``, ``eps``) it may also call;
+* ``grid`` is a ``TimeGrid``: its times (``grid.times(process)``) and noise levels
+  (``grid.noise_levels(process)``, the given σ list or σ(t)); the steps/levels convention is
+  stated once in ``scorelab.grids``;
+* ``noise`` is a ``SampleNoise`` (per-sample streams), a ``torch.Generator`` or None; draw
+  standard normals like x with ``scorelab.noise.normal_like(noise, x)``, and the same seed
+  gives the same sample whatever the batch size;
+* ``callback(step, t, x, denoised)`` is called after each step.
+
+**What the caller owns.** ``integrate(sampler, score, process, grid, x, …)`` — and
+``scorelab.generate``, which calls it per chunk — wraps the model so that every evaluation
+counts one NFE (for the whole batch), and takes the final step to σ = 0 that
+``grid.final == "denoise"`` asks for: Tweedie's x ← E[X₀ | X_{t_N} = x] (one more NFE, and a
+last callback). A sampler therefore never sees ``final="denoise"`` unless it is registered
+with ``own_final_step=True``, meaning its algorithm defines that step itself (EDM's churn on
+the last level, DDIM's and DPM-Solver++'s step to σ = 0). The NFE reported is the count, not
+what the sampler says.
+
+**Metadata** a sampler may register, read by the rest of the code instead of name lists:
+``oracle`` (its exact one-step law on a Gaussian target, a function of ``scorelab.oracles``, or
+None), ``processes`` (the process families it is derived for), ``own_final_step``,
+``deterministic`` (no noise drawn with its default options), ``batch_invariant`` (False when
+one sample depends on its batch, as dopri5's shared step sizes make it), ``predictor`` (usable
+as ``pc``'s predictor) and ``audit_default`` (run beside a scheduler by ``scorelab audit``).
+
+The built-ins are step functions run by one private loop (``_run_steps``); anything a step
+carries to the next (DPM-Solver++'s previous denoised estimate) travels in an explicit
+``memory`` dict, never in hidden state. Called directly (not through ``integrate``), a built-in
+takes the final step itself, so its output is the same either way.
 
 Two parametrisations are used, each where it is exact or standard:
 * the reverse SDE and the probability-flow ODE dx/dt = f x − ½ g² s in the process's time t
@@ -29,57 +53,69 @@ Two parametrisations are used, each where it is exact or standard:
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
+from . import oracles
 from .errors import InvalidParameter
 from .grids import TimeGrid
 from .interfaces import Denoiser
 from .noise import normal_like
-from .processes import ForwardProcess
-from .registry import get, register
-
-ScoreModel = Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]
-
-
-@dataclass
-class SampleResult:
-    x: torch.Tensor
-    nfe: int
+from .processes import ForwardProcess, families, members
+from .protocols import SampleResult, ScoreModel
+from .registry import entries, entry, get, register
 
 
 class _Counted:
-    """A score model that counts its calls (one call = one NFE for the whole batch).
+    """A model that counts its evaluations (one call on the whole batch = one NFE).
 
-    A model whose native face is a denoiser (``prediction == "denoiser"``: a
-    ``interfaces.Denoiser``, or a trained network with EDM's parameterisation) is asked for its
-    denoiser directly by ``denoise``; any other model's denoiser is Tweedie's (x + s² s_θ)/m."""
+    It is called like the model (``score(x, t)``) and passes on the model's other attributes;
+    its faces ``score``, ``denoise``, ``denoiser`` and ``eps`` count too. A model whose native
+    face is a denoiser (``prediction == "denoiser"``: an ``interfaces.Denoiser``, or a trained
+    network with EDM's parameterisation) is asked for its denoiser directly by ``denoised``;
+    any other model's denoiser is Tweedie's (x + s² s_θ)/m."""
 
-    def __init__(self, score: ScoreModel):
-        self.score, self.calls = score, 0
-        self.sigma_native = isinstance(score, Denoiser)  # D(x̂, σ) at any σ, no t needed
-        self.native = self.sigma_native or getattr(score, "prediction", "score") == "denoiser"
+    _FACES = frozenset({"score", "denoise", "denoiser", "eps"})
+
+    def __init__(self, model: ScoreModel):
+        self.model, self.calls = model, 0
+        self.sigma_native = isinstance(model, Denoiser)  # D(x̂, σ) at any σ, no t needed
+        self.native = self.sigma_native or getattr(model, "prediction", "score") == "denoiser"
 
     def __call__(self, x, t):
         self.calls += 1
-        return self.score(x, t)
+        return self.model(x, t)
 
-    def denoise(self, process: ForwardProcess, x, t: float, sigma: float | None = None):
+    def __getattr__(self, name: str):
+        if name == "model":  # not set yet (a copy being made)
+            raise AttributeError(name)
+        value = getattr(self.model, name)
+        if name not in self._FACES or not callable(value):
+            return value
+
+        def face(*args, **kwargs):
+            self.calls += 1
+            return value(*args, **kwargs)
+
+        return face
+
+    def denoised(self, process: ForwardProcess, x, t: float, sigma: float | None = None):
         """E[X₀ | X_t = x] (and the score, where it was computed): the model's own denoiser
         (at the level ``sigma`` when given, else σ(t)), or Tweedie D = (x + s² ∇log p_t)/m."""
         if self.sigma_native:
             self.calls += 1
             m = float(process.scale(t))
-            return self.score.denoiser(
+            return self.model.denoiser(
                 x / m, float(process.sigma(t)) if sigma is None else sigma
             ), None
         if self.native:
             self.calls += 1
-            return self.score.denoise(x, t), None
+            return self.model.denoise(x, t), None
         s = self(x, t)
         return (x + float(process.variance(t)) * s) / float(process.scale(t)), s
 
@@ -87,9 +123,16 @@ class _Counted:
         """D(x̂, σ) at a level that need not be on the grid (EDM's raised level σ̂)."""
         if self.sigma_native:
             self.calls += 1
-            return self.score.denoiser(xh, sigma)
+            return self.model.denoiser(xh, sigma)
         t = float(process.t_of_sigma(torch.tensor(sigma, dtype=torch.float64)))
-        return self.denoise(process, float(process.scale(t)) * xh, t)[0]
+        return self.denoised(process, float(process.scale(t)) * xh, t)[0]
+
+
+def _counting(score) -> _Counted:
+    """``score`` as a counting model; one that already counts is used as it is, so that a
+    sampler calling another (``pc``'s predictor, a plugin wrapping a built-in) adds to the
+    same count."""
+    return score if isinstance(score, _Counted) else _Counted(score)
 
 
 def _noise(noise, noise_sampler, x, sigma: float, sigma_next: float) -> torch.Tensor:
@@ -149,14 +192,24 @@ def _times(grid: TimeGrid | torch.Tensor, process: ForwardProcess) -> tuple[list
     return times, final
 
 
-def _integrate(
+def _final_step(model: _Counted, process, x, t_last: float, callback, step: int):
+    """Tweedie's step from t_N to σ = 0: x ← E[X₀ | X_{t_N} = x] (one NFE), then the last
+    callback, numbered ``step``."""
+    x, _ = model.denoised(process, x, t_last)
+    if callback is not None:
+        callback(step, 0.0, x, x)
+    return x
+
+
+def _run_steps(
     step, score, process, grid, x, noise, callback, memory=None, sigma_space=False
 ) -> SampleResult:
-    """Run ``step`` over the grid. A σ-space sampler (``sigma_space``) sees the grid's own σ's
-    (``_level``) and takes the final step to σ = 0 itself, as its algorithm defines it (EDM's
-    churn on the last level, DPM-Solver++'s order); the others end with Tweedie's step."""
+    """Run a built-in's ``step`` over the grid. A σ-space sampler (``sigma_space``) sees the
+    grid's own σ's (``_level``) and takes the final step to σ = 0 itself, as its algorithm
+    defines it (EDM's churn on the last level, DPM-Solver++'s order); the others end with
+    Tweedie's step (which ``integrate`` takes instead, asking the sampler for none)."""
     times, given, final = _grid(grid, process)
-    counted = _Counted(score)
+    counted = _counting(score)
     memory = {} if memory is None else memory
     if sigma_space:
         memory["sigma"] = dict(zip(times, given, strict=True)) if given else {}
@@ -171,10 +224,72 @@ def _integrate(
         if callback is not None:
             callback(k, times[k + 1], x, denoised())
     if final == "denoise":
-        x, _ = counted.denoise(process, x, times[-1])
-        if callback is not None:
-            callback(n, 0.0, x, x)
+        x = _final_step(counted, process, x, times[-1], callback, n)
     return SampleResult(x, counted.calls)
+
+
+def _resolve(sampler) -> tuple[Callable, bool]:
+    """(the sampler function, whether it takes the final step to σ = 0 itself) of a
+    registered name or a function (registered or not)."""
+    if isinstance(sampler, str):
+        e = entry("sampler", sampler)
+        return e.obj, bool(e.meta.get("own_final_step"))
+    if not callable(sampler):
+        raise InvalidParameter(
+            "sampler", "must be a registered sampler's name or a function", type(sampler).__name__
+        )
+    for e in entries("sampler").values():
+        if e.obj is sampler:
+            return sampler, bool(e.meta.get("own_final_step"))
+    return sampler, False
+
+
+def integrate(
+    sampler: str | Callable,
+    score: ScoreModel,
+    process: ForwardProcess,
+    grid: TimeGrid | torch.Tensor,
+    x: torch.Tensor,
+    *,
+    noise=None,
+    callback=None,
+    **options: Any,
+) -> SampleResult:
+    """Run ``sampler`` (a registered name or any function with the sampler contract) from x
+    down ``grid``, owning what every sampler shares: the NFE count, the final step to σ = 0
+    that ``grid.final == "denoise"`` asks for (Tweedie's, unless the sampler is registered with
+    ``own_final_step=True``) and its callback. See the module's docstring for the contract."""
+    fn, own_final = _resolve(sampler)
+    times, _, final = _grid(grid, process)
+    model = _counting(score)
+    tweedie = final == "denoise" and not own_final
+    inner = dataclasses.replace(grid, final="none") if tweedie else grid
+    calls = [0]  # the callbacks the sampler made: the final step is numbered after them
+
+    def counted_callback(k, t, xk, denoised):
+        calls[0] += 1
+        callback(k, t, xk, denoised)
+
+    out = fn(
+        model,
+        process,
+        inner,
+        x,
+        noise=noise,
+        callback=None if callback is None else counted_callback,
+        **options,
+    )
+    y = out.samples if isinstance(out, SampleResult) else out
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise InvalidParameter(
+            "sampler",
+            f"'{getattr(fn, '__name__', fn)}' must return a SampleResult or a tensor shaped like x",
+            tuple(getattr(y, "shape", ())) or type(y).__name__,
+            str(tuple(x.shape)),
+        )
+    if tweedie:
+        y = _final_step(model, process, y, times[-1], callback, calls[0])
+    return SampleResult(y, model.calls)
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,7 +297,7 @@ def _integrate(
 # --------------------------------------------------------------------------------------------
 
 
-@register("sampler", "euler_maruyama")
+@register("sampler", "euler_maruyama", oracle=oracles.euler_maruyama, predictor=True)
 def euler_maruyama(
     score,
     process,
@@ -212,10 +327,16 @@ def euler_maruyama(
         out.add_(z, alpha=math.sqrt(h * c["g2"]))
         return out, lambda: (x + c["var"] * s) / c["m"]
 
-    return _integrate(step, score, process, grid, x, noise, callback)
+    return _run_steps(step, score, process, grid, x, noise, callback)
 
 
-@register("sampler", "exponential_integrator", processes=("vp",))
+@register(
+    "sampler",
+    "exponential_integrator",
+    processes=("vp",),
+    oracle=oracles.exponential_integrator,
+    predictor=True,
+)
 def exponential_integrator(
     score, process, grid, x, *, noise=None, callback=None, noise_sampler=None
 ):
@@ -224,9 +345,12 @@ def exponential_integrator(
     x' = e^Δ x + 2σ∞² (e^Δ − 1) s(x, t_k) + σ∞ √(e^{2Δ} − 1) z  (docs/theory.md §4.2). Also for
     the ddpm process, a VP (docs/theory.md §1.4). Grid: N steps through N + 1 levels, plus
     Tweedie's step with ``final="denoise"`` (``scorelab.grids``)."""
-    if "vp" not in (getattr(process, "kind", None), *getattr(process, "is_a", ())):
+    if "vp" not in families(process):
         raise InvalidParameter(
-            "sampler", "exponential_integrator is derived for the VP process", process.kind, "vp"
+            "sampler",
+            "exponential_integrator is derived for the VP process",
+            process.kind,
+            ", ".join(members("vp")),
         )
     v = process.sigma_inf**2
 
@@ -246,7 +370,7 @@ def exponential_integrator(
         c = _coef(process, t0)
         return out, lambda: (x + c["var"] * s) / c["m"]
 
-    return _integrate(step, score, process, grid, x, noise, callback)
+    return _run_steps(step, score, process, grid, x, noise, callback)
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,7 +385,7 @@ def _flow(score, process, x, t):
     return torch.add(x * c["f"], s, alpha=-0.5 * c["g2"]), lambda: (x + c["var"] * s) / c["m"]
 
 
-@register("sampler", "ode_euler")
+@register("sampler", "ode_euler", oracle=oracles.ode_euler, deterministic=True, predictor=True)
 def ode_euler(score, process, grid, x, *, noise=None, callback=None):
     """Euler on the probability-flow ODE in t (docs/theory.md §4.3). Grid: N steps through N + 1
     levels, plus Tweedie's step with ``final="denoise"`` (``scorelab.grids``). On EDM's process
@@ -271,10 +395,10 @@ def ode_euler(score, process, grid, x, *, noise=None, callback=None):
         d, den = _flow(score, process, x, t0)
         return torch.add(x, d, alpha=-(t0 - t1)), den
 
-    return _integrate(step, score, process, grid, x, noise, callback)
+    return _run_steps(step, score, process, grid, x, noise, callback)
 
 
-@register("sampler", "heun")
+@register("sampler", "heun", oracle=oracles.heun, deterministic=True, audit_default=True)
 def heun(score, process, grid, x, *, noise=None, callback=None):
     """Heun's method on the PF-ODE in t (EDM Algorithm 1): the trapezoidal correction is skipped
     on a step that ends at t = 0 (docs/theory.md §4.3). Grid: N steps through N + 1 levels (2 NFE
@@ -290,10 +414,10 @@ def heun(score, process, grid, x, *, noise=None, callback=None):
         d1, den = _flow(score, process, euler, t1)
         return torch.add(x, d0.add_(d1), alpha=-0.5 * h), den
 
-    return _integrate(step, score, process, grid, x, noise, callback)
+    return _run_steps(step, score, process, grid, x, noise, callback)
 
 
-@register("sampler", "rk4")
+@register("sampler", "rk4", oracle=None, deterministic=True)
 def rk4(score, process, grid, x, *, noise=None, callback=None):
     """Classical fourth-order Runge–Kutta on the PF-ODE in t (4 NFE a step). Grid: N steps
     through N + 1 levels, plus Tweedie's step with ``final="denoise"`` (``scorelab.grids``)."""
@@ -306,13 +430,13 @@ def rk4(score, process, grid, x, *, noise=None, callback=None):
         k4, _ = _flow(score, process, x - h * k3, t1)
         return x - h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), den
 
-    return _integrate(step, score, process, grid, x, noise, callback)
+    return _run_steps(step, score, process, grid, x, noise, callback)
 
 
 DOPRI5_MAX_STEPS = 2_000  # adaptive steps before dopri5 gives up (tolerances beyond reach)
 
 
-@register("sampler", "dopri5")
+@register("sampler", "dopri5", oracle=None, deterministic=True, batch_invariant=False)
 def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, atol=1e-5):
     """Adaptive Dormand–Prince through torchdiffeq from the grid's first time to its last (the
     intermediate grid times are not used; ``final="denoise"`` adds Tweedie's step). Its step
@@ -331,7 +455,7 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
             "rtol or atol > 0",
         )
     times, final = _times(grid, process)
-    counted = _Counted(score)
+    counted = _counting(score)
 
     lo, hi = min(times[0], times[-1]), max(times[0], times[-1])
 
@@ -363,9 +487,7 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
     if callback is not None:
         callback(0, times[-1], out, out)  # dopri5 has no per-step denoised estimate
     if final == "denoise":
-        out, _ = counted.denoise(process, out, times[-1])
-        if callback is not None:
-            callback(1, 0.0, out, out)
+        out = _final_step(counted, process, out, times[-1], callback, 1)
     return SampleResult(out, counted.calls)
 
 
@@ -374,7 +496,7 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
 # --------------------------------------------------------------------------------------------
 
 
-@register("sampler", "edm_stochastic")
+@register("sampler", "edm_stochastic", oracle=None, deterministic=True, own_final_step=True)
 def edm_stochastic(
     score,
     process,
@@ -418,14 +540,22 @@ def edm_stochastic(
             return c1["m"] * d_hat, lambda: d_hat
         d = (xh - d_hat) / s_hat
         nxt = xh + (s1 - s_hat) * d
-        d1 = (nxt - score.denoise(process, c1["m"] * nxt, t1, s1)[0]) / s1
+        d1 = (nxt - score.denoised(process, c1["m"] * nxt, t1, s1)[0]) / s1
         nxt = xh + (s1 - s_hat) * 0.5 * (d + d1)
         return c1["m"] * nxt, lambda: d_hat
 
-    return _integrate(step, score, process, grid, x, noise, callback, sigma_space=True)
+    return _run_steps(step, score, process, grid, x, noise, callback, sigma_space=True)
 
 
-@register("sampler", "ddim")
+@register(
+    "sampler",
+    "ddim",
+    oracle=oracles.ddim,
+    deterministic=True,
+    own_final_step=True,
+    predictor=True,
+    audit_default=True,
+)
 def ddim(score, process, grid, x, *, noise=None, callback=None, noise_sampler=None, eta=0.0):
     """DDIM in σ form (docs/theory.md §4.4): x̂' = D + √(σ'² − c²) ε̂ + c z with ε̂ = (x̂ − D)/σ
     and c² = η² σ'²(σ² − σ'²)/σ² (for VP this is DDIM's σ_η; η = 0 is Euler in σ). On the ddpm
@@ -438,7 +568,7 @@ def ddim(score, process, grid, x, *, noise=None, callback=None, noise_sampler=No
     def step(score, process, x, t0, t1, noise, memory, k, n):
         c0, c1 = _coef(process, t0), _coef(process, t1)
         s0, s1 = _level(memory, t0, c0["sigma"]), _level(memory, t1, c1["sigma"])
-        D, _ = score.denoise(process, x, t0, s0)
+        D, _ = score.denoised(process, x, t0, s0)
         eps = (x / c0["m"] - D) / s0
         c2 = eta**2 * s1**2 * (s0**2 - s1**2) / s0**2
         out = D + math.sqrt(max(s1**2 - c2, 0.0)) * eps
@@ -446,10 +576,12 @@ def ddim(score, process, grid, x, *, noise=None, callback=None, noise_sampler=No
             out = out + math.sqrt(c2) * _noise(noise, noise_sampler, x, s0, s1)
         return c1["m"] * out, lambda: D
 
-    return _integrate(step, score, process, grid, x, noise, callback, sigma_space=True)
+    return _run_steps(step, score, process, grid, x, noise, callback, sigma_space=True)
 
 
-@register("sampler", "dpmpp_2m")
+@register(
+    "sampler", "dpmpp_2m", oracle=None, deterministic=True, own_final_step=True, audit_default=True
+)
 def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_final=True):
     """DPM-Solver++(2M) (multistep, data prediction) in λ = −log σ (docs/theory.md §4.4). The
     first step is first order (no earlier D); a step to σ = 0 returns D, the method's limit.
@@ -467,7 +599,7 @@ def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_
     def step(score, process, x, t0, t1, noise, memory, k, n):
         c0, c1 = _coef(process, t0), _coef(process, t1)
         s0, s1 = _level(memory, t0, c0["sigma"]), _level(memory, t1, c1["sigma"])
-        D, _ = score.denoise(process, x, t0, s0)
+        D, _ = score.denoised(process, x, t0, s0)
         xh = x / c0["m"]
         if s1 <= 0:
             out = D
@@ -485,17 +617,20 @@ def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_
         memory["denoised"] = D
         return c1["m"] * out, lambda: D
 
-    return _integrate(step, score, process, grid, x, noise, callback, memory={}, sigma_space=True)
+    return _run_steps(step, score, process, grid, x, noise, callback, memory={}, sigma_space=True)
 
 
 # --------------------------------------------------------------------------------------------
 # predictor–corrector
 # --------------------------------------------------------------------------------------------
 
-_PREDICTORS = ("euler_maruyama", "exponential_integrator", "ode_euler", "ddim")
+
+def predictors() -> tuple[str, ...]:
+    """The samplers registered with ``predictor=True``: those ``pc`` may take a step of."""
+    return tuple(name for name, e in entries("sampler").items() if e.meta.get("predictor"))
 
 
-@register("sampler", "pc")
+@register("sampler", "pc", oracle=None)
 def pc(
     score,
     process,
@@ -505,9 +640,7 @@ def pc(
     noise=None,
     callback=None,
     noise_sampler=None,
-    predictor: Literal["euler_maruyama", "exponential_integrator", "ode_euler", "ddim"] = (
-        "euler_maruyama"
-    ),
+    predictor: str = "euler_maruyama",
     snr: float = 0.16,
     n_corrector: int = 1,
     step: Literal["typical", "batch"] = "typical",
@@ -521,12 +654,15 @@ def pc(
     same for every sample, which keeps per-sample seeding exact and was as accurate in our
     Gaussian checks. (Per-sample norms are unstable in low dimension: ‖s‖ → 0 at a mode.)
 
-    Grid: N predictor steps through N + 1 levels (n_corrector + 1 NFE each), plus Tweedie's
-    step with ``final="denoise"`` (``scorelab.grids``). A ``noise_sampler`` is asked for the
-    Langevin noise as ``noise_sampler(σ, σ)`` and passed on to the predictor.
+    The predictor is any sampler registered with ``predictor=True`` (``predictors()``). Grid: N
+    predictor steps through N + 1 levels (n_corrector + 1 NFE each), plus Tweedie's step with
+    ``final="denoise"`` (``scorelab.grids``). A ``noise_sampler`` is asked for the Langevin
+    noise as ``noise_sampler(σ, σ)`` and passed on to a predictor that takes one.
     """
-    if predictor not in _PREDICTORS:
-        raise InvalidParameter("predictor", "is not a predictor", predictor, ", ".join(_PREDICTORS))
+    if predictor not in predictors():
+        raise InvalidParameter(
+            "predictor", "is not a predictor", predictor, ", ".join(predictors())
+        )
     if not snr > 0:
         raise InvalidParameter("snr", "must be > 0", snr)
     if int(n_corrector) < 0:
@@ -534,8 +670,10 @@ def pc(
     if step not in ("typical", "batch"):
         raise InvalidParameter("step", "is not a Langevin step rule", step, "typical, batch")
     times, final = _times(grid, process)
-    counted = _Counted(score)
+    counted = _counting(score)
     pred = get("sampler", predictor)
+    takes_hook = "noise_sampler" in inspect.signature(pred).parameters
+    hook = {"noise_sampler": noise_sampler} if noise_sampler is not None and takes_hook else {}
 
     def rms(v):
         return v.reshape(v.shape[0], -1).norm(dim=1).mean()
@@ -554,14 +692,9 @@ def pc(
                 eps = float(2 * (snr * rms(z) / rms(s).clamp(min=1e-30)) ** 2)
             x = x + eps * s + math.sqrt(2 * eps) * z
         pair = torch.tensor([t0, times[k + 1]], dtype=torch.float64)
-        hook = {"noise_sampler": noise_sampler} if noise_sampler is not None else {}
-        x = pred(
-            counted, process, pair, x, noise=noise, **({} if predictor == "ode_euler" else hook)
-        ).x
+        x = integrate(pred, counted, process, pair, x, noise=noise, **hook).samples
         if callback is not None:
             callback(k, times[k + 1], x, x)
     if final == "denoise":
-        x, _ = counted.denoise(process, x, times[-1])
-        if callback is not None:
-            callback(len(times) - 1, 0.0, x, x)
+        x = _final_step(counted, process, x, times[-1], callback, len(times) - 1)
     return SampleResult(x, counted.calls)

@@ -1,34 +1,31 @@
 """Drawing n samples: chunks of bounded size, per-sample noise streams, NFE and wall time.
 
-``generate`` is what the CLI and the pipeline call. Sample i's prior draw and every noise
-increment come from its own stream (``noise.SampleNoise``), so the same seed gives the same
-sample whatever ``batch_size`` is (batches are rounded to whole noise blocks).
+``generate`` (``scorelab.generate``) is what the CLI, the pipeline and scripts call. Sample i's
+prior draw and every noise increment come from its own stream (``noise.SampleNoise``), so the
+same seed gives the same sample whatever ``batch_size`` is (batches are rounded to whole noise
+blocks). Each chunk is run by ``samplers.integrate``, which counts the NFE and takes the final
+step to σ = 0 for every sampler, built-in or plugin alike.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import torch
 
 from .errors import InvalidParameter, NonFinite
 from .grids import TimeGrid
 from .noise import DEFAULT_BLOCK, SampleNoise
-from .processes import ForwardProcess
+from .processes import ForwardProcess, families
 from .progress import tracker
+from .protocols import SampleResult, ScoreModel
 from .registry import entries, entry
 from .resources import itemsize, require_memory
-from .samplers import ScoreModel
+from .samplers import integrate
 from .seeding import check_seed
 
-
-@dataclass
-class Generated:
-    samples: torch.Tensor
-    nfe: int
-    seconds: float
+Generated = SampleResult  # the name ``generate``'s result had before the two types merged
 
 
 def sampler_parameters(kind: str) -> dict[str, object]:
@@ -40,7 +37,7 @@ def get_sampler(kind: str, process: ForwardProcess | None = None):
     """The registered sampler ``kind``, checked against the processes it applies to."""
     e = entry("sampler", kind)
     allowed = e.meta.get("processes")
-    kinds = {getattr(process, "kind", None), *getattr(process, "is_a", ())}
+    kinds = families(process)
     if process is not None and allowed and not kinds & set(allowed):
         fits = [
             name
@@ -73,13 +70,14 @@ def generate(
     progress: bool = False,
     check_finite: bool = True,
     **params,
-) -> Generated:
-    """n samples of ``sampler`` on ``grid`` from the process's prior, in chunks.
+) -> SampleResult:
+    """n samples of ``sampler`` on ``grid`` from the process's prior, in chunks: a
+    ``SampleResult`` with the samples, the NFE of one chunk's run and the wall time.
 
     Non-finite samples are refused (``NonFinite``, naming how many, the sampler and the first
     step where they appeared) unless ``check_finite=False``; a request whose samples cannot fit
     in memory is refused before anything is drawn."""
-    fn = get_sampler(sampler, process)
+    get_sampler(sampler, process)  # refuses a sampler derived for another process
     seed = check_seed(seed)
     unknown = set(params) - set(sampler_parameters(sampler))
     if unknown:
@@ -117,8 +115,8 @@ def generate(
                 kw["callback"] = lambda k, *_, s=start, b=size: bar.update(
                     s + b * min(1.0, (k + 1) / steps)
                 )
-            res = fn(score, process, grid, x, noise=noise, **kw)
-            out.append(res.x)
+            res = integrate(sampler, score, process, grid, x, noise=noise, **kw)
+            out.append(res.samples)
             nfe = res.nfe
             bar.update(start + size)
     finally:
@@ -130,13 +128,13 @@ def generate(
             first = int(torch.nonzero(bad)[0]) // batch * batch
             size = min(batch, int(n) - first)
             noise = SampleNoise(seed, first, size, event_shape, dtype=dtype, device=device)
-            where = _first_bad_step(fn, score, process, grid, noise, params)
+            where = _first_bad_step(sampler, score, process, grid, noise, params)
             raise NonFinite(
                 f"sampler '{sampler}' produced NaN or inf in {int(bad.sum())} of {int(n)} "
                 f"samples{where}; nothing was written. Check the score model (its weights or "
                 "its scale), or use more steps or a smaller step size"
             )
-    return Generated(samples, nfe, time.perf_counter() - t0)
+    return SampleResult(samples, nfe, time.perf_counter() - t0)
 
 
 def _require_memory(n, batch, event_shape, dtype, device) -> None:
@@ -148,7 +146,7 @@ def _require_memory(n, batch, event_shape, dtype, device) -> None:
     require_memory(need, "n", n, what, device)
 
 
-def _first_bad_step(fn, score, process, grid, noise, params) -> str:
+def _first_bad_step(sampler, score, process, grid, noise, params) -> str:
     """' (first at step k of N, t = …)': where a chunk's samples first became non-finite (the
     chunk is drawn again, with the same noise, watching every step)."""
     first: list = []
@@ -161,7 +159,7 @@ def _first_bad_step(fn, score, process, grid, noise, params) -> str:
         x = process.prior_std * noise()
         if not bool(torch.isfinite(x).all()):
             return " (already in the prior draw)"
-        fn(score, process, grid, x, noise=noise, **{**params, "callback": watch})
+        integrate(sampler, score, process, grid, x, noise=noise, **{**params, "callback": watch})
     except Exception:  # the diagnosis must never hide the error it explains
         return ""
     if not first:

@@ -12,7 +12,8 @@ import math
 import torch
 
 from ..grids import TimeGrid
-from ..processes import ForwardProcess
+from ..processes import ForwardProcess, families, members
+from ..registry import entries
 from ..targets.base import NotAvailable
 from .assumptions import AssumptionFailed, Estimate, check_nonneg, check_positive_int
 from .paper_a import (
@@ -32,7 +33,7 @@ from .paper_c import (
     ve_terms,
 )
 from .paper_e import W1ManifoldBound, log_amplification, manifold_w1_bound
-from .tuning import TuneResult, tune_edm_rho, tune_parametric
+from .tuning import TuneResult, tune, tune_edm_rho, tune_parametric
 
 __all__ = [
     "AssumptionFailed",
@@ -52,6 +53,7 @@ __all__ = [
     "manifold_w1_bound",
     "relative_fisher",
     "score_mse",
+    "tune",
     "tune_edm_rho",
     "tune_parametric",
     "ve_terms",
@@ -72,8 +74,14 @@ def _run(fn) -> dict:
         return _refused(str(e))
 
 
+def _default_grid(process: ForwardProcess) -> str:
+    """The grid spacing a process registered as its ``default_grid`` (geometric in σ if none)."""
+    e = entries("process").get(getattr(process, "kind", None))
+    return (e.meta.get("default_grid") if e is not None else None) or "geometric"
+
+
 def _is_ou(process: ForwardProcess) -> bool:
-    if process.kind != "vp" or abs(process.sigma_inf - 1.0) > 1e-12:
+    if "vp" not in families(process) or abs(process.sigma_inf - 1.0) > 1e-12:
         return False
     beta = process.schedule.beta(torch.linspace(0.0, process.T, 101, dtype=torch.float64))
     return bool(((beta - 2.0).abs() <= 1e-12).all())
@@ -97,8 +105,9 @@ def all_bounds(
     ``score_error`` is ε, a uniform L² bound on the score error (paper A's ε; E2 = ε² B(T);
     paper C's e_k = ε²; paper E's err ≤ ε); ``score_model`` measures it by Monte Carlo where
     the target's exact score is known. Paper A's bounds use N uniform steps from T to 0; paper
-    C's use ``grid`` (default: EDM ρ = 7 for an EDM process, geometric otherwise) down to the
-    process's t_min; paper E's use N uniform steps on [eps, T] (eps defaults to t_min).
+    C's use ``grid`` (default: the process's registered ``default_grid`` — EDM's ρ = 7 for the
+    EDM process — and geometric in σ otherwise) down to the process's t_min; paper E's use N
+    uniform steps on [eps, T] (eps defaults to t_min).
     """
     N = check_positive_int("N", N)
     eps_score = check_nonneg("score_error", score_error)
@@ -111,10 +120,10 @@ def all_bounds(
     out["w2"] = _run(
         lambda: w2_bound(target, process, N, eps_score, score_model, n_mc, generator).terms()
     )
-    if process.kind in ("ve", "edm"):
+    if "ve" in families(process):
 
         def ve():
-            g = grid or TimeGrid("edm" if process.kind == "edm" else "geometric", steps=N)
+            g = grid or TimeGrid(_default_grid(process), steps=N)
             times = g.times(process)
             err = eps_score**2
             if score_model is not None:
@@ -124,7 +133,8 @@ def all_bounds(
         out["ve"] = _run(ve)
     else:
         out["ve"] = _refused(
-            f"paper C's terms are for variance-exploding processes (ve, edm); got '{process.kind}'"
+            "paper C's terms are for variance-exploding processes "
+            f"({', '.join(members('ve'))}); got '{process.kind}'"
         )
     if _is_ou(process):
         e = process.t_min if eps is None else float(eps)

@@ -25,6 +25,7 @@ import torch
 
 from ..errors import InvalidParameter
 from ..metrics.gaussian import kl_gaussians
+from ..processes import families, members
 from .assumptions import F64, AssumptionFailed, gaussian_params, second_moment
 
 
@@ -119,11 +120,11 @@ def ve_terms(
     ``score_error`` is e_k = E‖s_θ − ∇log p‖² at σ_k (a number, one per step, or a function of
     σ); ``normalized_score_error`` adds c_k/σ_k² for a normalised error c = σ² E‖Δs‖².
     """
-    if getattr(process, "kind", None) not in ("ve", "edm"):
+    if "ve" not in families(process):
         raise AssumptionFailed(
             "ve",
-            f"paper C's terms are for variance-exploding processes (ve, edm); got a "
-            f"'{getattr(process, 'kind', type(process).__name__)}' process",
+            f"paper C's terms are for variance-exploding processes ({', '.join(members('ve'))}); "
+            f"got a '{getattr(process, 'kind', type(process).__name__)}' process",
         )
     t = torch.as_tensor(times, dtype=F64).reshape(-1)
     if t.shape[0] < 2 or bool((t[1:] >= t[:-1]).any()):

@@ -2,7 +2,9 @@
 
 Both scan a coarse grid first (the bounds need not be unimodal), then refine around the best
 grid point with scipy's bounded scalar minimiser; the returned optimum is never worse than the
-best grid point.
+best grid point. ``tune(family, …)`` is what ``scorelab tune-schedule`` calls: each family
+(``FAMILIES``) checks that the config's process is one it applies to, by the process's family
+and its schedule's parameters rather than by their names.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from scipy.optimize import minimize_scalar
 
 from ..errors import InvalidParameter
 from ..grids import TimeGrid
-from ..processes import VP
+from ..processes import VP, families, members
+from ..registry import entries
 from ..schedules import ParametricBeta
 from .assumptions import check_positive_int
 from .paper_a import kl_bound, w2_bound
@@ -123,3 +126,85 @@ def tune_edm_rho(
 
     best, val, grid, vals = _minimise(f, lo, hi, n_grid)
     return TuneResult("rho", best, val, 7.0, f(7.0), grid.tolist(), vals.tolist())
+
+
+_PAPER_A_KEYS = ("beta_min", "beta_max")
+
+
+def paper_a_member(process) -> ParametricBeta:
+    """The member β_a of paper A's family that a VP process's schedule is (a linear schedule is
+    a = 0): a schedule with β_min and β_max whose β agrees with β_a at 17 points. Anything else
+    is refused, naming the processes and schedules that qualify."""
+    schedule = getattr(process, "schedule", None)
+    ref = None
+    if "vp" in families(process) and all(hasattr(schedule, k) for k in _PAPER_A_KEYS):
+        ref = ParametricBeta(
+            getattr(schedule, "a", 0.0), schedule.beta_min, schedule.beta_max, schedule.T
+        )
+        t = torch.linspace(0.0, schedule.T, 17, dtype=torch.float64)
+        if not torch.allclose(schedule.beta(t), ref.beta(t), rtol=1e-10, atol=1e-12):
+            ref = None
+    if ref is None:
+        qualifying = [
+            n
+            for n, e in entries("schedule").items()
+            if e.meta.get("family") == "beta" and set(_PAPER_A_KEYS) <= set(e.parameters)
+        ]
+        raise InvalidParameter(
+            "process",
+            "must be vp (a process of the vp family) with a schedule of paper A's family β_a "
+            "for --family parametric",
+            f"{getattr(process, 'kind', '?')}/{getattr(schedule, 'kind', '?')}",
+            f"process {', '.join(members('vp'))} with schedule {', '.join(qualifying)}",
+        )
+    return ref
+
+
+def _tune_parametric(target, process, N, bound, score_error, seed) -> TuneResult:
+    if bound not in ("kl", "w2"):
+        raise InvalidParameter("--bound", "is not a bound of paper A", bound, "kl, w2")
+    member = paper_a_member(process)
+    return tune_parametric(
+        target,
+        member.beta_min,
+        member.beta_max,
+        process.T,
+        process.sigma_inf,
+        N,
+        bound=bound,
+        score_error=score_error,
+        seed=seed,
+    )
+
+
+def _tune_edm(target, process, N, bound, score_error, seed) -> TuneResult:
+    if "ve" not in families(process):
+        raise InvalidParameter(
+            "process",
+            "must be variance exploding for --family edm (paper C's bound)",
+            getattr(process, "kind", "?"),
+            ", ".join(members("ve")),
+        )
+    return tune_edm_rho(target, process, N, score_error=score_error)
+
+
+#: the schedule families ``tune`` minimises a bound over: paper A's β_a over a (VP), the ρ of
+#: EDM's grid (variance exploding)
+FAMILIES = {"parametric": _tune_parametric, "edm": _tune_edm}
+
+
+def tune(
+    family: str,
+    target,
+    process,
+    N: int,
+    *,
+    bound: str = "kl",
+    score_error: float = 0.0,
+    seed: int = 0,
+) -> TuneResult:
+    """Minimise a bound over ``family``'s parameter for sampling ``target`` with ``process``
+    in N steps (``bound``: paper A's "kl" or "w2" for the parametric family)."""
+    if family not in FAMILIES:
+        raise InvalidParameter("--family", "is not a schedule family", family, ", ".join(FAMILIES))
+    return FAMILIES[family](target, process, N, bound, score_error, seed)

@@ -8,28 +8,46 @@ per example, and reshaping for any event shape (vectors and images alike).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC
 
 import torch
 
 from .._tensor import Time, as_tensor, check_time
 from ..errors import InvalidParameter, ScorelabError
 from ..processes import ForwardProcess
-
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from ..protocols import ScoreModel
 
 
 class NotAvailable(ScorelabError, NotImplementedError):
     """The target does not know this quantity (e.g. the density of a dataset)."""
 
 
-class Target:
-    """A distribution on R^{event_shape}.
+class IncompleteTarget(ScorelabError, TypeError):
+    """A ``Target`` subclass that claims what it does not implement (raised when the class is
+    defined, not when it is first used)."""
+
+
+# Every method has a default (or says NotAvailable), so nothing is abstract in the ABC sense
+# and the base itself is the law that knows nothing; the rule a subclass can break is checked
+# when it is defined (``__init_subclass__``).
+class Target(ABC):  # noqa: B024
+    """A distribution on R^{event_shape} (the base class that meets ``protocols.TargetLike``).
 
     Subclasses implement ``_sample`` and, where known, the flat-tensor formulas ``_score``,
     ``_denoise`` and ``_log_prob_t`` of the noised marginal as functions of (x, m, v) with
-    x ``[B, D]`` and m, v either 0-d or ``[B, 1]``.
+    x ``[B, D]`` and m, v either 0-d or ``[B, 1]``. Each of ``_score`` and ``_denoise`` has a
+    default through the other (Tweedie's formula), so a class with ``has_score = True`` must
+    implement at least one: one that implements neither is refused when it is defined.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.has_score and cls._score is Target._score and cls._denoise is Target._denoise:
+            raise IncompleteTarget(
+                f"target class {cls.__module__}.{cls.__qualname__}: has_score = True, but it "
+                "implements neither _score(x, m, v) nor _denoise(x, m, v); implement one (the "
+                "other follows by Tweedie's formula), or set has_score = False"
+            )
 
     kind: str = "target"
     #: whether ``log_prob`` (a Lebesgue density at t = 0) exists
@@ -95,7 +113,7 @@ class Target:
         flat, m, v = self._prepare(x, t, process, "log_prob_t")
         return self._log_prob_t(flat, m, v)
 
-    def score_model(self, process: ForwardProcess) -> ScoreFn:
+    def score_model(self, process: ForwardProcess) -> ScoreModel:
         """The exact score as a score model ``score(x, t)`` (what samplers consume)."""
         return lambda x, t: self.score(x, t, process)
 
