@@ -117,7 +117,9 @@ class TimeGrid:
         if self.kind not in names("grid"):
             allowed = ", ".join(names("grid"))
             raise InvalidParameter("kind", "is not a time grid", self.kind, allowed)
-        object.__setattr__(self, "params", spacing_params(self.kind, params))
+        # dataclasses.replace passes the filled-in pairs back as ``params``
+        given = {**dict(params.pop("params", None) or ()), **params}
+        object.__setattr__(self, "params", spacing_params(self.kind, given))
         if self.sigmas is not None:
             self._set_sigmas()
         elif int(self.steps) < 1:
