@@ -132,8 +132,8 @@ def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> d
         cfg = {**size["finetune"], "loss": loss, "noise": "uniform_t", "weighting": "g2",
                **train}  # fmt: skip
         if loss == "fp_dsm":
-            cfg["fp"] = {"alpha": alpha, "weighting": "likelihood", "points": "perturbed",
-                         "div": size["div"], "n_probes": 1}  # fmt: skip
+            cfg["loss"] = {"kind": "fp_dsm", "alpha": alpha, "fp_weighting": "likelihood",
+                           "points": "perturbed", "div": size["div"], "n_probes": 1}  # fmt: skip
         fitted = train_score_model(
             target, proc, train=cfg, seed=streams["finetune"], start=start, **common
         )
