@@ -6,7 +6,7 @@ functions below compute one metric each on plain tensors. See docs/metrics.md fo
 definitions, estimators and biases.
 """
 
-from .assess import MetricContext, MetricResult, MetricSpec, Resamples, assess, spec_of
+from .contract import MetricContext, MetricResult, MetricSpec, Resamples, assess, spec_of
 from .density import entropy, mean_nll, tv_histogram, tv_projections
 from .evaluate import Evaluation, Skipped, check_metric_names, evaluate, metric_names
 from .features import DigitsClassifier, digits_classifier, digits_fd, frechet_distance

@@ -1,4 +1,4 @@
-"""The built-in metrics, each a registered ``value(x, y)`` with its metadata (``assess``).
+"""The built-in metrics, each a registered ``value(x, y)`` with its metadata (``contract.assess``).
 
 ``evaluate`` runs them in this order. Most supply a fast path for their bootstrap replicates
 (``resample``): the per-point terms of kNN KL and the memorisation scores resampled with the
@@ -20,7 +20,7 @@ from ..registry import register
 from ..targets import Target
 from . import density, gaussian, kernel, knn, memorisation, transport
 from ._checks import linearised_resamples
-from .assess import MetricContext, Resamples
+from .contract import MetricContext, Resamples
 from .features import digits_classifier, frechet_distance
 
 F64 = torch.float64

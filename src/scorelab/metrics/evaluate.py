@@ -1,7 +1,7 @@
 """``evaluate``: every metric that applies, each with its finite-sample floor and a CI.
 
-A metric is a registered ``value(x, y)`` with metadata (``assess.MetricSpec``); the one
-generic wrapper ``assess.assess`` gives each its floor (the metric between two independent
+A metric is a registered ``value(x, y)`` with metadata (``contract.MetricSpec``); the one
+generic wrapper ``contract.assess`` gives each its floor (the metric between two independent
 target samples of the size of ``samples``) and its CI (a bootstrap over resamples of the
 samples, or the metric's analytic interval). ``evaluate`` draws the two target samples, runs
 the registered metrics that apply in registration order (the built-ins of ``builtin`` first)
@@ -23,7 +23,7 @@ from ..progress import tracker
 from ..targets import NotAvailable, Target
 from . import builtin  # noqa: F401  (registers the built-in metrics, in order)
 from ._checks import as_points, positive_int
-from .assess import MetricContext, MetricResult, assess, spec_of
+from .contract import MetricContext, MetricResult, assess, spec_of
 
 F64 = torch.float64
 MAX_ABS = 1e100  # larger values overflow the squared distances of OT, MMD and kNN
@@ -143,23 +143,14 @@ def evaluate(
     (``scorelab.progress``). A metric that does not apply is reported in ``skipped`` with the
     reason; an explicitly requested one with too few samples raises ``InvalidParameter``.
     """
-    if not isinstance(target, Target):
-        raise InvalidParameter("target", "must be a scorelab Target", type(target).__name__)
-    x = as_points(samples, "samples", event_shape=target.event_shape, min_n=2)
-    big = float(x.abs().max())
-    if big > MAX_ABS:
-        raise InvalidParameter(
-            "samples",
-            f"hold values as large as {big:.3g}: the metrics' squared distances would overflow "
-            "float64 (the samples have likely diverged)",
-            tuple(x.shape),
-            f"|x| ≤ {MAX_ABS:.0e}",
-        )
-    n_boot = positive_int("n_boot", n_boot, 10)
-    n_boot_ot = positive_int("n_boot_ot", n_boot_ot, 10)
-    n_exact_ot = positive_int("n_exact_ot", n_exact_ot, 3)
-    max_points = positive_int("max_points", max_points, 2)
-    n_permutations = positive_int("n_permutations", n_permutations, 0)
+    x = _checked_samples(samples, target)
+    settings = {
+        "n_boot": positive_int("n_boot", n_boot, 10),
+        "n_boot_ot": positive_int("n_boot_ot", n_boot_ot, 10),
+        "max_points": positive_int("max_points", max_points, 2),
+        "n_permutations": positive_int("n_permutations", n_permutations, 0),
+        "n_exact_ot": positive_int("n_exact_ot", n_exact_ot, 3),
+    }
     explicit = metrics is not None
     names = (
         list(metric_names(default_only=True)) if metrics is None else check_metric_names(metrics)
@@ -182,20 +173,7 @@ def evaluate(
         # events): with torch's default of every core, the batched Sinkhorn's small
         # elementwise steps stalled on a busy 2-core machine
         with threads.scoped(None, target.event_shape), ThreadPoolExecutor(workers) as pool:
-            c = MetricContext(
-                x,
-                y,
-                y2,
-                target,
-                g,
-                n_boot,
-                n_boot_ot,
-                max_points,
-                n_permutations,
-                n_exact_ot,
-                workers,
-                pool=pool,
-            )
+            c = MetricContext(x, y, y2, target, g, **settings, workers=workers, pool=pool)
             for nm in names:
                 bar.update(len(ev.results) + len(ev.skipped), info=f"computing {nm}")
                 _run_metric(ev, registered[nm], c, explicit)
@@ -203,6 +181,22 @@ def evaluate(
         bar.update(len(names), info="")
         bar.close()
     return ev
+
+
+def _checked_samples(samples, target: Target) -> torch.Tensor:
+    if not isinstance(target, Target):
+        raise InvalidParameter("target", "must be a scorelab Target", type(target).__name__)
+    x = as_points(samples, "samples", event_shape=target.event_shape, min_n=2)
+    big = float(x.abs().max())
+    if big > MAX_ABS:
+        raise InvalidParameter(
+            "samples",
+            f"hold values as large as {big:.3g}: the metrics' squared distances would overflow "
+            "float64 (the samples have likely diverged)",
+            tuple(x.shape),
+            f"|x| ≤ {MAX_ABS:.0e}",
+        )
+    return x
 
 
 def _run_metric(ev: Evaluation, e: registry.Entry, c: MetricContext, explicit: bool) -> None:
