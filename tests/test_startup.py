@@ -143,7 +143,7 @@ def test_a_new_built_in_is_listed_without_touching_a_second_file(tmp_path):
     assert loaded == set()  # fresh again: read from the snapshot
 
 
-def test_registrations_of_this_process_are_listed():
+def test_registrations_of_this_process_are_listed(fresh_snapshot):
     """A process that registered a component of its own (a script, a test) lists it: the
     live registries answer there, and the snapshot is left as it is."""
     from scorelab import registry
