@@ -126,6 +126,7 @@ def test_a_metric_registered_wrongly_is_a_clear_error():
     cases = [
         ({"min_samples": 10}, lambda x, y: 0.0, "unknown registration keyword 'min_samples'"),
         ({"ci": "bca"}, lambda x, y: 0.0, "ci='bca'; allowed: percentile, basic"),
+        ({"max_points": 0}, lambda x, y: 0.0, "max_points=0; allowed: True, False or an"),
         ({}, lambda c: 0.0, r"takes 1 positional argument\(s\); a metric is value\(x, y\)"),
     ]
     for meta, fn, words in cases:

@@ -173,17 +173,24 @@ def spec_of(e: registry.Entry) -> MetricSpec:
             f"allowed: {', '.join(_FIELDS)}"
         )
     spec = MetricSpec(**e.meta)
-    if not callable(spec.ci) and spec.ci not in CI_KINDS:
-        raise ScorelabError(
-            f"metric '{e.name}': ci={spec.ci!r}; allowed: {', '.join(CI_KINDS)} or a function"
-        )
-    if spec.resamples not in RESAMPLE_COUNTS:
-        raise ScorelabError(
-            f"metric '{e.name}': resamples={spec.resamples!r}; allowed: "
-            + ", ".join(RESAMPLE_COUNTS)
-        )
+    problem = _bad_value(spec)
+    if problem is not None:
+        raise ScorelabError(f"metric '{e.name}': {problem}")
     _check_value_function(e)
     return spec
+
+
+def _bad_value(spec: MetricSpec) -> str | None:
+    if not callable(spec.ci) and spec.ci not in CI_KINDS:
+        return f"ci={spec.ci!r}; allowed: {', '.join(CI_KINDS)} or a function"
+    if spec.resamples not in RESAMPLE_COUNTS:
+        return f"resamples={spec.resamples!r}; allowed: {', '.join(RESAMPLE_COUNTS)}"
+    mp = spec.max_points
+    if not isinstance(mp, bool) and not (isinstance(mp, int) and mp >= 2):
+        return f"max_points={mp!r}; allowed: True, False or an integer ≥ 2"
+    if spec.lower_is_better not in (True, False, None):
+        return f"lower_is_better={spec.lower_is_better!r}; allowed: True, False, None"
+    return None
 
 
 def _check_value_function(e: registry.Entry) -> None:
