@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -135,9 +136,8 @@ OLD = {
 def bench_evaluate(run: Path) -> dict:
     from scorelab import registry
     from scorelab.config import build_target, load_config
+    from scorelab.metrics import MetricContext, assess, metric_names, spec_of, transport
     from scorelab.metrics import evaluate as run_evaluate  # noqa: F401 (registers the metrics)
-    from scorelab.metrics import transport
-    from scorelab.metrics.evaluate import MetricContext, metric_names
     from scorelab.targets import load_array
 
     torch.set_num_threads(1)
@@ -147,22 +147,23 @@ def bench_evaluate(run: Path) -> dict:
     x = load_array(run / "samples-heun.npz", None, field="samples").double()
     n = x.shape[0]
     rows, total_old, total_new = [], 0.0, 0.0
+    pool = ThreadPoolExecutor(1)
     entries = registry.entries("metric")
     for name in metric_names(default_only=True):
         e = entries[name]
-        needs = e.meta.get("needs")
-        if needs is not None and needs(target, x.shape[1]) is not None:
+        if spec_of(e).why_not(target, x.shape[1]) is not None:
             continue
 
         def context():  # evaluate's own context: y, y2, then the metric's draws
             g = torch.Generator().manual_seed(0)
             y = target.sample(n, g, dtype=torch.float64).reshape(n, -1)
             y2 = target.sample(n, g, dtype=torch.float64).reshape(n, -1)
-            return MetricContext(x, y, y2, target, g, 200, 25, 2000, 0)
+            # one worker thread, as evaluate gives on one torch thread
+            return MetricContext(x, y, y2, target, g, 200, 25, 2000, 0, pool=pool)
 
         c = context()
         t0 = time.perf_counter()
-        new = e.obj(c)
+        new = assess(e, c)
         t_new = time.perf_counter() - t0
         row = {"metric": name, "new_s": t_new, "new": [new.value, new.floor, list(new.ci)]}
         if name in OLD:

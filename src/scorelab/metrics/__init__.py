@@ -1,19 +1,14 @@
 """Metrics: how far samples are from a target, each with its finite-sample floor and a CI.
 
-``evaluate(samples, target)`` runs every metric that applies; the functions below compute one
-metric each on plain tensors. See docs/metrics.md for definitions, estimators and biases.
+``evaluate(samples, target)`` runs every metric that applies; a metric is a registered
+``value(x, y)`` with metadata, and one wrapper (``assess``) gives each its floor and CI. The
+functions below compute one metric each on plain tensors. See docs/metrics.md for
+definitions, estimators and biases.
 """
 
+from .contract import MetricContext, MetricResult, MetricSpec, Resamples, assess, spec_of
 from .density import entropy, mean_nll, tv_histogram, tv_projections
-from .evaluate import (
-    Evaluation,
-    MetricContext,
-    MetricResult,
-    Skipped,
-    check_metric_names,
-    evaluate,
-    metric_names,
-)
+from .evaluate import Evaluation, Skipped, check_metric_names, evaluate, metric_names
 from .features import DigitsClassifier, digits_classifier, digits_fd, frechet_distance
 from .gaussian import (
     fit_gaussian,
@@ -41,7 +36,10 @@ __all__ = [
     "Evaluation",
     "MetricContext",
     "MetricResult",
+    "MetricSpec",
+    "Resamples",
     "Skipped",
+    "assess",
     "check_metric_names",
     "digits_classifier",
     "digits_fd",
@@ -60,6 +58,7 @@ __all__ = [
     "nn_ratio",
     "sinkhorn_divergence",
     "sliced_w2",
+    "spec_of",
     "tv_histogram",
     "tv_projections",
     "w1",
