@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import threads
 from ..errors import InvalidParameter
 from ..grids import TimeGrid
 from ..seeding import check_seed
@@ -215,6 +216,13 @@ def error_budget(
     sampler whose limit has no closed form). ``bounds``: ``bounds.all_bounds``' result to put
     beside the parts (computed when None). ``interactions``: also run the reversed order and
     report each part's difference (default: in closed form only)."""
+    with threads.scoped(None, target.event_shape):  # one thread for small events
+        return _budget(target, process, score, sampler, grid, params, n, seed, order, dtype,
+                       batch_size, refine, n_boot, bounds, interactions, log)  # fmt: skip
+
+
+def _budget(target, process, score, sampler, grid, params, n, seed, order, dtype, batch_size,
+            refine, n_boot, bounds, interactions, log) -> Budget:  # fmt: skip
     t_start = time.perf_counter()
     log = log or (lambda msg: None)
     s = _setting(target, process, score, sampler, grid, params, n, seed, dtype, batch_size,
@@ -313,7 +321,7 @@ def _notes(s: Setting, closed: str | None, interactions: bool) -> list[str]:
             f"On samples ({closed}): {s.n} samples per arm, coupled through the same prior "
             "draw z of each sample (and the same noise on the same grid); every arm against "
             f"one reference sample; 95 % intervals from {s.n_boot} paired resamples of the "
-            "sample indices (W2/W1 expanded to first order by the optimal dual potentials)."
+            "sample indices (W2/W1: each sample resampled with its partner under the optimal plan)."
         )
         notes.append(
             f"t → 0 on samples is t = {s.t_zero:.3g}, where σ is 1000× below σ(t_min): the "

@@ -106,3 +106,16 @@ def write(budget: Budget, json_path: Path, title: str = "") -> tuple[Path, Path]
     write_json(json_path, data)
     png = figure(data, json_path.with_suffix(".png"), title)
     return json_path, png
+
+
+def flat(data: dict) -> dict[str, float]:
+    """The budget as flat numbers for a sweep's summary: ``{metric}_{part}`` with
+    ``_ci_lo``/``_ci_hi``, ``{metric}_total``, and the run's ``nfe``."""
+    out: dict[str, float] = {}
+    if data["settings"].get("nfe") is not None:
+        out["nfe"] = data["settings"]["nfe"]
+    for metric, m in data["metrics"].items():
+        for part, e in [("total", m["total"]), *m["parts"].items()]:
+            out[f"{metric}_{part}"] = e["value"]
+            out[f"{metric}_{part}_ci_lo"], out[f"{metric}_{part}_ci_hi"] = e["ci"]
+    return out
