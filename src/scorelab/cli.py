@@ -1297,9 +1297,18 @@ def budget(
     check_output_file(out_path, "--out", ".json")
     log = (lambda msg: None) if json_out else _say
     result = budget_of(
-        cfg, target, process, score, n=n, seed=seed, order=chosen, refine=refine,
-        bounds=bounds, interactions=True if interactions else None, log=log,
-    )  # fmt: skip
+        cfg,
+        target,
+        process,
+        score,
+        n=n,
+        seed=seed,
+        order=chosen,
+        refine=refine,
+        bounds=bounds,
+        interactions=True if interactions else None,
+        log=log,
+    )
     data = result.to_json()
     json_path, png = write(result, out_path)
     if json_out:

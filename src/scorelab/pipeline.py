@@ -333,7 +333,7 @@ def _budget(cfg: Config, result: RunOutcome, target, process, model, log) -> Non
     except ScorelabError as exc:
         log(f"error budget skipped: {exc}")
         return
-    json_path, png = write(b, result.run_dir / BUDGET_JSON)
+    _, png = write(b, result.run_dir / BUDGET_JSON)
     result.budget = b.to_json()
     result.sections.append(("Error budget", section_html(result.budget, png)))
 

@@ -24,7 +24,6 @@ from .resources import itemsize, require_memory
 from .samplers import ScoreModel
 from .seeding import check_seed
 
-
 #: ``prior(z, rows) -> x_T``: starting points from the standard-normal draws z of the samples
 #: ``rows`` (a slice of the n)
 Prior = Callable[[torch.Tensor, slice], torch.Tensor]

@@ -169,8 +169,10 @@ def _on_samples(s: Setting, orders, folded, bounds, log) -> tuple[dict, dict, di
     needed = _arms_needed(orders, folded)
     first = _first_resolved(orders[0], folded)
     half = max(1, s.refine // 2)
-    log(f"{len(needed) + 1} arms of {s.n} samples ({s.sampler}, {s.grid.steps} steps), "
-        f"each measured ({', '.join(metrics)}) against one reference sample")  # fmt: skip
+    log(
+        f"{len(needed) + 1} arms of {s.n} samples ({s.sampler}, {s.grid.steps} steps), "
+        f"each measured ({', '.join(metrics)}) against one reference sample"
+    )
     paired = PairedMetrics(arms.reference, s.target, s.n_boot, s.seed)
     with ThreadPoolExecutor(workers()) as pool:
         futures = {a: paired.submit(pool, arms.samples(a), metrics) for a in needed}
@@ -216,18 +218,29 @@ def error_budget(
     sampler whose limit has no closed form). ``bounds``: ``bounds.all_bounds``' result to put
     beside the parts (computed when None). ``interactions``: also run the reversed order and
     report each part's difference (default: in closed form only)."""
-    with threads.scoped(None, target.event_shape):  # one thread for small events
-        return _budget(target, process, score, sampler, grid, params, n, seed, order, dtype,
-                       batch_size, refine, n_boot, bounds, interactions, log)  # fmt: skip
-
-
-def _budget(target, process, score, sampler, grid, params, n, seed, order, dtype, batch_size,
-            refine, n_boot, bounds, interactions, log) -> Budget:  # fmt: skip
     t_start = time.perf_counter()
-    log = log or (lambda msg: None)
-    s = _setting(target, process, score, sampler, grid, params, n, seed, dtype, batch_size,
-                 refine, n_boot)  # fmt: skip
+    s = _setting(
+        target,
+        process,
+        score=score,
+        sampler=sampler,
+        grid=grid,
+        params=params,
+        n=n,
+        seed=seed,
+        dtype=dtype,
+        batch_size=batch_size,
+        refine=refine,
+        n_boot=n_boot,
+    )
     main = parse_order(order)
+    with threads.scoped(None, target.event_shape):  # one thread for small events
+        budget = _budget(s, main, bounds, interactions, log or (lambda msg: None))
+    budget.seconds = time.perf_counter() - t_start
+    return budget
+
+
+def _budget(s: Setting, main: tuple[str, ...], bounds, interactions, log) -> Budget:
     folded = _folded(s)
     closed = _closed_form_reason(s)
     if interactions is None:
@@ -255,24 +268,31 @@ def _budget(target, process, score, sampler, grid, params, n, seed, order, dtype
         interactions=inter,
         settings=_settings(s, info, closed),
         notes=_notes(s, closed, interactions),
-        seconds=time.perf_counter() - t_start,
     )
 
 
-def _setting(target, process, score, sampler, grid, params, n, seed, dtype, batch_size,
-             refine, n_boot) -> Setting:  # fmt: skip
+def _setting(target, process, **kw) -> Setting:
+    """The checked setting (every bad value named by its argument)."""
     from ..sampling import get_sampler
 
-    get_sampler(sampler, process)  # an unknown or inapplicable sampler, by name
-    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 2:
-        raise InvalidParameter("refine", "must be an integer ≥ 2", refine)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
-        raise InvalidParameter("n_boot", "must be an integer ≥ 10", n_boot)
-    grid = grid or TimeGrid()
-    exact = target.score_model(process) if target.has_score else None
-    t_zero = early_stop_time(process, float(grid.times(process)[-1]))
-    return Setting(target, process, score, exact, sampler, grid, dict(params or {}),
-                   check_n(n), check_seed(seed), dtype, batch_size, refine, t_zero, n_boot)  # fmt: skip
+    get_sampler(kw["sampler"], process)  # an unknown or inapplicable sampler, by name
+    for name, least in (("refine", 2), ("n_boot", 10)):
+        v = kw[name]
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise InvalidParameter(name, f"must be an integer ≥ {least}", v)
+    grid = kw.pop("grid") or TimeGrid()
+    return Setting(
+        target=target,
+        process=process,
+        model=kw.pop("score"),
+        exact=target.score_model(process) if target.has_score else None,
+        grid=grid,
+        params=dict(kw.pop("params") or {}),
+        n=check_n(kw.pop("n")),
+        seed=check_seed(kw.pop("seed")),
+        t_zero=early_stop_time(process, float(grid.times(process)[-1])),
+        **kw,
+    )
 
 
 def _bounds(s: Setting) -> dict:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ def refined(grid: TimeGrid, factor: int) -> TimeGrid:
         return dataclasses.replace(grid, steps=grid.steps * factor)
     s = np.asarray(grid.sigmas, dtype=np.float64)
     u = np.arange(factor) / factor
-    levels = [a * (b / a) ** u for a, b in zip(s[:-1], s[1:], strict=True)]
+    levels = [a * (b / a) ** u for a, b in pairwise(s)]
     fine = [*np.concatenate(levels).tolist(), float(s[-1])]
     return TimeGrid(sigmas=tuple(fine), final=grid.final)
 
@@ -183,7 +184,11 @@ class PairedMetrics:
     def submit(self, pool, x: torch.Tensor, metrics: list[str]) -> dict:
         """Every metric of one arm's samples, as futures of ``pool`` (POT's solver and the
         kNN queries release the GIL: they run beside the next arm's sampling)."""
-        jobs = {"w2": (self.transport, x, 2), "w1": (self.transport, x, 1), "kl": (self.divergence, x)}
+        jobs = {
+            "w2": (self.transport, x, 2),
+            "w1": (self.transport, x, 1),
+            "kl": (self.divergence, x),
+        }
         return {m: pool.submit(*jobs[m]) for m in metrics}
 
 

@@ -52,7 +52,9 @@ def load(source: Path, overrides: list[str] | None = None):
         model = load_score_model(source / CHECKPOINT, process, dtype=dtype)
         return cfg, target, process, model, _stored_bounds(source)
     if not source.is_file():
-        raise InvalidParameter("CONFIG|RUN_DIR", "is neither a run directory nor a file", str(source))
+        raise InvalidParameter(
+            "CONFIG|RUN_DIR", "is neither a run directory nor a file", str(source)
+        )
     cfg = load_config(source, overrides or [])
     target, process = build(cfg)
     score = build_score(cfg, target, process) if cfg.score.kind == "checkpoint" else None

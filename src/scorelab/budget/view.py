@@ -74,8 +74,9 @@ def figure(data: dict, path: Path, title: str = "") -> Path:
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[p]) for p in (*PARTS, REMAINDER)]
     fig.legend(handles, [LABELS[p] for p in (*PARTS, REMAINDER)], loc="center right", fontsize=8)
     order = " → ".join(LABELS[p] for p in data["order"])
-    fig.suptitle(title or f"error budget ({data['method'].replace('_', ' ')}; order {order})",
-                 fontsize=9)  # fmt: skip
+    fig.suptitle(
+        title or f"error budget ({data['method'].replace('_', ' ')}; order {order})", fontsize=9
+    )
     fig.tight_layout(rect=(0, 0, 0.82, 1))
     return save_figure(fig, Path(path))
 
@@ -192,8 +193,14 @@ def sweep_figure(table: list[dict], keys: list[str], path: Path, metric: str = "
                 if not pts:
                     continue
                 name = LABELS[part] + (f" ({label})" if label else "")
-                ax.plot(*zip(*pts, strict=True), styles[j % len(styles)], marker="o",
-                        color=COLOURS[part], label=name, ms=3)  # fmt: skip
+                ax.plot(
+                    *zip(*pts, strict=True),
+                    styles[j % len(styles)],
+                    marker="o",
+                    color=COLOURS[part],
+                    label=name,
+                    ms=3,
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("NFE" if xname == "nfe" else key)
