@@ -1258,7 +1258,7 @@ def budget(
     ] = None,
     refine: Annotated[
         int, typer.Option(help="How many times finer the resolved reference's grid is (≥ 2).")
-    ] = 16,
+    ] = 8,
     interactions: Annotated[
         bool,
         typer.Option(
@@ -1278,6 +1278,12 @@ def budget(
     Each part is measured by swapping one piece for its exact counterpart with every random
     draw held fixed (W2, and KL where defined), with a paired 95 % interval; in closed form for
     a Gaussian target with its exact score."""
+    _budget(source, order, n, seed, out_path, refine, interactions, json_out, set_)
+
+
+def _budget(source, order, n, seed, out_path, refine, interactions, json_out, set_) -> None:
+    """`scorelab budget`: options checked first (each named), then the budget, its files and
+    its tables."""
     from .budget import parse_order
     from .budget.samples import check_n
     from .budget.source import BUDGET_JSON, budget_of, load, write
@@ -1295,7 +1301,6 @@ def budget(
     if out_path is None:
         out_path = (source / BUDGET_JSON) if source.is_dir() else Path(BUDGET_JSON)
     check_output_file(out_path, "--out", ".json")
-    log = (lambda msg: None) if json_out else _say
     result = budget_of(
         cfg,
         target,
@@ -1307,7 +1312,7 @@ def budget(
         refine=refine,
         bounds=bounds,
         interactions=True if interactions else None,
-        log=log,
+        log=(lambda msg: None) if json_out else _say,
     )
     data = result.to_json()
     json_path, png = write(result, out_path)

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import InvalidParameter
 from ..storage import write_json
-from .core import Budget, error_budget
+from .core import REFINE, Budget, error_budget
 
 BUDGET_JSON = "budget.json"
 BUDGET_PNG = "budget.png"
@@ -70,7 +70,7 @@ def budget_of(
     n: int | None = None,
     seed: int | None = None,
     order=None,
-    refine: int = 16,
+    refine: int = REFINE,
     bounds: dict | None = None,
     interactions: bool | None = None,
     log: Callable[[str], None] | None = None,
