@@ -9,10 +9,14 @@ checked against an exact paired bootstrap.
    plan of each arm once (a resample takes each sample with its partner); here the same links
    are bootstrapped exactly — B resamples of the sample indices, the same in every arm and in
    the reference, each arm's W2 solved again by POT on every resample — and both intervals
-   are printed side by side for the score, discretisation and remainder links.
+   are printed side by side for every link.
+4. Coverage (``--seeds K``, 0 to skip): the budget again with K seeds (new prior draws, noise,
+   x₀ and reference sample; the same trained model): per part, the spread of the value over
+   seeds beside the intervals' half-width / 1.96, and how many of the K intervals contain the
+   mean over seeds (the part's expectation up to its own small error).
 
     python benchmarks/budget_bench.py [--run QUICKSTART_RUN] [--repeats 3]
-        [--exact-resamples 30] [--json OUT.json]
+        [--exact-resamples 30] [--seeds 20] [--json OUT.json]
 
 Without --run, the quickstart is trained into a temporary directory (≈ 1 min).
 """
@@ -115,22 +119,56 @@ def exact_intervals(run: Path, resamples: int) -> dict:
     return out
 
 
+def coverage(run: Path, seeds: int) -> dict:
+    """The budget's W2 parts over ``seeds`` seeds: spread of the values against the
+    intervals' widths, and how often an interval contains the mean over seeds."""
+    import torch
+
+    from scorelab.budget.chain import PARTS, REMAINDER
+    from scorelab.budget.source import budget_of, load
+
+    torch.set_num_threads(1)
+    cfg, target, process, model, bounds = load(run)
+    rows = []
+    for seed in range(seeds):
+        b = budget_of(cfg, target, process, model, seed=seed, bounds=bounds)
+        rows.append(b.metrics["w2"]["parts"])
+    out = {}
+    for part in (*PARTS, REMAINDER):
+        v = np.array([r[part]["value"] for r in rows])
+        ci = np.array([r[part]["ci"] for r in rows])
+        mean = float(v.mean())
+        out[part] = {
+            "mean": mean,
+            "sd_over_seeds": float(v.std(ddof=1)),
+            "ci_halfwidth_over_1.96": float(((ci[:, 1] - ci[:, 0]) / 2 / 1.96).mean()),
+            "covers_mean": int(((ci[:, 0] <= mean) & (mean <= ci[:, 1])).sum()),
+            "seeds": seeds,
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--exact-resamples", type=int, default=30)
+    ap.add_argument("--seeds", type=int, default=0)
+    ap.add_argument("--skip-wall", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run = args.run or _quickstart(tmp)
         result = {"cpus": os.cpu_count(), "load_before": os.getloadavg()}
-        result["wall"] = wall_times(run, tmp, args.repeats)
+        if not args.skip_wall:
+            result["wall"] = wall_times(run, tmp, args.repeats)
         if args.exact_resamples:
             result["intervals"] = exact_intervals(run, args.exact_resamples)
+        if args.seeds:
+            result["coverage"] = coverage(run, args.seeds)
         result["load_after"] = os.getloadavg()
-    for what, w in result["wall"].items():
+    for what, w in result.get("wall", {}).items():
         runs = ", ".join(f"{t:.1f}" for t in w["runs_s"])
         print(f"scorelab budget ({what}): median {w['median_s']:.1f} s ({runs})")
     if "intervals" in result:
@@ -141,6 +179,10 @@ def main() -> None:
             p, e = v["plan_ci"], v["exact_ci"]
             print(f"  {part:15s} {v['value']:+.5f}  plan [{p[0]:+.5f}, {p[1]:+.5f}]  "
                   f"exact [{e[0]:+.5f}, {e[1]:+.5f}]")  # fmt: skip
+    for part, c in result.get("coverage", {}).items():
+        print(f"  {part:15s} mean {c['mean']:+.5f}  sd over seeds {c['sd_over_seeds']:.5f}  "
+              f"CI half-width/1.96 {c['ci_halfwidth_over_1.96']:.5f}  "
+              f"covers the mean {c['covers_mean']}/{c['seeds']}")  # fmt: skip
     print(f"load average before/after: {result['load_before']}, {result['load_after']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

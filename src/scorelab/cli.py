@@ -1367,6 +1367,9 @@ def _print_budget(data: dict) -> None:
     if res:
         txt = ", ".join(f"{k} {_g(v['value'])}" for k, v in res.items())
         out.print(f"resolved reference's residual: {txt}", highlight=False, soft_wrap=True)
+    for metric, per in (data.get("interactions") or {}).items():
+        txt = ", ".join(f"{LABELS[p]} {_g(v)}" for p, v in per.items())
+        out.print(f"interactions ({metric}): {txt}", highlight=False, soft_wrap=True)
     for note in data["notes"]:
         out.print(f"note: {note}", highlight=False, soft_wrap=True)
 

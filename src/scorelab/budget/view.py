@@ -169,46 +169,83 @@ def _details(data: dict) -> str:
 
 
 def sweep_figure(table: list[dict], keys: list[str], path: Path, metric: str = "w2") -> Path | None:
-    """The parts against each swept key (sampler.steps drawn as NFE), one line per part and
-    per value of the other keys (mean over seeds), log scale: where the score part overtakes
-    the discretisation part, more sampler steps stop helping."""
+    """Every part (and the remainder) against each swept key — sampler.steps drawn as NFE —
+    one colour per part and one line style per value of the other keys, with the parts' 95 %
+    intervals (mean over seeds), on a symmetric log scale (parts may be negative): where the
+    score part overtakes the discretisation part, more sampler steps stop helping."""
     done = [r for r in table if r.get("status") == "done"]
     if not done or not keys:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys) + 1.6, 4.0), squeeze=False)
+    values = [
+        abs(v)
+        for r in done
+        for p in (*PARTS, REMAINDER)
+        if (v := _mean([r], f"{metric}_{p}")) is not None and v != 0
+    ]
     styles = ["-", "--", ":", "-."]
     for ax, key in zip(axes[0], keys, strict=True):
-        others = [k for k in keys if k != key]
-        xname = "nfe" if key == "sampler.steps" else key
-        groups = defaultdict(lambda: defaultdict(list))
-        for r in done:
-            label = ", ".join(f"{k}={r.get(k)}" for k in others)
-            groups[label][r.get(xname, r.get(key))].append(r)
-        for j, (label, by_x) in enumerate(sorted(groups.items())):
-            xs = sorted(by_x)
-            for part in PARTS:
-                ys = [_mean(by_x[x], f"{metric}_{part}") for x in xs]
-                pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None and y > 0]
-                if not pts:
-                    continue
-                name = LABELS[part] + (f" ({label})" if label else "")
-                ax.plot(
-                    *zip(*pts, strict=True),
-                    styles[j % len(styles)],
-                    marker="o",
-                    color=COLOURS[part],
-                    label=name,
-                    ms=3,
-                )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("NFE" if xname == "nfe" else key)
-        ax.set_ylabel(f"{metric.upper()} part")
-        ax.legend(fontsize=6)
-    fig.suptitle(f"error budget ({metric.upper()}) against the swept keys", fontsize=9)
-    fig.tight_layout()
+        labels = _sweep_panel(ax, done, keys, key, metric, styles)
+        if values:  # parts below this are drawn on a linear stretch around 0
+            lin = max(min(values), 1e-4 * max(values))
+            ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
+            ticks = [t for t in ax.get_yticks() if t == 0 or abs(t) > 1.5 * lin]
+            ax.set_yticks(ticks)
+        ax.axhline(0.0, color="black", lw=0.5)
+        if len(labels) > 1:
+            lines = [
+                plt.Line2D([], [], color="black", ls=styles[j % 4]) for j in range(len(labels))
+            ]
+            ax.legend(lines, labels, fontsize=6, loc="lower left")
+    handles = [plt.Line2D([], [], color=COLOURS[p], lw=6) for p in (*PARTS, REMAINDER)]
+    fig.legend(handles, [LABELS[p] for p in (*PARTS, REMAINDER)], loc="center right", fontsize=7)
+    fig.suptitle(
+        f"error budget ({metric.upper()}, 95 % intervals) against the swept keys", fontsize=9
+    )
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     return save_figure(fig, Path(path))
+
+
+def _sweep_panel(ax, done, keys, key, metric, styles) -> list[str]:
+    """One panel: the parts against ``key``, one line style per value of the other keys;
+    returns the line styles' labels."""
+    others = [k for k in keys if k != key]
+    xname = "nfe" if key == "sampler.steps" else key
+    groups = defaultdict(lambda: defaultdict(list))
+    for r in done:
+        groups[", ".join(f"{k}={r.get(k)}" for k in others)][r.get(xname, r.get(key))].append(r)
+    for j, (_, by_x) in enumerate(sorted(groups.items())):
+        xs = sorted(by_x)
+        for part in (*PARTS, REMAINDER):
+            col = f"{metric}_{part}"
+            ys = [_mean(by_x[x], col) for x in xs]
+            lo = [_mean(by_x[x], f"{col}_ci_lo") for x in xs]
+            hi = [_mean(by_x[x], f"{col}_ci_hi") for x in xs]
+            if any(v is None for v in (*ys, *lo, *hi)):
+                continue
+            err = [
+                [y - a for y, a in zip(ys, lo, strict=True)],
+                [b - y for y, b in zip(ys, hi, strict=True)],
+            ]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=err,
+                ls=styles[j % len(styles)],
+                marker="o",
+                ms=3,
+                color=COLOURS[part],
+                capsize=2,
+                lw=1,
+            )
+    ax.set_xscale("log")
+    xs = sorted({x for by_x in groups.values() for x in by_x})
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.minorticks_off()
+    ax.set_xlabel("NFE" if xname == "nfe" else key)
+    ax.set_ylabel(f"{metric.upper()} part")
+    return [lab or "all cells" for lab in sorted(groups)]
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
