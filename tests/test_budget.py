@@ -245,7 +245,6 @@ def test_the_run_arm_reproduces_the_runs_samples_and_the_prior_arm_is_coupled():
         dtype=torch.float64,
         batch_size=None,
         refine=4,
-        n_boot=20,
     )
     arms = SampleArms(s)
     run = generate(
@@ -293,8 +292,9 @@ def test_a_perturbed_score_has_a_positive_score_part():
 
 def test_samples_agree_with_the_closed_form_within_their_intervals():
     """The same setup on samples (a score the budget cannot see is exact) and in closed form:
-    the KL parts of the fitted Gaussian (whose small-sample bias is the same in every arm and
-    cancels in the links) contain the closed-form parts in their paired 95 % intervals."""
+    the KL part of the fitted Gaussian (whose small-sample bias is the same in every arm and
+    cancels in the links) is within 10 % of the closed-form part, which its paired 95 %
+    interval contains."""
     target, process = _gaussian_2d()
     exact = target.score_model(process)
     kw = dict(
@@ -309,8 +309,10 @@ def test_samples_agree_with_the_closed_form_within_their_intervals():
     sampled = error_budget(target, process, score=lambda x, t: exact(x, t), n=1500, **kw)
     assert closed.method == "closed_form" and sampled.method == "samples"
     want = closed.part("kl", "discretisation")
-    lo, hi = sampled.metrics["kl"]["parts"]["discretisation"]["ci"]
-    assert want > 0.05 and lo <= want <= hi, (want, lo, hi)
+    got = sampled.metrics["kl"]["parts"]["discretisation"]
+    lo, hi = got["ci"]
+    assert want > 0.05 and lo <= want <= hi, (want, got)
+    assert got["value"] == pytest.approx(want, rel=0.1)  # measured over seeds: within 6 %
 
 
 def test_generate_starts_from_a_prior_of_the_draws():
@@ -335,7 +337,6 @@ def test_bad_settings_name_their_field():
     for kw, field in [
         ({"n": 5}, "n"),
         ({"refine": 1}, "refine"),
-        ({"n_boot": 3}, "n_boot"),
         ({"order": "score"}, "order"),
         ({"sampler": "nonesuch"}, "sampler"),
     ]:

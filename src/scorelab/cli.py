@@ -1352,7 +1352,8 @@ def _print_budget(data: dict) -> None:
             cells = [LABELS.get(part, part) + (" *" if part in data["folded"] else "")]
             cells.append(_g(e["value"]))
             if not closed:
-                cells.append(f"[{e['ci'][0]:.3g}, {e['ci'][1]:.3g}]")
+                ci = e["ci"]
+                cells.append("—" if ci is None else f"[{ci[0]:.3g}, {ci[1]:.3g}]")
             for r in rows_b:
                 c = r["total"] if part == "total" else r["parts"].get(part)
                 if c is None:  # the remainder: no bound has a term for it

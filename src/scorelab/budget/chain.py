@@ -11,6 +11,7 @@ is folded away: its arms are the arms without it and its part is exactly 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -81,35 +82,44 @@ def describe(arm: Arm) -> str:
 
 @dataclass
 class Estimate:
-    """One arm's error in one metric: its value and, on samples, its paired bootstrap
-    replicates (the same resamples of the sample indices in every arm and the reference)."""
+    """One arm's error in one metric: its value on all n samples and, on samples, its values
+    on G disjoint groups of the sample indices (the same groups in every arm and in the
+    reference): G independent replicates of the whole chain at size n/G."""
 
     value: float
-    replicates: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     def summary(self) -> dict:
-        return {"value": float(self.value), "ci": _interval(self.value, self.replicates)}
+        """The arm's error with the interval value ± t·sd/√G: the spread of an error over
+        independent replicates falls like 1/√n (measured: docs/budget.md)."""
+        return {"value": float(self.value), "ci": _interval(self.value, self.groups, True)}
 
     def minus(self, other: Estimate) -> dict:
-        """The link self − other, with the percentile interval of the paired differences."""
+        """The link self − other with the interval value ± t·sd of the paired group
+        differences: the spread of a difference between coupled arms was measured to shrink
+        little with n (docs/budget.md), so it is not divided by √G (conservative)."""
         value = float(self.value - other.value)
-        reps = None
-        if self.replicates is not None and other.replicates is not None:
-            reps = self.replicates - other.replicates
-        return {"value": value, "ci": _interval(value, reps)}
+        diff = None
+        if self.groups is not None and other.groups is not None:
+            diff = self.groups - other.groups
+        return {"value": value, "ci": _interval(value, diff, False)}
 
 
-def _interval(value: float, replicates) -> list[float]:
-    """The percentile interval of the replicates; [value, value] where there are none (a
-    closed form: no sampling error)."""
-    if replicates is None:
+def _interval(value: float, groups, shrink: bool) -> list[float] | None:
+    """value ± t_{G−1}·sd(groups)·(1/√G if ``shrink``); [value, value] in closed form (no
+    groups: no sampling error); None where fewer than 2 groups are finite."""
+    from scipy import stats
+
+    if groups is None:
         return [float(value), float(value)]
-    r = np.asarray(replicates, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return [float("nan"), float("nan")]
-    a = (1 - LEVEL) / 2
-    return [float(np.quantile(r, a)), float(np.quantile(r, 1 - a))]
+    g = np.asarray(groups, dtype=np.float64)
+    g = g[np.isfinite(g)]
+    if g.size < 2:
+        return None
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, g.size - 1) * g.std(ddof=1))
+    if shrink:
+        half /= math.sqrt(g.size)
+    return [float(value) - half, float(value) + half]
 
 
 def links(

@@ -18,7 +18,7 @@ from ..seeding import check_seed
 from . import terms
 from .chain import PARTS, SWAPS, Arm, chain, fold, interaction, links, parse_order
 from .exact import GaussianArms, early_stop_time, oracle_reason
-from .samples import PairedMetrics, SampleArms, check_n, kl_kind, workers
+from .samples import PairedMetrics, SampleArms, check_n, groups_for, kl_kind, workers
 
 METRIC_LABELS = {"w2": "W2", "kl": "KL (nats)", "w1": "W1"}
 #: how many times finer the resolved reference's grid is: a second-order sampler's error
@@ -44,7 +44,6 @@ class Setting:
     batch_size: int | None
     refine: int
     t_zero: float
-    n_boot: int
 
 
 @dataclass
@@ -177,7 +176,8 @@ def _on_samples(s: Setting, orders, folded, bounds, log) -> tuple[dict, dict, di
         f"{len(needed) + 1} arms of {s.n} samples ({s.sampler}, {s.grid.steps} steps), "
         f"each measured ({', '.join(metrics)}) against one reference sample"
     )
-    paired = PairedMetrics(arms.reference, s.target, s.n_boot, s.seed)
+    d = int(np.prod(s.target.event_shape))
+    paired = PairedMetrics(arms.reference, s.target, groups_for(s.n, d, kl_kind(s.target)[0]))
     with ThreadPoolExecutor(workers()) as pool:
         futures = {a: paired.submit(pool, arms.samples(a), metrics) for a in needed}
         futures["half"] = paired.submit(pool, arms.samples(first, refine=half), metrics)
@@ -190,6 +190,7 @@ def _on_samples(s: Setting, orders, folded, bounds, log) -> tuple[dict, dict, di
         "residual_of": f"the grid {half}× finer",
     }
     info = {"metrics": metrics, "omitted": omitted, "nfe": arms.nfe(Arm())}
+    info["groups"] = len(paired.blocks)
     return values, reference, info
 
 
@@ -207,7 +208,6 @@ def error_budget(
     dtype: torch.dtype = torch.float32,
     batch_size: int | None = None,
     refine: int = REFINE,
-    n_boot: int = 200,
     bounds: dict | None = None,
     interactions: bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -217,7 +217,8 @@ def error_budget(
     discretisation, prior, early_stopping).
 
     In closed form where it can be (Gaussian target, exact score, a sampler with a Gaussian
-    oracle), else on ``n`` samples per arm with paired intervals (``n_boot`` resamples).
+    oracle), else on ``n`` samples per arm with paired intervals (from disjoint groups of the
+    samples, ``samples.GROUPS``).
     ``refine``: how many times finer the resolved reference's grid is on samples (and for a
     sampler whose limit has no closed form). ``bounds``: ``bounds.all_bounds``' result to put
     beside the parts (computed when None). ``interactions``: also run the reversed order and
@@ -235,7 +236,6 @@ def error_budget(
         dtype=dtype,
         batch_size=batch_size,
         refine=refine,
-        n_boot=n_boot,
     )
     main = parse_order(order)
     with threads.scoped(None, target.event_shape):  # one thread for small events
@@ -280,10 +280,9 @@ def _setting(target, process, **kw) -> Setting:
     from ..sampling import get_sampler
 
     get_sampler(kw["sampler"], process)  # an unknown or inapplicable sampler, by name
-    for name, least in (("refine", 2), ("n_boot", 10)):
-        v = kw[name]
-        if isinstance(v, bool) or not isinstance(v, int) or v < least:
-            raise InvalidParameter(name, f"must be an integer ≥ {least}", v)
+    v = kw["refine"]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+        raise InvalidParameter("refine", "must be an integer ≥ 2", v)
     grid = kw.pop("grid") or TimeGrid()
     return Setting(
         target=target,
@@ -326,7 +325,7 @@ def _settings(s: Setting, info: dict, closed: str | None) -> dict:
         "refine": s.refine,
         "n": s.n,
         "seed": s.seed,
-        "n_boot": s.n_boot,
+        "groups": info.get("groups"),
         "nfe": info.get("nfe"),
         "score": "exact" if s.model is None else "model",
         "why_not_closed_form": closed,
@@ -344,8 +343,9 @@ def _notes(s: Setting, closed: str | None, interactions: bool) -> list[str]:
         notes.append(
             f"On samples ({closed}): {s.n} samples per arm, coupled through the same prior "
             "draw z of each sample (and the same noise on the same grid); every arm against "
-            f"one reference sample; 95 % intervals from {s.n_boot} paired resamples of the "
-            "sample indices (W2/W1: each sample resampled with its partner under the optimal plan)."
+            "one reference sample; 95 % intervals from the spread over disjoint groups of the "
+            "samples (independent replicates of the chain): t·sd/√G for an arm's error, "
+            "t·sd for a part (a difference of coupled arms, whose spread shrinks little with n)."
         )
         notes.append(
             f"t → 0 on samples is t = {s.t_zero:.3g}, where σ is 1000× below σ(t_min): the "

@@ -9,12 +9,13 @@ So the run's arm reproduces the run's own samples, and arms that differ in one p
 only through that piece.
 
 Pairing. Every arm is measured against the same reference sample Y of the target (the run's
-evaluation draws the same Y, so the total equals the run's W2). The intervals come from one
-set of B resamples of the sample indices, applied to every arm alike; a link's interval is the
-percentile interval of its paired differences. Exact W2 (and W1) is solved once per arm, and a
-resample takes each sample with its partner under the optimal plan: its cost is the weighted
-mean of the matched costs (the plan held fixed, as the kNN estimator's neighbours are), so an
-interval costs no further OT solve.
+evaluation draws the same Y, so the total equals the run's W2). Intervals: the n sample
+indices are split into G disjoint groups (the same in every arm and in Y); as every draw is
+per sample, each group is an independent replicate of the whole chain at size n/G, and the
+spread of a quantity over the groups gives its interval (``chain.Estimate``). Each group costs
+one small exact OT solve per arm. Resampling the indices instead (a bootstrap, with the plan
+held fixed or solved again) gave intervals 2–4× too narrow on the quickstart: a W2 near its
+finite-sample floor moves with the global matching of modes, which resamples do not redraw.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from .chain import Arm, Estimate, describe
 F64 = torch.float64
 #: the factor by which a resolved adaptive solver's tolerances are tightened
 TIGHTEN = 100.0
+#: disjoint groups of the samples whose spread gives the intervals (docs/budget.md)
+GROUPS = 5
 
 
 def refined(grid: TimeGrid, factor: int) -> TimeGrid:
@@ -137,49 +140,30 @@ def kl_kind(target) -> tuple[str | None, str]:
 
 
 class PairedMetrics:
-    """W2 (and W1, KL) of any arm's samples against the shared reference, with replicates on
-    the shared resamples."""
+    """W2 (and W1, KL) of any arm's samples against the shared reference, on all n samples
+    and on each of G disjoint groups of the sample indices (the same groups for every arm)."""
 
-    def __init__(self, reference: torch.Tensor, target, n_boot: int, seed: int):
+    def __init__(self, reference: torch.Tensor, target, groups: int):
         self.y = reference
         n = reference.shape[0]
-        g = torch.Generator().manual_seed(seed + 7)  # the resamples, independent of the draws
-        self.idx = torch.randint(0, n, (n_boot, n), generator=g)
-        counts = torch.zeros(n_boot, n, dtype=F64)
-        counts.scatter_add_(1, self.idx, torch.ones_like(self.idx, dtype=F64))
-        self.weights = (counts / n).numpy()
         self.target = target
         self.kl, _ = kl_kind(target)
+        self.blocks = [slice(k * n // groups, (k + 1) * n // groups) for k in range(groups)]
+
+    def _grouped(self, f, x: torch.Tensor) -> Estimate:
+        # no groups (too few samples): an empty array, so the interval is unknown (None)
+        groups = np.array([f(x[b], self.y[b]) for b in self.blocks], dtype=np.float64)
+        return Estimate(f(x, self.y), groups)
 
     def transport(self, x: torch.Tensor, p: int) -> Estimate:
-        """Exact W_p by the network simplex; replicates along the optimal plan P: sample i's
-        matched cost c_i = n Σ_j P_ij ‖x_i − y_j‖^p, so the value is the mean of c and a
-        resample's is its weighted mean (the plan is unique for data with a density, where
-        the dual potentials are not: differences between arms stay small when the arms do)."""
-        import ot
-
-        n = x.shape[0]
-        a = np.full(n, 1.0 / n)
-        M = torch.cdist(x, self.y).pow(p).numpy()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            plan, log = ot.emd(a, a, M, numItermax=1_000_000_000, log=True)
-        if log.get("warning"):
-            raise ScorelabError(f"exact OT did not converge ({log['warning']})")
-        matched = n * np.einsum("ij,ij->i", plan, M)
-        root = 1.0 / p
-        cost = float(matched.mean())
-        return Estimate(cost**root, np.maximum(self.weights @ matched, 0.0) ** root)
+        """Exact W_p by the network simplex (POT)."""
+        return self._grouped(lambda a, b: exact_wp(a, b, p), x)
 
     def divergence(self, x: torch.Tensor) -> Estimate:
         if self.kl == "gaussian_fit":
             mean, cov = self.target.gaussian_moments()
-            value = kl_gaussian_fit(x, mean, cov)
-            reps = np.array([kl_gaussian_fit(x[i], mean, cov) for i in self.idx])
-            return Estimate(value, reps)
-        terms, const = knn_kl_terms(self.y, x, 1)
-        reps = terms[self.idx.numpy()].mean(1) + const
-        return Estimate(float(terms.mean() + const), reps)
+            return self._grouped(lambda a, b: kl_gaussian_fit(a, mean, cov), x)
+        return self._grouped(lambda a, b: knn_kl_terms_mean(b, a), x)
 
     def submit(self, pool, x: torch.Tensor, metrics: list[str]) -> dict:
         """Every metric of one arm's samples, as futures of ``pool`` (POT's solver and the
@@ -190,6 +174,35 @@ class PairedMetrics:
             "kl": (self.divergence, x),
         }
         return {m: pool.submit(*jobs[m]) for m in metrics}
+
+
+def exact_wp(x: torch.Tensor, y: torch.Tensor, p: int) -> float:
+    """Exact W_p between two equal-size clouds (POT's network simplex)."""
+    import ot
+
+    n = x.shape[0]
+    a = np.full(n, 1.0 / n)
+    M = torch.cdist(x, y).pow(p).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost, log = ot.emd2(a, a, M, numItermax=1_000_000_000, log=True)
+    if log.get("warning"):
+        raise ScorelabError(f"exact OT did not converge ({log['warning']})")
+    return max(float(cost), 0.0) ** (1.0 / p)
+
+
+def knn_kl_terms_mean(y: torch.Tensor, x: torch.Tensor) -> float:
+    """KL(target ‖ samples) by the kNN estimator (k = 1), y the target's points."""
+    terms, const = knn_kl_terms(y, x, 1)
+    return float(terms.mean() + const)
+
+
+def groups_for(n: int, d: int, kl: str | None) -> int:
+    """How many disjoint groups the n samples are split into for the intervals: up to
+    ``GROUPS``, each of at least 20 points (d + 2 for a fitted Gaussian); 0: too few."""
+    least = max(20, d + 2) if kl == "gaussian_fit" else 20
+    g = min(GROUPS, n // least)
+    return g if g >= 2 else 0
 
 
 def workers() -> int:

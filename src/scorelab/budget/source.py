@@ -119,5 +119,6 @@ def flat(data: dict) -> dict[str, float]:
     for metric, m in data["metrics"].items():
         for part, e in [("total", m["total"]), *m["parts"].items()]:
             out[f"{metric}_{part}"] = e["value"]
-            out[f"{metric}_{part}_ci_lo"], out[f"{metric}_{part}_ci_hi"] = e["ci"]
+            if e["ci"] is not None:
+                out[f"{metric}_{part}_ci_lo"], out[f"{metric}_{part}_ci_hi"] = e["ci"]
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..report import HTML, _plt, fmt, image_html, save_figure, table_html
 from .chain import LABELS, PARTS, REMAINDER
 
+METRIC_NAMES = {"w2": "W2", "kl": "KL (nats)", "w1": "W1"}
 COLOURS = {
     "score": "#d62728",
     "discretisation": "#1f77b4",
@@ -168,43 +169,47 @@ def _details(data: dict) -> str:
 # --- the sweep's figure -----------------------------------------------------------------------
 
 
-def sweep_figure(table: list[dict], keys: list[str], path: Path, metric: str = "w2") -> Path | None:
+def sweep_figure(table: list[dict], keys: list[str], path: Path) -> Path | None:
     """Every part (and the remainder) against each swept key — sampler.steps drawn as NFE —
-    one colour per part and one line style per value of the other keys, with the parts' 95 %
-    intervals (mean over seeds), on a symmetric log scale (parts may be negative): where the
-    score part overtakes the discretisation part, more sampler steps stop helping."""
+    one row per metric, one colour per part and one line style per value of the other keys,
+    with the parts' 95 % intervals (mean over seeds), on a symmetric log scale (parts may be
+    negative): where the score part overtakes the discretisation part, more sampler steps
+    stop helping."""
     done = [r for r in table if r.get("status") == "done"]
-    if not done or not keys:
+    metrics = [m for m in ("w2", "kl", "w1") if any(f"{m}_total" in r for r in done)]
+    if not done or not keys or not metrics:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.0 * len(keys) + 1.6, 4.0), squeeze=False)
+    fig, axes = plt.subplots(
+        len(metrics), len(keys), figsize=(5.0 * len(keys) + 1.6, 3.4 * len(metrics)), squeeze=False
+    )
+    for row, metric in zip(axes, metrics, strict=True):
+        for ax, key in zip(row, keys, strict=True):
+            _sweep_axes(plt, ax, done, keys, key, metric)
+    handles = [plt.Line2D([], [], color=COLOURS[p], lw=6) for p in (*PARTS, REMAINDER)]
+    fig.legend(handles, [LABELS[p] for p in (*PARTS, REMAINDER)], loc="center right", fontsize=7)
+    fig.suptitle("error budget against the swept keys (95 % intervals)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    return save_figure(fig, Path(path))
+
+
+def _sweep_axes(plt, ax, done, keys, key, metric) -> None:
+    styles = ["-", "--", ":", "-."]
     values = [
         abs(v)
         for r in done
         for p in (*PARTS, REMAINDER)
         if (v := _mean([r], f"{metric}_{p}")) is not None and v != 0
     ]
-    styles = ["-", "--", ":", "-."]
-    for ax, key in zip(axes[0], keys, strict=True):
-        labels = _sweep_panel(ax, done, keys, key, metric, styles)
-        if values:  # parts below this are drawn on a linear stretch around 0
-            lin = max(min(values), 1e-4 * max(values))
-            ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
-            ticks = [t for t in ax.get_yticks() if t == 0 or abs(t) > 1.5 * lin]
-            ax.set_yticks(ticks)
-        ax.axhline(0.0, color="black", lw=0.5)
-        if len(labels) > 1:
-            lines = [
-                plt.Line2D([], [], color="black", ls=styles[j % 4]) for j in range(len(labels))
-            ]
-            ax.legend(lines, labels, fontsize=6, loc="lower left")
-    handles = [plt.Line2D([], [], color=COLOURS[p], lw=6) for p in (*PARTS, REMAINDER)]
-    fig.legend(handles, [LABELS[p] for p in (*PARTS, REMAINDER)], loc="center right", fontsize=7)
-    fig.suptitle(
-        f"error budget ({metric.upper()}, 95 % intervals) against the swept keys", fontsize=9
-    )
-    fig.tight_layout(rect=(0, 0, 0.86, 1))
-    return save_figure(fig, Path(path))
+    labels = _sweep_panel(ax, done, keys, key, metric, styles)
+    if values:  # parts below this are drawn on a linear stretch around 0
+        lin = max(min(values), 1e-4 * max(values))
+        ax.set_yscale("symlog", linthresh=lin, linscale=0.5)
+        ax.set_yticks([t for t in ax.get_yticks() if t == 0 or abs(t) > 1.5 * lin])
+    ax.axhline(0.0, color="black", lw=0.5)
+    if len(labels) > 1:
+        lines = [plt.Line2D([], [], color="black", ls=styles[j % 4]) for j in range(len(labels))]
+        ax.legend(lines, labels, fontsize=6, loc="lower left")
 
 
 def _sweep_panel(ax, done, keys, key, metric, styles) -> list[str]:
@@ -214,8 +219,9 @@ def _sweep_panel(ax, done, keys, key, metric, styles) -> list[str]:
     xname = "nfe" if key == "sampler.steps" else key
     groups = defaultdict(lambda: defaultdict(list))
     for r in done:
-        groups[", ".join(f"{k}={r.get(k)}" for k in others)][r.get(xname, r.get(key))].append(r)
-    for j, (_, by_x) in enumerate(sorted(groups.items())):
+        groups[tuple(r.get(k) for k in others)][r.get(xname, r.get(key))].append(r)
+    order = sorted(groups, key=lambda g: tuple((not isinstance(v, int | float), v) for v in g))
+    for j, by_x in enumerate(groups[g] for g in order):
         xs = sorted(by_x)
         for part in (*PARTS, REMAINDER):
             col = f"{metric}_{part}"
@@ -244,8 +250,10 @@ def _sweep_panel(ax, done, keys, key, metric, styles) -> list[str]:
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.minorticks_off()
     ax.set_xlabel("NFE" if xname == "nfe" else key)
-    ax.set_ylabel(f"{metric.upper()} part")
-    return [lab or "all cells" for lab in sorted(groups)]
+    ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} part")
+    return [
+        ", ".join(f"{k}={v}" for k, v in zip(others, g, strict=True)) or "all cells" for g in order
+    ]
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
