@@ -1244,7 +1244,8 @@ def budget(
         ),
     ] = None,
     n: Annotated[
-        int | None, typer.Option(help="Samples per arm (default: the config's sampler.n).")
+        int | None,
+        typer.Option(help="Samples per arm (default: sampler.n, at most run.max_points)."),
     ] = None,
     seed: SeedOption = None,
     out_path: Annotated[

@@ -75,7 +75,8 @@ def budget_of(
     interactions: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Budget:
-    """``error_budget`` with the config's main sampler, grid, options, n, seed and dtype."""
+    """``error_budget`` with the config's main sampler, grid, options, seed and dtype, and n
+    the config's sampler.n capped at run.max_points (the evaluation's cap for exact OT)."""
     from ..config import build_grid, sampler_options
 
     sc = cfg.sampler
@@ -86,7 +87,7 @@ def budget_of(
         sampler=sc.kind,
         grid=build_grid(sc),
         params=sampler_options(sc),
-        n=sc.n if n is None else n,
+        n=min(sc.n, cfg.run.max_points) if n is None else n,
         seed=cfg.seed if seed is None else seed,
         order=order,
         dtype=getattr(torch, sc.dtype),
