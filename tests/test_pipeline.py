@@ -155,10 +155,11 @@ def test_run_writes_evaluation_bounds_and_a_self_contained_report(tmp_path):
     diag = json.loads((tmp_path / "diagnostics.json").read_text())
     assert {"fpe_residual", "fpe_profile", "conservativity", "nll", "nll_exact"} <= set(diag)
     assert diag["fpe_residual"]["value"] > 0 and diag["nll"]["nfe"] > 0
-    for png in ("loss.png", "samples.png", "field.png", "score_error.png", "fpe_residual.png"):
+    pngs = ("loss.png", "samples.png", "field.png", "score_error.png", "fpe_residual.png")
+    for png in (*pngs, "budget.png"):
         assert (tmp_path / png).stat().st_size > 5000, png
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5 and 'src="http' not in html
+    assert html.count("data:image/png;base64,") == 6 and 'src="http' not in html
     assert "Fokker–Planck diagnostics" in html
     assert "report:" in res.output
 

@@ -12,6 +12,7 @@ A run directory holds everything a run produced:
     evaluation-<sampler>.json the same for every compared sampler
     score_error.json          the score error against the exact score over t (when known)
     bounds.json               the theoretical bounds with the measured score error (when known)
+    budget.json, budget.png   the main sampler's error budget (when the exact score is known)
     diagnostics.json          FPE residual and profile, conservativity, PF-ODE NLL (paper D)
     summary.json              the headline numbers
     *.png, report.html        figures and the self-contained report
@@ -156,6 +157,8 @@ class RunOutcome:
     report: Path | None = None
     seconds: float = 0.0
     bounds_measured: dict | None = None  # per bound family: the measured metric beside it
+    budget: dict | None = None  # the error budget of the main sampler (budget.json)
+    sections: list[tuple[str, str]] = field(default_factory=list)  # extra report sections
 
 
 def sample_with(cfg: Config, sc, model, process, event_shape, progress=False, device=None):
@@ -260,6 +263,9 @@ def _run(
         result.bounds = _bounds(cfg, target, process, model)
         write_json(run_dir / "bounds.json", result.bounds)
         result.bounds_measured = measured_for_bounds(cfg, result, target)
+    if target.has_score:
+        log("error budget: score, discretisation, prior and early-stopping parts")
+        _budget(cfg, result, target, process, model, log)
     if cfg.run.diagnose:
         log("diagnostics: FPE residual, conservativity, PF-ODE likelihood")
         result.diagnostics = diagnose(model, target, process, seed=cfg.seed, progress=progress)
@@ -323,6 +329,23 @@ def _bounds(cfg: Config, target, process, model) -> dict:
     )
 
 
+def _budget(cfg: Config, result: RunOutcome, target, process, model, log) -> None:
+    """The main sampler's error budget into budget.json, budget.png and a report section
+    (``scorelab.budget``); a budget that cannot be made is reported and skipped."""
+    from .budget.source import BUDGET_JSON, budget_of, write
+    from .budget.view import section_html
+    from .errors import ScorelabError
+
+    try:
+        b = budget_of(cfg, target, process, model, bounds=result.bounds or {})
+    except ScorelabError as exc:
+        log(f"error budget skipped: {exc}")
+        return
+    _, png = write(b, result.run_dir / BUDGET_JSON)
+    result.budget = b.to_json()
+    result.sections.append(("Error budget", section_html(result.budget, png)))
+
+
 def measured_for_bounds(cfg: Config, result: RunOutcome, target) -> dict:
     """For each bound that was not refused, the metric it bounds measured on the main
     sampler's samples (``{family: {"metric", "value", "floor", "ci"}}``): KL(target ‖ samples)
@@ -361,6 +384,11 @@ def summary(result: RunOutcome) -> dict:
     out = {"train_seconds": result.train_seconds, "samplers": {}}
     if result.bounds_measured:
         out["bounds_measured"] = result.bounds_measured
+    if result.budget:
+        out["budget"] = {
+            m: {p: v["value"] for p, v in d["parts"].items()}
+            for m, d in result.budget["metrics"].items()
+        }
     for o in result.outcomes:
         js = o.evaluation.to_json()
         out["samplers"][o.sampler] = {

@@ -657,6 +657,9 @@ def write_run_report(cfg, result, trainer, model) -> Path:
     if result.bounds:
         rep.heading("Theoretical bounds beside the measured error")
         rep.raw(bounds_html(result.bounds, getattr(result, "bounds_measured", None) or {}))
+    for heading, fragment in getattr(result, "sections", None) or []:  # e.g. the error budget
+        rep.heading(heading)
+        rep.raw(fragment)
     if result.diagnostics:
         rep.heading("Fokker–Planck diagnostics (paper D)")
         rep.raw(diagnostics_table(result.diagnostics))

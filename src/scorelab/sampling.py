@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -26,6 +27,11 @@ from .samplers import integrate
 from .seeding import check_seed
 
 Generated = SampleResult  # the name ``generate``'s result had before the two types merged
+
+#: ``prior(z, rows) -> x_T``: starting points from the standard-normal draws z of the samples
+#: ``rows`` (a slice of the n)
+Prior = Callable[[torch.Tensor, slice], torch.Tensor]
+
 
 
 def sampler_parameters(kind: str) -> dict[str, object]:
@@ -69,10 +75,16 @@ def generate(
     device: torch.device | str | None = None,
     progress: bool = False,
     check_finite: bool = True,
+    prior: Prior | None = None,
     **params,
 ) -> SampleResult:
     """n samples of ``sampler`` on ``grid`` from the process's prior, in chunks: a
     ``SampleResult`` with the samples, the NFE of one chunk's run and the wall time.
+
+    ``prior(z, rows) -> x_T`` maps each chunk's standard-normal prior draws z (the rows
+    ``rows`` of the n samples, a ``slice``) to the starting points; the default is
+    ``prior_std·z``. A prior that reuses z (e.g. m_T x₀ + s_T z, the exact marginal) starts
+    every sample from the same draw as the default prior does: the two runs are coupled.
 
     Non-finite samples are refused (``NonFinite``, naming how many, the sampler and the first
     step where they appeared) unless ``check_finite=False``; a request whose samples cannot fit
@@ -109,7 +121,7 @@ def generate(
             noise = SampleNoise(
                 seed, start, size, event_shape, dtype=dtype, device=device, block=block
             )
-            x = process.prior_std * noise()
+            x = _start(process, prior, noise, slice(start, start + size))
             kw = dict(params)
             if progress:
                 kw["callback"] = lambda k, *_, s=start, b=size: bar.update(
@@ -128,7 +140,8 @@ def generate(
             first = int(torch.nonzero(bad)[0]) // batch * batch
             size = min(batch, int(n) - first)
             noise = SampleNoise(seed, first, size, event_shape, dtype=dtype, device=device)
-            where = _first_bad_step(sampler, score, process, grid, noise, params)
+            rows = slice(first, first + size)
+            where = _first_bad_step(sampler, score, process, grid, noise, params, prior, rows)
             raise NonFinite(
                 f"sampler '{sampler}' produced NaN or inf in {int(bad.sum())} of {int(n)} "
                 f"samples{where}; nothing was written. Check the score model (its weights or "
@@ -146,7 +159,23 @@ def _require_memory(n, batch, event_shape, dtype, device) -> None:
     require_memory(need, "n", n, what, device)
 
 
-def _first_bad_step(sampler, score, process, grid, noise, params) -> str:
+def _start(process: ForwardProcess, prior: Prior | None, noise: SampleNoise, rows: slice):
+    """The starting points x_T of the samples ``rows`` from their standard-normal draws."""
+    z = noise()
+    if prior is None:
+        return process.prior_std * z
+    x = prior(z, rows)
+    if not isinstance(x, torch.Tensor) or x.shape != z.shape:
+        raise InvalidParameter(
+            "prior",
+            "must return a tensor shaped like its draws z",
+            tuple(getattr(x, "shape", ())),
+            str(tuple(z.shape)),
+        )
+    return x.to(dtype=z.dtype, device=z.device)
+
+
+def _first_bad_step(sampler, score, process, grid, noise, params, prior=None, rows=None) -> str:
     """' (first at step k of N, t = …)': where a chunk's samples first became non-finite (the
     chunk is drawn again, with the same noise, watching every step)."""
     first: list = []
@@ -156,7 +185,7 @@ def _first_bad_step(sampler, score, process, grid, noise, params) -> str:
             first.append((k, float(t)))
 
     try:
-        x = process.prior_std * noise()
+        x = _start(process, prior, noise, rows)
         if not bool(torch.isfinite(x).all()):
             return " (already in the prior draw)"
         integrate(sampler, score, process, grid, x, noise=noise, **{**params, "callback": watch})

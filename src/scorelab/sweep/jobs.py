@@ -115,6 +115,23 @@ def _bound_job(config: dict, out: Path) -> dict:
     return _numbers(bounds)
 
 
+def _budget_job(config: dict, out: Path) -> dict:
+    """``scorelab run``'s training (resumed where the cell has a checkpoint), then
+    ``scorelab budget`` of the trained model: budget.json and budget.png."""
+    from ..budget.source import BUDGET_JSON, budget_of, flat, write
+    from ..models import load_score_model
+    from ..pipeline import train
+    from ..training import CHECKPOINT
+
+    cfg = _cfg(config)
+    trainer, cfg = train(cfg, out, resume=(out / CHECKPOINT).is_file(), log=lambda msg: None)
+    target, process = trainer.target, trainer.process
+    model = load_score_model(out / CHECKPOINT, process, dtype=getattr(torch, cfg.sampler.dtype))
+    result = budget_of(cfg, target, process, model)
+    write(result, out / BUDGET_JSON)
+    return flat(result.to_json())
+
+
 def _evaluation_metrics(ev: dict, prefix: str = "") -> dict:
     out = {}
     for name, r in ev.items():
@@ -140,7 +157,7 @@ def _numbers(tree: Any, prefix: str = "") -> dict:
     return out
 
 
-JOBS = {"run": _run_job, "sample": _sample_job, "bound": _bound_job}
+JOBS = {"run": _run_job, "sample": _sample_job, "bound": _bound_job, "budget": _budget_job}
 
 
 def run_function(module: str, name: str, kwargs: dict, cell_dir: str, info: dict) -> dict:

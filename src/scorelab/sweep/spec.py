@@ -22,7 +22,7 @@ from ..config.io import apply_overrides, parse_value
 from ..config.schema import parse_config
 from ..errors import ConfigError, InvalidParameter
 
-JOBS = ("run", "sample", "bound")
+JOBS = ("run", "sample", "bound", "budget")
 
 
 @dataclass(frozen=True)

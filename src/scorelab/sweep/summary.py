@@ -88,6 +88,13 @@ def _report(outcome, table: list[dict], keys: list[str], spec: dict) -> Path:
     )
     done = [r for r in table if r["status"] == "done"]
     metrics = _metric_names(done, keys)
+    if spec.get("job") == "budget":  # every part against every swept key, in one figure
+        from ..budget.view import sweep_figure
+
+        fig = sweep_figure(table, keys, outcome.out_dir / "figures" / "budget.png")
+        if fig is not None:
+            rep.heading("Error budget")
+            rep.image(fig, "error budget against the swept keys")
     plt = _plt()
     for metric in metrics:
         for key in keys:
