@@ -33,7 +33,6 @@ Generated = SampleResult  # the name ``generate``'s result had before the two ty
 Prior = Callable[[torch.Tensor, slice], torch.Tensor]
 
 
-
 def sampler_parameters(kind: str) -> dict[str, object]:
     """The keyword parameters (and defaults) a registered sampler accepts."""
     return entry("sampler", kind).parameters
