@@ -1,4 +1,4 @@
-"""Chunked evaluation in the diagnostics (issue 18): the residual profile, the conservativity
+"""Chunked evaluation in the diagnostics: the residual profile, the conservativity
 and the PF-ODE NLL give the same numbers in batches as at once (the batches bound memory
 only), and ``diagnose`` leaves the caller's thread count as it found it."""
 

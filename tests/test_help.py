@@ -1,4 +1,4 @@
-"""`--help` snapshots (issue 19): each command's help as a user reads it at 100 columns. A
+"""`--help` snapshots: each command's help as a user reads it at 100 columns. A
 change to an option, its label or its wording shows up here as a diff to review; after a
 deliberate change, regenerate with ``SCORELAB_UPDATE_SNAPSHOTS=1 pytest tests/test_help.py``."""
 

@@ -1,4 +1,4 @@
-"""Interruptions (issue 14): SIGINT or SIGTERM at a random moment of `scorelab train`, then
+"""Interruptions: SIGINT or SIGTERM at a random moment of `scorelab train`, then
 --resume, ends bit for bit where an uninterrupted run ends, in float32 and float64 (every
 tensor of the checkpoint — parameters, EMA, optimiser state, generator — and every logged
 loss). SIGKILL with periodic atomic checkpoints resumes exactly too. A second signal stops at

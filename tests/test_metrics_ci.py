@@ -1,4 +1,4 @@
-"""The fast CIs of the OT metrics (issue 18) against independent truths: the batched Sinkhorn
+"""The fast CIs of the OT metrics against independent truths: the batched Sinkhorn
 against POT's solver, the sliced-W2 resamples against ``sliced_w2`` on the resampled points,
 the linearised exact-OT resamples against weak duality and exact solves, and the coverage of
 the W1/W2 intervals against the closed form of W_p between a 1-D Gaussian and a fixed sample.

@@ -120,7 +120,7 @@ def test_bad_runs_fail_clearly(tmp_path):
     args = ["train", str(CONFIGS / "quickstart.yaml"), "--out", str(run_dir), *_sets(SMALL)]
     assert runner.invoke(app, args).exit_code == 0
     res = runner.invoke(app, [*args, "--resume", "--set", "network.width=48"])
-    assert res.exit_code == 2 and "network.width: 32 → 48" in res.output  # issue 14
+    assert res.exit_code == 2 and "network.width: 32 → 48" in res.output  # key and both values
     res = runner.invoke(
         app, [*args, "--resume", "--set", "network.width=48", "--allow-changes", "network.width"]
     )

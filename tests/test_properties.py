@@ -1,4 +1,4 @@
-"""Property-based checks (issue 14): whatever a user feeds scorelab — a YAML tree, a --set
+"""Property-based checks: whatever a user feeds scorelab — a YAML tree, a --set
 string, the bytes of an .npz, .npy, .csv or checkpoint — it either works or raises scorelab's
 own error (``ScorelabError``, which the CLI prints as one line); never anything else. And every
 sampler × process × grid at extreme settings gives finite samples or a clear refusal."""
@@ -352,7 +352,7 @@ def test_every_sampler_on_every_process_at_extreme_settings():
 
 @pytest.mark.slow
 def test_the_whole_product_at_extreme_settings():
-    """Every sampler × process × grid × final step × dtype (the 800 cases of issue 14)."""
+    """Every sampler × process × grid × final step × dtype (800 cases)."""
     cases = [
         (p, s, g, f, d)
         for p in EXTREME

@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (the table of bad inputs reads best one case per line)
-"""Reliability (issue 14): every bad input ends in one clear line (exit 2, never "internal
+"""Reliability: every bad input ends in one clear line (exit 2, never "internal
 error" or a traceback), one writer per run directory, resume refuses silent config changes,
 nothing non-finite is written, and code named in a config runs only when allowed.
 

@@ -1,5 +1,5 @@
 """What a user sees: progress without a terminal, the files' modes, the reports' headline and
-tables, the command line's messages and --help (issue 19)."""
+tables, the command line's messages and --help."""
 
 from __future__ import annotations
 

@@ -87,8 +87,8 @@ def diagnose(
     times = list(times) if times is not None else log_sigma_times(process, 8)
     bar = tracker(progress, 2 * len(times) + 1, "diagnosing", "parts")
     # the thread policy of training and sampling (scorelab.threads; SCORELAB_THREADS and
-    # --threads override it): on the quickstart's MLP, torch's default of every core took
-    # 1.5 s while a core was free and 38 s while both were busy (one thread: 1.8 s)
+    # --threads override it): torch's default of every core stalls small networks on a busy
+    # machine (docs/performance.md has the measurements)
     try:
         with threads.scoped(_network_kind(score), target.event_shape):
             return _diagnose(

@@ -125,7 +125,7 @@ def linearised_resamples(
     the interval's ends as close to the exact bootstrap's as 25 exact resamples did, or
     closer: RMS
     error 0.006/0.005 (W1, lower/upper end) and 0.006/0.011 (W2) against 0.011/0.006 and
-    0.019/0.011, half-widths 0.035 and 0.063 (issue 18)."""
+    0.019/0.011, half-widths 0.035 and 0.063."""
     L = np.asarray(linear, dtype=np.float64)
     B = L.size
     k = max(3, min(int(k), B))

@@ -22,7 +22,7 @@ from ._checks import as_points, positive_int, same_dim
 
 
 def kdtree():
-    from scipy.spatial import cKDTree  # imported on first use (0.25 s)
+    from scipy.spatial import cKDTree  # imported on first use (scipy.spatial is slow to import)
 
     return cKDTree
 
