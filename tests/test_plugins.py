@@ -427,3 +427,76 @@ def test_list_json_has_every_group_with_defaults():
     assert listing["schedule"]["linear"] == {"beta_min": 0.1, "beta_max": 20.0}
     assert listing["sampler"]["ddim"]["eta"] == 0.0
     assert listing["grid"]["edm"] == {"rho": 7.0}
+
+
+# --------------------------------------------------------------------------------------------
+# One plugin module, three components with their own parameters, through the real CLI
+# --------------------------------------------------------------------------------------------
+
+THREE = """
+import itertools
+import torch
+import scorelab
+
+@scorelab.register("sampler", "labelled_euler")
+def labelled_euler(score, process, grid, x, *, noise=None, callback=None, eta: str = "fast"):
+    '''Probability-flow Euler; eta is a label (DDIM's eta is a number).'''
+    if eta not in ("fast", "turbo"):
+        raise ValueError(eta)
+    for t0, t1 in itertools.pairwise(grid.times(process).tolist()):
+        f, g2 = float(process.drift_coef(t0)), float(process.diffusion2(t0))
+        x = x - (t0 - t1) * (f * x - 0.5 * g2 * score(x, t0))
+    return x
+
+@scorelab.register("grid", "power", space="t")
+def power(u, hi, lo, p: float = 3.0):
+    '''t from t_max down to t_min as (1 - u)^p.'''
+    return lo + (hi - lo) * (1 - u) ** p
+
+@scorelab.register("noise", "capped")
+def capped(process, n, generator=None, cap: float = 5.0):
+    '''t uniform on [t_min, min(cap, T)].'''
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    return process.t_min + (min(cap, process.T) - process.t_min) * u
+"""
+
+
+def test_a_plugin_module_of_three_components_reaches_list_set_and_the_final_step(tmp_path):
+    """A sampler with an option named like DDIM's but of another type, a grid with its own
+    parameter and a noise law with its own parameter: each is listed with its parameter, each
+    parameter is set from ``--set`` in a fresh process, and the sampler, which has no code for
+    it, takes the final step to σ = 0 (one more NFE; the samples are the exact denoiser's of
+    those that stop at t_N, computed here)."""
+    (tmp_path / "three.py").write_text(textwrap.dedent(THREE))
+    env = {"SCORELAB_PLUGINS": "three", "PYTHONPATH": str(tmp_path)}
+    listed = _cli(["list", "--json"], tmp_path, env)
+    assert listed.returncode == 0, listed.stderr
+    groups = json.loads(listed.stdout)
+    assert groups["sampler"]["labelled_euler"] == {"eta": "fast"}
+    assert groups["grid"]["power"] == {"p": 3.0}
+    assert groups["noise"]["capped"] == {"cap": 5.0}
+
+    config = str(ROOT / "configs" / "quickstart.yaml")
+    common = ["score.kind=exact", "sampler.kind=labelled_euler", "sampler.eta=turbo"]
+    common += ["sampler.grid.kind=power", "sampler.grid.p=2.0", "sampler.steps=12"]
+    common += ["sampler.n=64", "sampler.dtype=float64", "train.noise.kind=capped"]
+    common += ["train.noise.cap=0.3"]
+    out = {}
+    for final in ("none", "denoise"):
+        sets = [*common, f"sampler.grid.final={final}"]
+        out[final] = tmp_path / f"{final}.npz"
+        args = ["sample", config, *[a for s in sets for a in ("--set", s)], "--out", out[final]]
+        res = _cli([str(a) for a in args], tmp_path, env)
+        assert res.returncode == 0, res.stderr
+        assert f"NFE {12 + (final == 'denoise')}" in res.stdout
+    bad = _cli(["check", config, "--set", "sampler.kind=ddim", "--set", "sampler.eta=turbo"],
+               tmp_path, env)  # fmt: skip
+    assert bad.returncode == 2 and "sampler.eta" in bad.stderr
+
+    target, process = build(scorelab.load_config(config, ["score.kind=exact"]))
+    u = torch.linspace(0, 1, 13, dtype=F64)
+    t_last = float(process.t_min + (process.T - process.t_min) * (1 - u[-1]) ** 2)
+    stopped = torch.as_tensor(np.load(out["none"])["samples"])
+    expected = target.denoise(stopped, t_last, process)
+    got = torch.as_tensor(np.load(out["denoise"])["samples"])
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
