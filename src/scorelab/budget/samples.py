@@ -30,7 +30,7 @@ import torch
 from .. import threads
 from ..errors import InvalidParameter, ScorelabError
 from ..grids import TimeGrid
-from ..metrics.evaluate import KNN_MAX_DIM
+from ..metrics.builtin import KNN_MAX_DIM
 from ..metrics.gaussian import kl_gaussian_fit
 from ..metrics.knn import knn_kl_terms
 from ..sampling import generate, sampler_parameters
