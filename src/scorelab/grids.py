@@ -165,11 +165,18 @@ class TimeGrid:
                 f"T = {process.T:g}",
             )
         coefs = (process.sigma(t_max), process.diffusion2(t_max), process.drift_coef(t_max))
-        if not all(math.isfinite(float(c)) for c in coefs):
+        spacing = entry("grid", self.kind)
+        # an interpolant whose α vanishes at T (rectified flow) starts a t-spaced grid there:
+        # σ, f and g² are infinite at T but the velocity the ODE samplers integrate is finite
+        flow_start = (
+            getattr(process, "regular_velocity_at_T", False)
+            and t_max >= process.T
+            and spacing.meta.get("space", "t") == "t"
+        )
+        if not flow_start and not all(math.isfinite(float(c)) for c in coefs):
             raise InvalidParameter("t_max", _infinite_at(process, t_max, coefs), t_max)
         n = int(self.steps)
         u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
-        spacing = entry("grid", self.kind)
         extra = {"rho": self.rho} if "rho" in spacing.parameters else {}
         if spacing.meta.get("space", "t") == "t":
             t = spacing.obj(u, t_max, t_min, **extra)
@@ -214,6 +221,11 @@ def _infinite_at(process: ForwardProcess, t_max: float, coefs) -> str:
     schedule = getattr(process, "schedule", None)
     kind = getattr(schedule, "kind", type(schedule).__name__)
     msg = f"is where the process's coefficients are infinite ({bad}; schedule '{kind}')"
+    if getattr(process, "regular_velocity_at_T", False):
+        return msg + (
+            "; on an interpolant a grid spaced in σ must start below t = 1: set a grid "
+            "t_max < 1, or use a grid spaced in t (uniform, quadratic, shifted)"
+        )
     if kind == "cosine" and getattr(schedule, "clip_max", 0) is None:
         return msg + (
             "; a cosine schedule without clip_max has β(T) = ∞ and σ(T) = ∞: set the "

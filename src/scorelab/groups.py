@@ -21,8 +21,8 @@ GROUPS: dict[str, str] = {
 # look-up, in the order `scorelab list` shows them. (The studies arrive through scorelab's own
 # plugin entry point, being a plugin of the package.)
 BUILTINS: dict[str, tuple[str, ...]] = {
-    "schedule": ("scorelab.schedules", "scorelab.ddpm"),
-    "process": ("scorelab.processes", "scorelab.ddpm"),
+    "schedule": ("scorelab.schedules", "scorelab.ddpm", "scorelab.interpolants"),
+    "process": ("scorelab.processes", "scorelab.ddpm", "scorelab.interpolants"),
     "target": ("scorelab.targets",),
     "sampler": ("scorelab.samplers",),
     "grid": ("scorelab.grids",),
@@ -30,7 +30,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "weighting": ("scorelab.losses",),
     "noise": ("scorelab.losses",),
     "network": ("scorelab.networks",),
-    "parameterisation": ("scorelab.parameterisations",),
+    "parameterisation": ("scorelab.parameterisations", "scorelab.velocity"),
     "metric": ("scorelab.metrics",),  # POT and scikit-learn
 }
 

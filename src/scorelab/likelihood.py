@@ -45,6 +45,7 @@ import torch
 from .divergence import sample_probes
 from .errors import InvalidParameter, NonFinite
 from .processes import ForwardProcess
+from .velocity import has_native_velocity, native_velocity
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -276,8 +277,11 @@ def pf_ode_nll(
     for name, v in (("rtol", rtol), ("atol", atol)):
         if not (v > 0 and math.isfinite(v)):
             raise InvalidParameter(name, "must be > 0", v)
+    # a model with a native velocity (``scorelab.velocity``) is integrated as dx/dt = v, which
+    # stays finite where f and g² are not (t = 1 of rectified flow)
+    velocity = has_native_velocity(score, process)
     for name, v in (("T", T), ("t_min", t0)):
-        for c in (process.drift_coef(v), process.diffusion2(v)):
+        for c in () if velocity else (process.drift_coef(v), process.diffusion2(v)):
             if not math.isfinite(float(c)):
                 raise InvalidParameter(
                     name, "is where the process's coefficients are infinite (clip β)", v
@@ -293,8 +297,16 @@ def pf_ode_nll(
         probes = sample_probes(n_probes, (B, D), probe, generator, dtype, device)
 
     def F(xx: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
-        out = score(xx.reshape(-1, *event), tt)
+        xs = xx.reshape(-1, *event)
+        out = native_velocity(score, process, xs, tt) if velocity else score(xs, tt)
         return out.reshape(xx.shape[0], -1)
+
+    def coefs(t64: torch.Tensor):
+        """(f, g²) of the field f x − ½ g² F: the process's, or (0, −2) when F is the
+        velocity itself (so that the field is F and its divergence F's)."""
+        if velocity:
+            return torch.zeros_like(t64).to(dtype), torch.full_like(t64, -2.0).to(dtype)
+        return process.drift_coef(t64).to(dtype), process.diffusion2(t64).to(dtype)
 
     if batch_size is not None and int(batch_size) < 1:
         raise InvalidParameter("batch_size", "must be ≥ 1", batch_size)
@@ -309,8 +321,7 @@ def pf_ode_nll(
         # constantly there (steps themselves are clipped to land on T, see step_t)
         t64 = t.detach().to(torch.float64).clamp(max=T)
         t = t64.to(dtype)
-        f = process.drift_coef(t64).to(dtype)
-        g2 = process.diffusion2(t64).to(dtype)
+        f, g2 = coefs(t64)
         s, div = div_fn(xs, t.expand(B))
         return f * xs - 0.5 * g2 * s, D * f - 0.5 * g2 * div
 
@@ -319,8 +330,7 @@ def pf_ode_nll(
         nonlocal nfe
         nfe += 1
         t64 = t64.clamp(max=T)
-        f = process.drift_coef(t64).to(dtype)
-        g2 = process.diffusion2(t64).to(dtype)
+        f, g2 = coefs(t64)
         s, div = div_fn(xs, t64.to(dtype), idx, with_div)
         v = f[:, None] * xs - 0.5 * g2[:, None] * s
         return v, (None if div is None else D * f - 0.5 * g2 * div)

@@ -42,6 +42,7 @@ from .interfaces import Denoiser
 from .noise import normal_like
 from .processes import ForwardProcess
 from .registry import get, register
+from .velocity import denoised_from_velocity, has_native_velocity, native_velocity
 
 ScoreModel = Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]
 
@@ -62,11 +63,23 @@ class _Counted:
     def __init__(self, score: ScoreModel):
         self.score, self.calls = score, 0
         self.sigma_native = isinstance(score, Denoiser)  # D(x̂, σ) at any σ, no t needed
-        self.native = self.sigma_native or getattr(score, "prediction", "score") == "denoiser"
+        self.native = self.sigma_native or getattr(score, "prediction", "score") in (
+            "denoiser",
+            "velocity",
+        )
 
     def __call__(self, x, t):
         self.calls += 1
         return self.score(x, t)
+
+    def velocity(self, process: ForwardProcess, x, t: float):
+        """The PF-ODE velocity from the model's native face (a velocity model, a 'flow'
+        network, a denoiser on an interpolant: ``scorelab.velocity.native_velocity``), or
+        None where the score is the native face."""
+        if not has_native_velocity(self.score, process):
+            return None
+        self.calls += 1
+        return native_velocity(self.score, process, x, t)
 
     def denoise(self, process: ForwardProcess, x, t: float, sigma: float | None = None):
         """E[X₀ | X_t = x] (and the score, where it was computed): the model's own denoiser
@@ -255,7 +268,11 @@ def exponential_integrator(
 
 
 def _flow(score, process, x, t):
-    """dx/dt = f x − ½ g² s(x, t), and the denoised estimate (lazily)."""
+    """dx/dt = f x − ½ g² s(x, t), and the denoised estimate (lazily); a model with a native
+    velocity is asked for it directly (finite where α = 0, at t = 1 of rectified flow)."""
+    v = score.velocity(process, x, t) if isinstance(score, _Counted) else None
+    if v is not None:
+        return v, lambda: denoised_from_velocity(process, x, t, v)
     c = _coef(process, t)
     s = score(x, t)
     return torch.add(x * c["f"], s, alpha=-0.5 * c["g2"]), lambda: (x + c["var"] * s) / c["m"]
