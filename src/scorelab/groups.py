@@ -12,8 +12,10 @@ GROUPS: dict[str, str] = {
     "weighting": "the loss weighting λ(t)",
     "noise": "the training noise distribution p(t) or p(σ)",
     "network": "the neural network",
-    "parameterisation": "what the network predicts (score, ε, x₀, EDM denoiser)",
+    "parameterisation": "what the network predicts (score, ε, x₀, EDM denoiser, flow velocity)",
     "metric": "a distance between samples and the target, with floor and CI",
+    "reparam": "a monotone map of flow time [0, 1] onto itself (SD3/Flux's resolution shift)",
+    "coupling": "how a batch's noise is paired with its data in flow matching",
     "study": "a paper's claims reproduced end to end",
 }
 
@@ -25,13 +27,15 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "process": ("scorelab.processes", "scorelab.ddpm", "scorelab.interpolants"),
     "target": ("scorelab.targets",),
     "sampler": ("scorelab.samplers",),
-    "grid": ("scorelab.grids",),
-    "loss": ("scorelab.losses", "scorelab.fokker_planck"),
-    "weighting": ("scorelab.losses",),
-    "noise": ("scorelab.losses",),
+    "grid": ("scorelab.grids", "scorelab.time_shift"),
+    "loss": ("scorelab.losses", "scorelab.fokker_planck", "scorelab.flow_matching"),
+    "weighting": ("scorelab.losses", "scorelab.flow_matching"),
+    "noise": ("scorelab.losses", "scorelab.flow_matching"),
     "network": ("scorelab.networks",),
-    "parameterisation": ("scorelab.parameterisations", "scorelab.velocity"),
+    "parameterisation": ("scorelab.parameterisations", "scorelab.flow_matching"),
     "metric": ("scorelab.metrics",),  # POT and scikit-learn
+    "reparam": ("scorelab.time_shift",),
+    "coupling": ("scorelab.couplings",),
 }
 
 PLUGIN_GROUP = "scorelab.plugins"  # entry points: name = "module" or "module:object"

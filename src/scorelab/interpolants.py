@@ -248,9 +248,7 @@ class Interpolant(ForwardProcess):
         return {"schedule": self.schedule, "t_min": self.t_min}
 
 
-@register(
-    "process", "interpolant", schedules="interpolant", default_schedule="rectified_flow"
-)
+@register("process", "interpolant", schedules="interpolant", default_schedule="rectified_flow")
 class GeneralInterpolant(Interpolant):
     """x_t = α_t x₀ + σ_t ε for any registered interpolant pair (schedule family 'interpolant')
     on t ∈ [0, 1]."""
@@ -267,9 +265,7 @@ class _NamedInterpolant(Interpolant):
             )
 
 
-@register(
-    "process", "rectified_flow", schedules="interpolant", default_schedule="rectified_flow"
-)
+@register("process", "rectified_flow", schedules="interpolant", default_schedule="rectified_flow")
 class RectifiedFlow(_NamedInterpolant):
     """Rectified flow (Liu et al.; Lipman et al.'s OT path; SD3, Flux): x_t = (1 − t) x₀ + t ε
     on t ∈ [0, 1], exact prior N(0, I) at t = 1."""
@@ -278,9 +274,7 @@ class RectifiedFlow(_NamedInterpolant):
     default_pair = RectifiedFlowPair
 
 
-@register(
-    "process", "trigonometric", schedules="interpolant", default_schedule="trigonometric"
-)
+@register("process", "trigonometric", schedules="interpolant", default_schedule="trigonometric")
 class Trigonometric(_NamedInterpolant):
     """The trigonometric interpolant x_t = cos(πt/2) x₀ + sin(πt/2) ε on t ∈ [0, 1] (a VP
     process in another clock), exact prior N(0, I) at t = 1."""

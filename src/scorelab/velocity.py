@@ -31,7 +31,7 @@ from .errors import InvalidParameter
 from .interfaces import Model, _per_example
 from .interpolants import is_interpolant
 from .processes import ForwardProcess
-from .registry import entry, register
+from .registry import entry
 
 F64 = torch.float64
 CONVENTIONS = ("velocity", "flow")
@@ -182,34 +182,7 @@ def exact_velocity(target, process: ForwardProcess) -> ExactVelocity:
     return ExactVelocity(target, process)
 
 
-# --- the flow parameterisation of trained networks -----------------------------------------
-
-
-def flow_conditioning(m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """c = 4τ − 2 with τ = s/(m + s) = σ/(1 + σ) ∈ [0, 1] (τ = t on rectified flow): a
-    function of σ alone, like ¼ ln σ, but finite at σ = ∞ (t = 1), where flow samplers start."""
-    return 4.0 * s / (m + s) - 2.0
-
-
-def _flow_output(network, x, m, s):
-    return network(x, flow_conditioning(m, s).to(x.dtype))
-
-
-def _flow_velocity(network, x, m, s, dm, ds):
-    """The native velocity of a 'flow' network (m, s, ṁ, ṡ per example, ``[B]``):
-    v = [(α̇ + σ̇) x + (ασ̇ − σα̇) u]/(α + σ)."""
-    u = _flow_output(network, x, m, s)
-    m, s, dm, ds = (per_example(c, x) for c in (m, s, dm, ds))
-    return ((dm + ds) * x + (m * ds - s * dm) * u) / (m + s)
-
-
-@register("parameterisation", "flow", predicts="denoiser", velocity=_flow_velocity)
-def flow(network, x, m, v, sigma, sigma_data):
-    """diffusers' flow-matching output u = F(x, c) = ε − x₀ (SD3, Flux; the rectified-flow
-    velocity), c = 4s/(m + s) − 2; D = (x − s u)/(m + s)."""
-    s = torch.sqrt(v)
-    u = _flow_output(network, x, m, s)
-    return (x - per_example(s, x) * u) / per_example(m + s, x)
+# --- trained networks -----------------------------------------------------------------------
 
 
 def _network_velocity(model, x: torch.Tensor, t: Time) -> torch.Tensor | None:
@@ -271,8 +244,6 @@ __all__ = [
     "denoised_from_velocity",
     "eps_from_velocity",
     "exact_velocity",
-    "flow",
-    "flow_conditioning",
     "flow_from_velocity",
     "from_velocity",
     "has_native_velocity",
