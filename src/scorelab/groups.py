@@ -26,7 +26,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "schedule": ("scorelab.schedules", "scorelab.ddpm", "scorelab.interpolants"),
     "process": ("scorelab.processes", "scorelab.ddpm", "scorelab.interpolants"),
     "target": ("scorelab.targets",),
-    "sampler": ("scorelab.samplers",),
+    "sampler": ("scorelab.samplers", "scorelab.flow_sampling"),
     "grid": ("scorelab.grids", "scorelab.time_shift"),
     "loss": ("scorelab.losses", "scorelab.fokker_planck", "scorelab.flow_matching"),
     "weighting": ("scorelab.losses", "scorelab.flow_matching"),

@@ -1,9 +1,10 @@
 """Score models from configs and checkpoints: a config's network wrapped by its
 parameterisation, and a trained checkpoint rebuilt as a frozen score model ``score(x, t)``.
 
-A model may also be given as a denoiser D(x̂, σ) or an ε-predictor ε(x, t): ``from_denoiser``,
-``from_eps``, ``from_score`` and ``as_model`` (defined in ``scorelab.interfaces``, re-exported
-here) give any of them all three faces."""
+A model may also be given as a denoiser D(x̂, σ), an ε-predictor ε(x, t) or a velocity v(x, t):
+``from_denoiser``, ``from_eps``, ``from_score``, ``as_model`` (defined in
+``scorelab.interfaces``) and ``from_velocity`` (``scorelab.velocity``), re-exported here, give
+any of them every face."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 from .config.schema import parse_config
 from .errors import InvalidParameter, NonFinite, ScorelabError
 from .interfaces import Model, as_model, from_denoiser, from_eps, from_score  # noqa: F401
+from .velocity import from_velocity  # noqa: F401
 from .networks import build_network
 from .parameterisations import ScoreNetwork, estimate_sigma_data
 from .processes import ForwardProcess
