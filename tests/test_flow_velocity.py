@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from scorelab import oracles, registry
-from scorelab.config import build_process, build_target
+from scorelab.config import build_target
 from scorelab.grids import TimeGrid
 from scorelab.interpolants import RectifiedFlow, Trigonometric
 from scorelab.models import from_velocity
@@ -154,7 +154,7 @@ def continuity_residual(target, process, field, x, t, h=1e-3):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pname,process", PROCESSES + [("vp", VP(LinearBeta())), ("edm", EDM())])
+@pytest.mark.parametrize("pname,process", [*PROCESSES, ("vp", VP(LinearBeta())), ("edm", EDM())])
 def test_conversions_are_exact_inverses(pname, process):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(8, 3, generator=g, dtype=F64)
@@ -227,7 +227,7 @@ def test_exact_velocity_satisfies_the_continuity_equation(tname, target, pname, 
         assert float(res.abs().max()) <= 1e-9 * scale, (t, res)
 
 
-@pytest.mark.parametrize("pname,process", PROCESSES + [("vp", VP(LinearBeta()))])
+@pytest.mark.parametrize("pname,process", [*PROCESSES, ("vp", VP(LinearBeta()))])
 def test_gaussian_velocity_is_the_derivative_of_the_exact_flow_map(pname, process):
     """d/dt of the exact PF-ODE map x_t = α μ + √(V_t/V_s)(x_s − α_s μ) (oracles.pf_ode_exact)
     by a sixth-order central difference, at points moved along the flow."""

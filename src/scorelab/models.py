@@ -17,12 +17,12 @@ from pydantic import BaseModel
 from .config.schema import parse_config
 from .errors import InvalidParameter, NonFinite, ScorelabError
 from .interfaces import Model, as_model, from_denoiser, from_eps, from_score  # noqa: F401
-from .velocity import from_velocity  # noqa: F401
 from .networks import build_network
 from .parameterisations import ScoreNetwork, estimate_sigma_data
 from .processes import ForwardProcess
 from .targets import Target
 from .training import load_model_weights, read_checkpoint
+from .velocity import from_velocity  # noqa: F401
 
 SIGMA_DATA_SAMPLES = 10_000
 
