@@ -206,6 +206,12 @@ def run_scheduler(
     its timesteps (Karras σ's) still gets the model at the σ it computes with. ``step_kwargs``
     (a dict, or a function of (i, timestep)) go to ``step`` (``eta``, ``generator``,
     ``variance_noise``, …)."""
+    from .flow_interop import is_flow_scheduler, run_flow_scheduler
+
+    if is_flow_scheduler(scheduler):  # rectified-flow state, ε − x₀ output
+        return run_flow_scheduler(
+            scheduler, model, x, steps, process=process, step_kwargs=step_kwargs, callback=callback
+        )
     if not isinstance(model, Model):
         if process is None:
             raise InvalidParameter("process", "is needed to read a score model's denoiser", None)
@@ -227,7 +233,12 @@ def run_scheduler(
 
 def scheduler_process(scheduler) -> ForwardProcess:
     """The scorelab process of a scheduler's noise levels: the ddpm process of its own ᾱ table
-    (DDPM family, state x_t = √ᾱ(x₀ + σz)), or EDM's (EDM family, state x̂ = x₀ + σz)."""
+    (DDPM family, state x_t = √ᾱ(x₀ + σz)), EDM's (EDM family, state x̂ = x₀ + σz), or
+    rectified flow (flow-matching family, t = its σ)."""
+    from .flow_interop import flow_scheduler_process, is_flow_scheduler
+
+    if is_flow_scheduler(scheduler):
+        return flow_scheduler_process(scheduler)
     if is_edm_scheduler(scheduler):
         cfg = scheduler.config
         return EDM(EDMSigma(sigma_min=float(cfg.sigma_min), sigma_max=float(cfg.sigma_max)))

@@ -1,0 +1,103 @@
+"""diffusers' flow-matching schedulers (``FlowMatchEulerDiscreteScheduler``,
+``FlowMatchHeunDiscreteScheduler``: SD3, Flux) driven by a scorelab model (docs/interop.md,
+"Flow matching").
+
+Their state is rectified flow's x_t = (1 − t) x₀ + t ε with t = the scheduler's σ (here "flow
+σ", not scorelab's noise level σ/α = t/(1 − t)), their model returns u = ε − x₀, which is the
+rectified-flow velocity, and their steps are Euler's and Heun's in t (Heun: EDM's Algorithm 1,
+first order on the step to 0). So ``scorelab.interpolants.RectifiedFlow`` with ``ode_euler`` or
+``heun`` on the times t_i = the scheduler's σ_i is the same algorithm (tested to 1e-10 in
+float64). Two differences a user meets:
+
+* the schedulers round the state to float32 in every ``step`` (``sample.to(torch.float32)``),
+  so a float64 run agrees with scorelab's to float32 round-off only;
+* with a static ``shift`` s the σ's are s-shifted from a linspace whose lower end is already
+  the shifted training σ_min, so the last non-zero σ is shifted twice: shift_{s²}(1/1000)
+  (0.00893 for s = 3, not 0.00299). ``TimeGrid("shifted", t_min=...)`` reproduces the nodes
+  given that last σ; dynamic shifting (Flux, ``mu``) shifts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .errors import InvalidParameter
+from .interfaces import Model, as_model
+from .interop import SchedulerRun, step_sigma
+from .interpolants import RectifiedFlow, RectifiedFlowPair, is_interpolant
+from .processes import ForwardProcess
+from .velocity import velocity_of
+
+
+def is_flow_scheduler(scheduler) -> bool:
+    """Whether ``scheduler`` is one of diffusers' flow-matching schedulers (rectified-flow
+    state, model output ε − x₀)."""
+    config = getattr(scheduler, "config", None)
+    return hasattr(scheduler, "scale_noise") and hasattr(config, "shift")
+
+
+def flow_scheduler_process(scheduler=None) -> RectifiedFlow:
+    """The scorelab process of a flow-matching scheduler: rectified flow, t = its σ."""
+    return RectifiedFlow(t_min=1e-6)
+
+
+def _is_rectified_flow(process: ForwardProcess) -> bool:
+    return is_interpolant(process) and type(process.schedule) is RectifiedFlowPair
+
+
+def flow_model_output(model: Model, x: torch.Tensor, t: float) -> torch.Tensor:
+    """The output a flow-matching scheduler expects at its σ = t: u = ε − x₀ (the rectified-flow
+    velocity). A model under rectified flow gives its velocity (finite at t = 1); a model under
+    another process is read through its denoiser at the noise level t/(1 − t), so t < 1."""
+    if _is_rectified_flow(model.process):
+        return velocity_of(model, model.process, x, t)
+    if not t < 1:
+        raise InvalidParameter(
+            "model",
+            "is not a rectified-flow model and cannot be read at the scheduler's σ = 1; give a "
+            "model under scorelab.interpolants.RectifiedFlow",
+            t,
+        )
+    D = model.denoiser(x / (1.0 - t), t / (1.0 - t))
+    return (x - D) / t
+
+
+def run_flow_scheduler(
+    scheduler,
+    model,
+    x: torch.Tensor,
+    steps: int | None = None,
+    *,
+    process: ForwardProcess | None = None,
+    timestep_kwargs: dict | None = None,
+    step_kwargs: dict | Callable[[int, object], dict] | None = None,
+    callback: Callable | None = None,
+) -> SchedulerRun:
+    """Run a flow-matching scheduler the way its pipelines do, with a scorelab model: for each
+    timestep the model's u = ε − x₀ at the scheduler's σ (``step_sigma``), then ``step``.
+    ``timestep_kwargs`` go to ``set_timesteps`` (e.g. ``mu`` with dynamic shifting);
+    ``sigmas`` of the result are the σ's of the model calls."""
+    if not isinstance(model, Model):
+        model = as_model(model, process if process is not None else flow_scheduler_process())
+    if steps is not None:
+        scheduler.set_timesteps(int(steps), **(timestep_kwargs or {}))
+    sigmas = []
+    for i, t in enumerate(scheduler.timesteps):
+        sigma = step_sigma(scheduler, t, i)
+        out = flow_model_output(model, x, sigma).to(x.dtype)
+        sigmas.append(sigma)
+        kw = step_kwargs(i, t) if callable(step_kwargs) else dict(step_kwargs or {})
+        x = scheduler.step(out, t, x, **kw).prev_sample
+        if callback is not None:
+            callback(i, t, x)
+    return SchedulerRun(x, len(sigmas), sigmas)
+
+
+__all__ = [
+    "flow_model_output",
+    "flow_scheduler_process",
+    "is_flow_scheduler",
+    "run_flow_scheduler",
+]
