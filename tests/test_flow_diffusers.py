@@ -152,3 +152,21 @@ def test_a_flow_convention_model_is_what_the_scheduler_calls():
     x0 = _x(seed=3)
     times = torch.tensor([1.0, 0.6, 0.3, 0.1, 0.0], dtype=F64)
     assert torch.equal(ode_euler(model, RF, times, x0).x, ode_euler(V, RF, times, x0).x)
+
+
+def test_a_model_under_another_process_is_read_through_its_denoiser():
+    """u = ε − x₀ at the scheduler's σ = t from a VP model's denoiser at σ/α = t/(1 − t):
+    the rectified-flow velocity; at t = 1 (σ/α = ∞) it is refused with the reason."""
+    from scorelab.errors import InvalidParameter
+    from scorelab.flow_interop import flow_model_output
+    from scorelab.interfaces import as_model
+    from scorelab.processes import VP
+    from scorelab.schedules import LinearBeta
+
+    vp = VP(LinearBeta())
+    model = as_model(TARGET.score_model(vp), vp)
+    x = _x(seed=4)
+    for t in (0.2, 0.6):
+        assert torch.allclose(flow_model_output(model, x, t), V.velocity(x, t), rtol=1e-10)
+    with pytest.raises(InvalidParameter, match="σ = 1"):
+        flow_model_output(model, x, 1.0)

@@ -1,4 +1,4 @@
-"""Couplings of a batch of data with a batch of noise for flow matching (docs/theory.md §11.5).
+"""Couplings of a batch of data with a batch of noise for flow matching (docs/theory.md §13.5).
 
 A coupling ``(x0, z) -> z'`` returns the noise re-paired with the data, row i of z' going with
 x0[i]: ``independent`` keeps the draw (the product coupling of conditional flow matching);

@@ -1,6 +1,6 @@
 """diffusers' flow-matching schedulers (``FlowMatchEulerDiscreteScheduler``,
-``FlowMatchHeunDiscreteScheduler``: SD3, Flux) driven by a scorelab model (docs/interop.md,
-"Flow matching").
+``FlowMatchHeunDiscreteScheduler``: SD3, Flux): what ``interop.run_scheduler`` needs to drive
+them with a scorelab model (docs/interop.md, "Flow matching").
 
 Their state is rectified flow's x_t = (1 − t) x₀ + t ε with t = the scheduler's σ (here "flow
 σ", not scorelab's noise level σ/α = t/(1 − t)), their model returns u = ε − x₀, which is the
@@ -19,13 +19,10 @@ float64). Two differences a user meets:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from .errors import InvalidParameter
-from .interfaces import Model, as_model
-from .interop import SchedulerRun, step_sigma
+from .interfaces import Model
 from .interpolants import RectifiedFlow, RectifiedFlowPair, is_interpolant
 from .processes import ForwardProcess
 from .velocity import velocity_of
@@ -64,40 +61,8 @@ def flow_model_output(model: Model, x: torch.Tensor, t: float) -> torch.Tensor:
     return (x - D) / t
 
 
-def run_flow_scheduler(
-    scheduler,
-    model,
-    x: torch.Tensor,
-    steps: int | None = None,
-    *,
-    process: ForwardProcess | None = None,
-    timestep_kwargs: dict | None = None,
-    step_kwargs: dict | Callable[[int, object], dict] | None = None,
-    callback: Callable | None = None,
-) -> SchedulerRun:
-    """Run a flow-matching scheduler the way its pipelines do, with a scorelab model: for each
-    timestep the model's u = ε − x₀ at the scheduler's σ (``step_sigma``), then ``step``.
-    ``timestep_kwargs`` go to ``set_timesteps`` (e.g. ``mu`` with dynamic shifting);
-    ``sigmas`` of the result are the σ's of the model calls."""
-    if not isinstance(model, Model):
-        model = as_model(model, process if process is not None else flow_scheduler_process())
-    if steps is not None:
-        scheduler.set_timesteps(int(steps), **(timestep_kwargs or {}))
-    sigmas = []
-    for i, t in enumerate(scheduler.timesteps):
-        sigma = step_sigma(scheduler, t, i)
-        out = flow_model_output(model, x, sigma).to(x.dtype)
-        sigmas.append(sigma)
-        kw = step_kwargs(i, t) if callable(step_kwargs) else dict(step_kwargs or {})
-        x = scheduler.step(out, t, x, **kw).prev_sample
-        if callback is not None:
-            callback(i, t, x)
-    return SchedulerRun(x, len(sigmas), sigmas)
-
-
 __all__ = [
     "flow_model_output",
     "flow_scheduler_process",
     "is_flow_scheduler",
-    "run_flow_scheduler",
 ]

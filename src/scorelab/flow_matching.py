@@ -1,5 +1,5 @@
 """Conditional flow matching: the loss, the DSM weighting it equals, and SD3's logit-normal
-time law (docs/theory.md §11.3).
+time law (docs/theory.md §13.3).
 
 For x_t = α x₀ + σ z the conditional velocity is α̇ x₀ + σ̇ z and the loss is
 

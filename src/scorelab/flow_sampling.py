@@ -1,6 +1,6 @@
 """A stochastic sampler for interpolants with a chosen diffusion coefficient, and the exact laws
 of the flow samplers on a Gaussian written in velocity form, finite at t = 1 (docs/theory.md
-§11.6).
+§13.6).
 
 For any w(t) ≥ 0 the reverse-time SDE
 
@@ -77,7 +77,7 @@ def interpolant_sde(
     eta: float = 1.0,
 ):
     """Euler–Maruyama on the reverse-time SDE dx = [v − ½ w ∇log p_t] dt + √w dW̄ with the
-    chosen diffusion w(t) = η σ_t, η g²(t) or η (docs/theory.md §11.6): the marginals are the
+    chosen diffusion w(t) = η σ_t, η g²(t) or η (docs/theory.md §13.6): the marginals are the
     interpolant's for every w, and w = η σ_t is finite at t = 1. Grid: N steps through N + 1
     levels (1 NFE each), plus Tweedie's step with ``final="denoise"`` (``scorelab.grids``)."""
     if diffusion not in DIFFUSIONS:

@@ -1,5 +1,5 @@
 """Interpolant processes: x_t = α_t x₀ + σ_t ε on t ∈ [0, 1] (rectified flow, trigonometric,
-any registered (α, σ) pair) as forward processes (docs/theory.md §11.1).
+any registered (α, σ) pair) as forward processes (docs/theory.md §13.1).
 
 A Gaussian interpolant is a linear forward SDE in disguise: with m = α and s = σ,
 

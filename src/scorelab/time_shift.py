@@ -1,6 +1,6 @@
 """Time reparameterisations of flow time t ∈ [0, 1]: SD3's resolution shift and Flux's dynamic
 shift, in one place, for training times (``flow_matching.logit_normal``) and sampling grids
-(the ``shifted`` grid) (docs/theory.md §11.4).
+(the ``shifted`` grid) (docs/theory.md §13.4).
 
 SD3 (Esser et al. 2024, §5.3.2) shifts the time of a rectified flow for a resolution with more
 pixels by s = √(m/n):

@@ -1,6 +1,6 @@
 """The velocity face of a model: v(x, t) = E[α̇ X₀ + σ̇ ε | X_t = x], the probability-flow
 velocity of x_t = α x₀ + σ ε, with exact conversions to and from the other faces
-(docs/theory.md §11.2).
+(docs/theory.md §13.2).
 
 With (α, σ) = (m(t), s(t)) of the process and D = E[X₀ | x], ε̂ = E[ε | x], ∇log p_t = −ε̂/σ:
 
