@@ -170,3 +170,24 @@ def test_a_model_under_another_process_is_read_through_its_denoiser():
         assert torch.allclose(flow_model_output(model, x, t), V.velocity(x, t), rtol=1e-10)
     with pytest.raises(InvalidParameter, match="σ = 1"):
         flow_model_output(model, x, 1.0)
+
+
+def test_audit_runs_a_flow_scheduler_beside_scorelabs_ode_samplers():
+    """`scorelab audit` on FlowMatchEuler: its exact error (affine map read off by probes)
+    equals ode_euler's on the same times to float32 round-off; σ-space samplers are omitted
+    with the reason."""
+    from scorelab.audit import audit
+
+    target = build_target({"kind": "gaussian", "dim": 3, "mean": 1.0, "cov": [0.5, 0.1, 2.0]})
+    res = audit(
+        "diffusers:FlowMatchEulerDiscreteScheduler",
+        target,
+        [6],
+        scheduler_config={"shift": 3.0},
+        samplers=["ode_euler", "heun", "ddim"],
+    )
+    (row,) = res.rows
+    (ours,) = res.scorelab["ode_euler"]
+    assert row.nfe == ours.nfe == 6
+    assert ours.kl == pytest.approx(row.kl, rel=1e-4) and ours.w2 == pytest.approx(row.w2, rel=1e-4)
+    assert "ddim" not in res.scorelab and any("ddim omitted" in n for n in res.notes)

@@ -6,7 +6,7 @@ For x_t = α x₀ + σ z the conditional velocity is α̇ x₀ + σ̇ z and the 
     ℓ_CFM(x₀, t, z) = λ(t) ‖v_θ(x_t, t) − (α̇ x₀ + σ̇ z)‖².
 
 Writing v_θ through the model's score (``scorelab.velocity``),
-v_θ − (α̇ x₀ + σ̇ z) = ½ g² σ (s_θ + z/σ) with ½ g² = σσ̇ − (α̇/α)σ², so
+v_θ − (α̇ x₀ + σ̇ z) = −½ g² (s_θ + z/σ) with ½ g² = σσ̇ − (α̇/α)σ², so
 
     ‖v_θ − (α̇ x₀ + σ̇ z)‖² = (g⁴/4) ‖s_θ(x_t, t) + z/σ‖²:
 
