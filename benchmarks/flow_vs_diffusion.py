@@ -17,7 +17,8 @@ batch and learning rate for three recipes — rectified flow trained by CFM (log
 EDM by DSM (EDM's recipe) — each sampled with Heun at 49-50 NFE from the same per-sample
 noise, W2 against the same reference sample (its floor is shared), per seed. Paired
 differences RF − VP and RF − EDM with 95 % t intervals over seeds (``scorelab.verdicts``), and
-the exact score's W2 with the same sampler and seeds beside them.
+each recipe's trained − exact-score W2 (the same sampler, grid, noise and reference: what the
+training leaves), paired the same way.
 
     python benchmarks/flow_vs_diffusion.py [--seeds 3] [--steps 1500] [--out benchmarks/results]
 """
@@ -38,8 +39,8 @@ from scorelab.config import build_grid, build_process, build_target, parse_confi
 from scorelab.grids import TimeGrid
 from scorelab.metrics.gaussian import kl_gaussians, w2_gaussians
 from scorelab.sampling import generate
-from scorelab.verdicts import mean_ci, paired_effect
 from scorelab.velocity import exact_velocity
+from scorelab.verdicts import mean_ci, paired_effect
 
 F64 = torch.float64
 D = 8
@@ -158,8 +159,13 @@ def _exact_w2(cfg, seed: int) -> float:
     if process.kind == "rectified_flow":
         score = exact_velocity(target, process)
     g = generate(
-        score, process, target.event_shape, sampler=cfg.sampler.kind, grid=build_grid(cfg.sampler),
-        n=cfg.sampler.n, seed=seed,
+        score,
+        process,
+        target.event_shape,
+        sampler=cfg.sampler.kind,
+        grid=build_grid(cfg.sampler),
+        n=cfg.sampler.n,
+        seed=seed,
     )
     ev = evaluate_with(cfg, g.samples, target)
     return next(float(r.value) for r in ev.results if r.name == "w2")
@@ -194,6 +200,8 @@ def trained_table(seeds: int, steps: int, n: int) -> dict:
     for other in ("vp_cosine", "edm"):
         eff = paired_effect(per["rectified_flow"]["w2"], per[other]["w2"])
         out["paired"][f"rectified_flow - {other}"] = eff.to_json()
+    for name, d in per.items():  # the training's share: trained − exact score, same draws
+        out["paired"][f"{name}: trained - exact"] = paired_effect(d["w2"], d["exact"]).to_json()
     return out
 
 
@@ -202,9 +210,13 @@ def trained_table(seeds: int, steps: int, n: int) -> dict:
 
 def _print_exact(rows: list[dict]) -> None:
     print("\nexact score, N(μ, Λ) in d = 8: KL(target ‖ output) / W2")
-    print(f"{'design':24s} {'sampler':9s} " + " ".join(f"{'NFE':>5s} {'KL':>9s} {'W2':>9s}" for _ in range(1)))
+    print(f"{'design':24s} {'sampler':9s} {'NFE':>5s} {'KL':>9s} {'W2':>9s}")
     for r in rows:
         print(f"{r['design']:24s} {r['sampler']:9s} {r['nfe']:5d} {r['kl']:9.3g} {r['w2']:9.3g}")
+
+
+def _r(values) -> list[float]:
+    return [round(v, 4) for v in values]
 
 
 def _print_trained(res: dict) -> None:
@@ -213,11 +225,12 @@ def _print_trained(res: dict) -> None:
         m, lo, hi = d["w2_mean_ci"]
         print(
             f"{name:16s} NFE {d['nfe']:3d}  W2 {m:.4f} [{lo:.4f}, {hi:.4f}]  "
-            f"per seed {[round(v, 4) for v in d['w2']]}  exact score {[round(v, 4) for v in d['exact_score_w2']]}  "
-            f"floor {[round(v, 4) for v in d['floor']]}"
+            f"per seed {_r(d['w2'])}  exact score {_r(d['exact_score_w2'])}  floor {_r(d['floor'])}"
         )
     for k, e in res["paired"].items():
-        print(f"{k}: {e['value']:+.4f} [{e['ci'][0]:+.4f}, {e['ci'][1]:+.4f}] over {e['seeds']} seeds")
+        print(
+            f"{k}: {e['value']:+.4f} [{e['ci'][0]:+.4f}, {e['ci'][1]:+.4f}] over {e['seeds']} seeds"
+        )
 
 
 def main() -> None:
