@@ -99,7 +99,7 @@ def test_interop_drives_the_unmodified_schedulers_to_float32_round_off(make, sam
     x0 = _x(seed=2)
     run = run_scheduler(sch, V, x0, 10)
     assert isinstance(scheduler_process(sch), RectifiedFlow)
-    levels = sorted(set(run.sigmas), reverse=True) + [0.0]
+    levels = [*sorted(set(run.sigmas), reverse=True), 0.0]
     ours = sampler(V, RF, torch.tensor(levels, dtype=F64), x0)
     assert ours.nfe == run.nfe
     scale = float(ours.x.abs().max()) + 1.0

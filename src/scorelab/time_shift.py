@@ -2,8 +2,8 @@
 shift, in one place, for training times (``flow_matching.logit_normal``) and sampling grids
 (the ``shifted`` grid) (docs/theory.md §13.4).
 
-SD3 (Esser et al. 2024, §5.3.2) shifts the time of a rectified flow for a resolution with more
-pixels by s = √(m/n):
+SD3 (Esser et al. 2024, section 5.3.2) shifts the time of a rectified flow for a resolution with
+more pixels by s = √(m/n):
 
     t' = s t / (1 + (s − 1) t).
 
