@@ -217,6 +217,18 @@ def _divergence_fn(F, trace: str, probes: torch.Tensor | None, batch_size: int |
     return fn
 
 
+def _field_coefficients(process: ForwardProcess, velocity: bool, dtype: torch.dtype):
+    """t ↦ (f, g²) of the field f x − ½ g² F: the process's, or (0, −2) when F is the velocity
+    itself (so that the field is F and its divergence F's)."""
+
+    def coefs(t64: torch.Tensor):
+        if velocity:
+            return torch.zeros_like(t64).to(dtype), torch.full_like(t64, -2.0).to(dtype)
+        return process.drift_coef(t64).to(dtype), process.diffusion2(t64).to(dtype)
+
+    return coefs
+
+
 def pf_ode_nll(
     score: ScoreFn,
     process: ForwardProcess,
@@ -301,12 +313,7 @@ def pf_ode_nll(
         out = native_velocity(score, process, xs, tt) if velocity else score(xs, tt)
         return out.reshape(xx.shape[0], -1)
 
-    def coefs(t64: torch.Tensor):
-        """(f, g²) of the field f x − ½ g² F: the process's, or (0, −2) when F is the
-        velocity itself (so that the field is F and its divergence F's)."""
-        if velocity:
-            return torch.zeros_like(t64).to(dtype), torch.full_like(t64, -2.0).to(dtype)
-        return process.drift_coef(t64).to(dtype), process.diffusion2(t64).to(dtype)
+    coefs = _field_coefficients(process, velocity, dtype)
 
     if batch_size is not None and int(batch_size) < 1:
         raise InvalidParameter("batch_size", "must be ≥ 1", batch_size)
