@@ -87,17 +87,23 @@ def test_heun_on_rectified_flow_is_flow_match_heun(shift_):
 
 
 @pytest.mark.parametrize(
-    "make,sampler",
+    "make,sampler,kw",
     [
-        (lambda: FlowMatchEulerDiscreteScheduler(shift=3.0), ode_euler),
-        (lambda: FlowMatchHeunDiscreteScheduler(shift=3.0), heun),
+        (lambda: FlowMatchEulerDiscreteScheduler(shift=3.0), ode_euler, None),
+        (lambda: FlowMatchHeunDiscreteScheduler(shift=3.0), heun, None),
+        (
+            lambda: FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True),
+            ode_euler,
+            {"mu": 0.8},
+        ),
     ],
+    ids=["euler-shift3", "heun-shift3", "euler-dynamic"],
 )
-def test_interop_drives_the_unmodified_schedulers_to_float32_round_off(make, sampler):
+def test_interop_drives_the_unmodified_schedulers_to_float32_round_off(make, sampler, kw):
     """``interop.run_scheduler`` with a scorelab model (float32 state inside diffusers)."""
     sch = make()
     x0 = _x(seed=2)
-    run = run_scheduler(sch, V, x0, 10)
+    run = run_scheduler(sch, V, x0, 10, timestep_kwargs=kw)
     assert isinstance(scheduler_process(sch), RectifiedFlow)
     levels = [*sorted(set(run.sigmas), reverse=True), 0.0]
     ours = sampler(V, RF, torch.tensor(levels, dtype=F64), x0)
