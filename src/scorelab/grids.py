@@ -166,12 +166,13 @@ class TimeGrid:
             )
         coefs = (process.sigma(t_max), process.diffusion2(t_max), process.drift_coef(t_max))
         spacing = entry("grid", self.kind)
-        # an interpolant whose α vanishes at T (rectified flow) starts a t-spaced grid there:
-        # σ, f and g² are infinite at T but the velocity the ODE samplers integrate is finite
+        # an interpolant whose α vanishes at T (rectified flow) starts a grid spaced in t (or a
+        # σ-spacing that takes σ = ∞) there: σ, f and g² are infinite at T but the velocity the
+        # ODE samplers integrate is finite
         flow_start = (
             getattr(process, "regular_velocity_at_T", False)
             and t_max >= process.T
-            and spacing.meta.get("space", "t") == "t"
+            and (spacing.meta.get("space", "t") == "t" or spacing.meta.get("infinite_sigma"))
         )
         if not flow_start and not all(math.isfinite(float(c)) for c in coefs):
             raise InvalidParameter("t_max", _infinite_at(process, t_max, coefs), t_max)

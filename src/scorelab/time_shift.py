@@ -1,6 +1,7 @@
 """Time reparameterisations of flow time t ∈ [0, 1]: SD3's resolution shift and Flux's dynamic
 shift, in one place, for training times (``flow_matching.logit_normal``) and sampling grids
-(the ``shifted`` grid) (docs/theory.md §13.4).
+(the ``shifted`` grid, spaced in rectified-flow time τ = σ/(1 + σ) so that it applies to every
+process) (docs/theory.md §13.4).
 
 SD3 (Esser et al. 2024, section 5.3.2) shifts the time of a rectified flow for a resolution with
 more pixels by s = √(m/n):
@@ -100,12 +101,21 @@ def flux_mu(
     return image_seq_len * slope + base_shift - slope * base_seq_len
 
 
-@register("grid", "shifted", space="t")
+def _flow_time(sigma: torch.Tensor) -> torch.Tensor:
+    """τ = σ/(1 + σ), rectified flow's time at the noise level σ (1 at σ = ∞)."""
+    return 1.0 / (1.0 + 1.0 / sigma)
+
+
+@register("grid", "shifted", space="sigma", infinite_sigma=True)
 def shifted(u: torch.Tensor, hi: float, lo: float, shift: float = 3.0) -> torch.Tensor:
-    """Uniform in the unshifted time between the preimages of the ends, then SD3's shift (the
-    nodes of diffusers' FlowMatchEulerDiscreteScheduler when lo is its last σ)."""
-    a, b = float(_unshift(torch.tensor(hi), shift)), float(_unshift(torch.tensor(lo), shift))
-    return _shift_map(a + u * (b - a), require_positive("shift", shift))
+    """SD3's shifted grid: uniform in the unshifted rectified-flow time τ = σ/(1 + σ) between
+    the preimages of the ends, then shifted (on rectified flow τ = t: the nodes of diffusers'
+    FlowMatchEulerDiscreteScheduler when t_min is its last σ); may start at σ = ∞."""
+    s = require_positive("shift", shift)
+    ends = torch.tensor([hi, lo], dtype=torch.float64)
+    a, b = (float(v) for v in _unshift(_flow_time(ends), s))
+    tau = _shift_map(a + u * (b - a), s)
+    return tau / (1.0 - tau)
 
 
 def shifted_times(
@@ -118,7 +128,9 @@ def shifted_times(
     if not 0 < t_min < t_max <= 1:
         raise InvalidParameter("t_min", "and t_max must satisfy 0 < t_min < t_max ≤ 1", t_min)
     u = torch.linspace(0.0, 1.0, int(steps) + 1, dtype=torch.float64)
-    t = shifted(u, t_max, t_min, shift)
+    s = require_positive("shift", shift)
+    a, b = float(_unshift(torch.tensor(t_max), s)), float(_unshift(torch.tensor(t_min), s))
+    t = _shift_map(a + u * (b - a), s)
     t[0], t[-1] = t_max, t_min
     return torch.cat([t, torch.zeros(1, dtype=t.dtype)]) if final else t
 
