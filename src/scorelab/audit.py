@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import InvalidParameter
+from .flow_interop import is_flow_scheduler
 from .grids import TimeGrid
 from .interfaces import from_denoiser
 from .interop import (
@@ -42,8 +43,9 @@ from .interop import (
     run_scheduler,
     scheduler_process,
 )
-from .registry import entries
+from .registry import entries, entry
 from .samplers import integrate
+from .velocity import exact_velocity
 
 F64 = torch.float64
 # image-range clipping and dynamic thresholding assume data in [−1, 1]: off unless asked for
@@ -278,6 +280,16 @@ def audit(
     d = target.dim
     gaussian = target.gaussian_moments() is not None
     notes = []
+    if is_flow_scheduler(probe):  # rectified flow from t = 1: the exact velocity, t-space ODEs
+        model = exact_velocity(target, scheduler_process(probe))
+        in_sigma = {name for name in samplers if entry("sampler", name).meta.get("sigma_space")}
+        dropped = [name for name in samplers if name in in_sigma]
+        samplers = [name for name in samplers if name not in in_sigma]
+        if dropped:
+            notes.append(
+                f"{', '.join(dropped)} omitted: a flow-matching scheduler starts at t = 1, where "
+                "the noise level σ/α is infinite; scorelab's t-space ODE samplers start there"
+            )
     if defaults:
         notes.append(
             "image-range options off by default (targets are not images in [−1, 1]): "
@@ -287,7 +299,7 @@ def audit(
     for n in steps:
         sch = load_scheduler(scheduler, config)
         sch.set_timesteps(n)
-        input_std = float(sch.init_noise_sigma)
+        input_std = float(getattr(sch, "init_noise_sigma", 1.0))  # flow schedulers: N(0, I)
         run = _run_fn(sch, model, n, step_kwargs, event_shape)
         row = None
         if gaussian:
@@ -321,10 +333,13 @@ def audit(
 def _scorelab_row(name, target, scheduler, levels, n, gaussian, n_mc, seed) -> AuditRow:
     """scorelab's sampler ``name`` on the scheduler's levels, then σ = 0."""
     process = scheduler_process(scheduler)
-    top = float(process.sigma(process.T))
-    levels = [min(s, top) for s in levels]
-    grid = TimeGrid(sigmas=[*levels, 0.0])
-    model = from_denoiser(exact_denoiser(target).fn, process)
+    if is_flow_scheduler(scheduler):  # the levels are rectified flow's times
+        grid = torch.tensor([*levels, 0.0], dtype=F64)
+        model = exact_velocity(target, process)
+    else:
+        top = float(process.sigma(process.T))
+        grid = TimeGrid(sigmas=[*[min(s, top) for s in levels], 0.0])
+        model = from_denoiser(exact_denoiser(target).fn, process)
     shape = tuple(target.event_shape)
     # the scheduler's starting law, in the sampler's variable (x_t for VP, x̂ for EDM's)
     input_std = float(scheduler.init_noise_sigma) if is_edm_scheduler(scheduler) else 1.0

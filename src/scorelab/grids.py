@@ -200,11 +200,19 @@ class TimeGrid:
                 f"T = {process.T:g}",
             )
         coefs = (process.sigma(t_max), process.diffusion2(t_max), process.drift_coef(t_max))
-        if not all(math.isfinite(float(c)) for c in coefs):
+        spacing = entry("grid", self.kind)
+        # an interpolant whose α vanishes at T (rectified flow) starts a grid spaced in t (or a
+        # σ-spacing that takes σ = ∞) there: σ, f and g² are infinite at T but the velocity the
+        # ODE samplers integrate is finite
+        flow_start = (
+            getattr(process, "regular_velocity_at_T", False)
+            and t_max >= process.T
+            and (spacing.meta.get("space", "t") == "t" or spacing.meta.get("infinite_sigma"))
+        )
+        if not flow_start and not all(math.isfinite(float(c)) for c in coefs):
             raise InvalidParameter("t_max", _infinite_at(process, t_max, coefs), t_max)
         n = int(self.steps)
         u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
-        spacing = entry("grid", self.kind)
         extra = dict(self.params)
         if spacing.meta.get("space", "t") == "t":
             t = spacing.obj(u, t_max, t_min, **extra)
@@ -268,6 +276,16 @@ def _infinite_at(process: ForwardProcess, t_max: float, coefs) -> str:
     schedule = getattr(process, "schedule", None)
     kind = getattr(schedule, "kind", type(schedule).__name__)
     msg = f"is where the process's coefficients are infinite ({bad}; schedule '{kind}')"
+    if getattr(process, "regular_velocity_at_T", False):
+        in_t = [
+            name
+            for name, e in entries("grid").items()
+            if e.meta.get("space", "t") == "t" or e.meta.get("infinite_sigma")
+        ]
+        return msg + (
+            "; on an interpolant a grid spaced in σ must start below t = 1: set a grid "
+            f"t_max < 1, or use a grid that may start there ({', '.join(in_t)})"
+        )
     singular = getattr(schedule, "infinite_from", lambda: None)()
     if singular is not None and t_max >= singular[0]:
         t_inf, fix = singular

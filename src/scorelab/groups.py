@@ -12,8 +12,10 @@ GROUPS: dict[str, str] = {
     "weighting": "the loss weighting λ(t)",
     "noise": "the training noise distribution p(t) or p(σ)",
     "network": "the neural network",
-    "parameterisation": "what the network predicts (score, ε, x₀, EDM denoiser)",
+    "parameterisation": "what the network predicts (score, ε, x₀, EDM denoiser, flow velocity)",
     "metric": "a distance between samples and the target, with floor and CI",
+    "reparam": "a monotone map of flow time [0, 1] onto itself (SD3/Flux's resolution shift)",
+    "coupling": "how a batch's noise is paired with its data in flow matching",
     "study": "a paper's claims reproduced end to end",
 }
 
@@ -21,18 +23,20 @@ GROUPS: dict[str, str] = {
 # look-up, in the order `scorelab list` shows them. The studies sit on top of the library (no
 # core module imports them): they load only when the study group itself is looked up.
 BUILTINS: dict[str, tuple[str, ...]] = {
-    "schedule": ("scorelab.schedules", "scorelab.ddpm"),
-    "process": ("scorelab.processes", "scorelab.ddpm"),
+    "schedule": ("scorelab.schedules", "scorelab.ddpm", "scorelab.interpolants"),
+    "process": ("scorelab.processes", "scorelab.ddpm", "scorelab.interpolants"),
     "target": ("scorelab.targets",),
-    "sampler": ("scorelab.samplers",),
-    "grid": ("scorelab.grids",),
-    "loss": ("scorelab.losses", "scorelab.fokker_planck"),
-    "weighting": ("scorelab.losses",),
-    "noise": ("scorelab.losses",),
+    "sampler": ("scorelab.samplers", "scorelab.flow_sampling"),
+    "grid": ("scorelab.grids", "scorelab.time_shift"),
+    "loss": ("scorelab.losses", "scorelab.fokker_planck", "scorelab.flow_matching"),
+    "weighting": ("scorelab.losses", "scorelab.flow_matching"),
+    "noise": ("scorelab.losses", "scorelab.flow_matching"),
     "network": ("scorelab.networks",),
-    "parameterisation": ("scorelab.parameterisations",),
+    "parameterisation": ("scorelab.parameterisations", "scorelab.flow_matching"),
     "metric": ("scorelab.metrics",),  # POT and scikit-learn
     "study": ("scorelab.studies",),
+    "reparam": ("scorelab.time_shift",),
+    "coupling": ("scorelab.couplings",),
 }
 
 # Groups loaded only when they are looked up themselves: nothing built from the registries (the

@@ -28,6 +28,7 @@ import torch
 from ._tensor import per_example
 from .ddpm import DDPM
 from .errors import InvalidParameter
+from .flow_interop import flow_model_output, flow_scheduler_process, is_flow_scheduler
 from .interfaces import Model, NoisePredictor, _per_example, as_model, from_denoiser
 from .processes import EDM, ForwardProcess
 from .protocols import SampleResult
@@ -195,6 +196,7 @@ def run_scheduler(
     process: ForwardProcess | None = None,
     step_kwargs: dict | Callable[[int, object], dict] | None = None,
     callback: Callable | None = None,
+    timestep_kwargs: dict | None = None,
 ) -> SchedulerRun:
     """Run a diffusers scheduler the way its pipelines do, with a scorelab model.
 
@@ -204,18 +206,26 @@ def run_scheduler(
     at the σ the scheduler assigns to each call (``step_sigma``), so a scheduler that rounds
     its timesteps (Karras σ's) still gets the model at the σ it computes with. ``step_kwargs``
     (a dict, or a function of (i, timestep)) go to ``step`` (``eta``, ``generator``,
-    ``variance_noise``, …)."""
+    ``variance_noise``, …), ``timestep_kwargs`` to ``set_timesteps`` (``mu`` for dynamic
+    shifting). A flow-matching scheduler (``flow_interop.is_flow_scheduler``) gets the model's
+    ε − x₀ at its σ = t of rectified flow (the default process then)."""
+    flow = is_flow_scheduler(scheduler)  # rectified-flow state, ε − x₀ output
     if not isinstance(model, Model):
+        if process is None and flow:
+            process = flow_scheduler_process(scheduler)
         if process is None:
             raise InvalidParameter("process", "is needed to read a score model's denoiser", None)
         model = as_model(model, process)
     if steps is not None:
-        scheduler.set_timesteps(int(steps))
+        scheduler.set_timesteps(int(steps), **(timestep_kwargs or {}))
     sigmas = []
     for i, t in enumerate(scheduler.timesteps):
-        inp = scheduler.scale_model_input(x, t)
+        inp = scheduler.scale_model_input(x, t) if not flow else x
         sigma = step_sigma(scheduler, t, i)
-        out = scheduler_model_output(scheduler, model, inp, sigma).to(inp.dtype)
+        if flow:
+            out = flow_model_output(model, inp, sigma).to(inp.dtype)
+        else:
+            out = scheduler_model_output(scheduler, model, inp, sigma).to(inp.dtype)
         sigmas.append(sigma)
         kw = step_kwargs(i, t) if callable(step_kwargs) else dict(step_kwargs or {})
         x = scheduler.step(out, t, x, **kw).prev_sample
@@ -226,7 +236,10 @@ def run_scheduler(
 
 def scheduler_process(scheduler) -> ForwardProcess:
     """The scorelab process of a scheduler's noise levels: the ddpm process of its own ᾱ table
-    (DDPM family, state x_t = √ᾱ(x₀ + σz)), or EDM's (EDM family, state x̂ = x₀ + σz)."""
+    (DDPM family, state x_t = √ᾱ(x₀ + σz)), EDM's (EDM family, state x̂ = x₀ + σz), or
+    rectified flow (flow-matching family, t = its σ)."""
+    if is_flow_scheduler(scheduler):
+        return flow_scheduler_process(scheduler)
     if is_edm_scheduler(scheduler):
         cfg = scheduler.config
         return EDM(EDMSigma(sigma_min=float(cfg.sigma_min), sigma_max=float(cfg.sigma_max)))

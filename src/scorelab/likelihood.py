@@ -46,6 +46,7 @@ from .divergence import sample_probes
 from .errors import InvalidParameter, NonFinite
 from .processes import ForwardProcess
 from .protocols import ScoreModel as ScoreFn
+from .velocity import has_native_velocity, native_velocity
 
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun")
 FIXED_METHODS = ("euler", "heun", "rk4")
@@ -215,6 +216,18 @@ def _divergence_fn(F, trace: str, probes: torch.Tensor | None, batch_size: int |
     return fn
 
 
+def _field_coefficients(process: ForwardProcess, velocity: bool, dtype: torch.dtype):
+    """t ↦ (f, g²) of the field f x − ½ g² F: the process's, or (0, −2) when F is the velocity
+    itself (so that the field is F and its divergence F's)."""
+
+    def coefs(t64: torch.Tensor):
+        if velocity:
+            return torch.zeros_like(t64).to(dtype), torch.full_like(t64, -2.0).to(dtype)
+        return process.drift_coef(t64).to(dtype), process.diffusion2(t64).to(dtype)
+
+    return coefs
+
+
 def pf_ode_nll(
     score: ScoreFn,
     process: ForwardProcess,
@@ -256,7 +269,10 @@ def pf_ode_nll(
     divergence are evaluated on at most that many examples at a time (bounds the memory of the
     autograd graph; the solve, its steps and the result are those of the whole batch).
     """
-    t0, T = _checked_span(x, process, method, trace, t_min, error_norm, steps, rtol, atol)
+    # a model with a native velocity (``scorelab.velocity``) is integrated as dx/dt = v, which
+    # stays finite where f and g² are not (t = 1 of rectified flow)
+    velocity = has_native_velocity(score, process)
+    t0, T = _checked_span(x, process, method, trace, t_min, error_norm, steps, rtol, atol, velocity)
 
     B = x.shape[0]
     event = tuple(x.shape[1:])
@@ -268,8 +284,11 @@ def pf_ode_nll(
         probes = sample_probes(n_probes, (B, D), probe, generator, dtype, device)
 
     def F(xx: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
-        out = score(xx.reshape(-1, *event), tt)
+        xs = xx.reshape(-1, *event)
+        out = native_velocity(score, process, xs, tt) if velocity else score(xs, tt)
         return out.reshape(xx.shape[0], -1)
+
+    coefs = _field_coefficients(process, velocity, dtype)
 
     if batch_size is not None and int(batch_size) < 1:
         raise InvalidParameter("batch_size", "must be ≥ 1", batch_size)
@@ -284,8 +303,7 @@ def pf_ode_nll(
         # constantly there (steps themselves are clipped to land on T, see step_t)
         t64 = t.detach().to(torch.float64).clamp(max=T)
         t = t64.to(dtype)
-        f = process.drift_coef(t64).to(dtype)
-        g2 = process.diffusion2(t64).to(dtype)
+        f, g2 = coefs(t64)
         s, div = div_fn(xs, t.expand(B))
         return f * xs - 0.5 * g2 * s, D * f - 0.5 * g2 * div
 
@@ -294,8 +312,7 @@ def pf_ode_nll(
         nonlocal nfe
         nfe += 1
         t64 = t64.clamp(max=T)
-        f = process.drift_coef(t64).to(dtype)
-        g2 = process.diffusion2(t64).to(dtype)
+        f, g2 = coefs(t64)
         s, div = div_fn(xs, t64.to(dtype), idx, with_div)
         v = f[:, None] * xs - 0.5 * g2[:, None] * s
         return v, (None if div is None else D * f - 0.5 * g2 * div)
@@ -325,9 +342,10 @@ def pf_ode_nll(
     )
 
 
-def _checked_span(x, process, method, trace, t_min, error_norm, steps, rtol, atol):
+def _checked_span(x, process, method, trace, t_min, error_norm, steps, rtol, atol, velocity):
     """pf_ode_nll's arguments checked (each refusal names its argument); the span
-    (t_min, T) of the integration."""
+    (t_min, T) of the integration. A model with a native ``velocity`` is not refused where f and
+    g² are infinite: its field dx/dt = v stays finite there."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
         raise InvalidParameter("x", "must be a floating-point tensor [B, *event_shape]", x)
     if method not in ADAPTIVE_METHODS + FIXED_METHODS:
@@ -348,7 +366,7 @@ def _checked_span(x, process, method, trace, t_min, error_norm, steps, rtol, ato
         if not (v > 0 and math.isfinite(v)):
             raise InvalidParameter(name, "must be > 0", v)
     for name, v in (("T", T), ("t_min", t0)):
-        for c in (process.drift_coef(v), process.diffusion2(v)):
+        for c in () if velocity else (process.drift_coef(v), process.diffusion2(v)):
             if not math.isfinite(float(c)):
                 raise InvalidParameter(
                     name, "is where the process's coefficients are infinite (clip β)", v

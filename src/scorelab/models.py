@@ -1,9 +1,10 @@
 """Score models from configs and checkpoints: a config's network wrapped by its
 parameterisation, and a trained checkpoint rebuilt as a frozen score model ``score(x, t)``.
 
-A model may also be given as a denoiser D(x̂, σ) or an ε-predictor ε(x, t): ``from_denoiser``,
-``from_eps``, ``from_score`` and ``as_model`` (defined in ``scorelab.interfaces``, re-exported
-here) give any of them all three faces."""
+A model may also be given as a denoiser D(x̂, σ), an ε-predictor ε(x, t) or a velocity v(x, t):
+``from_denoiser``, ``from_eps``, ``from_score``, ``as_model`` (defined in
+``scorelab.interfaces``) and ``from_velocity`` (``scorelab.velocity``), re-exported here, give
+any of them every face."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .parameterisations import ScoreNetwork, estimate_sigma_data
 from .processes import ForwardProcess
 from .targets import Target
 from .training import load_model_weights, read_checkpoint
+from .velocity import from_velocity  # noqa: F401
 
 SIGMA_DATA_SAMPLES = 10_000
 

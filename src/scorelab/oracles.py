@@ -98,12 +98,18 @@ def with_oracle() -> tuple[str, ...]:
     return tuple(n for n, e in entries("sampler").items() if e.meta.get("oracle") is not None)
 
 
-def step_map(kind: str, process: ForwardProcess, t0: float, t1: float, lam, mu, **params):
+def step_map(
+    kind: str, process: ForwardProcess, t0: float, t1: float, lam, mu, *, form="score", **params
+):
     """(M, c, q) of one step of sampler ``kind`` from t0 to t1 < t0 for directions with
-    variances λ and means μ: the step map the sampler registered as its ``oracle``."""
-    oracle = entry("sampler", kind).meta.get("oracle")
+    variances λ and means μ: the step map the sampler registered as its ``oracle`` (``form``
+    "score"), or as its ``velocity_oracle`` ("velocity": the same map written through the
+    exact velocity, finite at t = 1 of an interpolant)."""
+    key = {"score": "oracle", "velocity": "velocity_oracle"}[form]
+    oracle = entry("sampler", kind).meta.get(key)
     if oracle is None:
-        raise InvalidParameter("kind", "has no Gaussian oracle", kind, ", ".join(with_oracle()))
+        allowed = [n for n, e in entries("sampler").items() if e.meta.get(key) is not None]
+        raise InvalidParameter("kind", f"has no Gaussian {key}", kind, ", ".join(allowed))
     accepted = [
         p.name for p in inspect.signature(oracle).parameters.values() if p.default is not p.empty
     ]
@@ -180,3 +186,50 @@ def reverse_sde_exact(process, t_from, t_to, lam, mu, mean0=0.0, var0=None):
         means.append(m1 * mu_i + (a - m0 * mu_i) * math.sqrt(v1 / v0) * math.exp(-0.5 * integral))
         variances.append(v1 + (b - v0) * (v1 / v0) * math.exp(-integral))
     return np.array(means).reshape(lam.shape), np.array(variances).reshape(lam.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# the same maps in velocity form: v = a x + b exactly, finite at t = 1 of an interpolant
+# --------------------------------------------------------------------------------------------
+
+
+def _affine_velocity(process: ForwardProcess, t: float, lam, mu):
+    """(a, b, V) with v = a x + b the exact velocity and V = α²λ + σ² the marginal variance."""
+    from .velocity import coefficients
+
+    a_, s_, da, ds = (float(c) for c in coefficients(process, t))
+    V = a_**2 * lam + s_**2
+    a = (da * a_ * lam + s_ * ds) / V
+    return a, da * mu - a * a_ * mu, V
+
+
+def velocity_ode_euler(process, t0, t1, lam, mu):
+    """Euler on dx/dt = v: x' = x − h v(x, t0)."""
+    a0, b0, _ = _affine_velocity(process, t0, lam, mu)
+    h = t0 - t1
+    return 1 - h * a0, -h * b0, np.zeros_like(lam)
+
+
+def velocity_heun(process, t0, t1, lam, mu):
+    """Heun on dx/dt = v (Euler on a step that ends at t = 0)."""
+    if t1 <= 0:
+        return velocity_ode_euler(process, t0, t1, lam, mu)
+    a0, b0, _ = _affine_velocity(process, t0, lam, mu)
+    a1, b1, _ = _affine_velocity(process, t1, lam, mu)
+    h = t0 - t1
+    M = 1 - 0.5 * h * (a0 + a1 * (1 - h * a0))
+    return M, -0.5 * h * (b0 + b1 - h * a1 * b0), np.zeros_like(lam)
+
+
+def velocity_interpolant_sde(process, t0, t1, lam, mu, diffusion="sigma", eta=1.0):
+    """Euler–Maruyama on dx = [v − ½ w ∇log p_t] dt + √w dW̄ with w = η σ_t, η g² or η:
+    x' = x − h[a x + b + ½ w (x − αμ)/V] + √(h w) z."""
+    from .velocity import coefficients, diffusion_coefficient
+
+    a0, b0, V0 = _affine_velocity(process, t0, lam, mu)
+    h = t0 - t1
+    w = diffusion_coefficient(process, t0, diffusion, eta)
+    alpha0 = float(coefficients(process, t0)[0])
+    M = 1 - h * (a0 + 0.5 * w / V0)
+    c = -h * (b0 - 0.5 * w * alpha0 * mu / V0)
+    return M, c, np.full_like(lam, h * w)

@@ -69,6 +69,7 @@ from .noise import normal_like
 from .processes import ForwardProcess, families, members
 from .protocols import SampleResult, ScoreModel
 from .registry import entries, entry, get, register
+from .velocity import denoised_from_velocity, has_native_velocity, native_velocity
 
 
 class _Counted:
@@ -85,7 +86,10 @@ class _Counted:
     def __init__(self, model: ScoreModel):
         self.model, self.calls = model, 0
         self.sigma_native = isinstance(model, Denoiser)  # D(x̂, σ) at any σ, no t needed
-        self.native = self.sigma_native or getattr(model, "prediction", "score") == "denoiser"
+        self.native = self.sigma_native or getattr(model, "prediction", "score") in (
+            "denoiser",
+            "velocity",
+        )
 
     def __call__(self, x, t):
         self.calls += 1
@@ -103,6 +107,15 @@ class _Counted:
             return value(*args, **kwargs)
 
         return face
+
+    def velocity(self, process: ForwardProcess, x, t: float):
+        """The PF-ODE velocity from the model's native face (a velocity model, a 'flow'
+        network, a denoiser on an interpolant: ``scorelab.velocity.native_velocity``), or
+        None where the score is the native face."""
+        if not has_native_velocity(self.model, process):
+            return None
+        self.calls += 1
+        return native_velocity(self.model, process, x, t)
 
     def denoised(self, process: ForwardProcess, x, t: float, sigma: float | None = None):
         """E[X₀ | X_t = x] (and the score, where it was computed): the model's own denoiser
@@ -379,13 +392,24 @@ def exponential_integrator(
 
 
 def _flow(score, process, x, t):
-    """dx/dt = f x − ½ g² s(x, t), and the denoised estimate (lazily)."""
+    """dx/dt = f x − ½ g² s(x, t), and the denoised estimate (lazily); a model with a native
+    velocity is asked for it directly (finite where α = 0, at t = 1 of rectified flow)."""
+    v = score.velocity(process, x, t) if isinstance(score, _Counted) else None
+    if v is not None:
+        return v, lambda: denoised_from_velocity(process, x, t, v)
     c = _coef(process, t)
     s = score(x, t)
     return torch.add(x * c["f"], s, alpha=-0.5 * c["g2"]), lambda: (x + c["var"] * s) / c["m"]
 
 
-@register("sampler", "ode_euler", oracle=oracles.ode_euler, deterministic=True, predictor=True)
+@register(
+    "sampler",
+    "ode_euler",
+    oracle=oracles.ode_euler,
+    velocity_oracle=oracles.velocity_ode_euler,
+    deterministic=True,
+    predictor=True,
+)
 def ode_euler(score, process, grid, x, *, noise=None, callback=None):
     """Euler on the probability-flow ODE in t (docs/theory.md §4.3). Grid: N steps through N + 1
     levels, plus Tweedie's step with ``final="denoise"`` (``scorelab.grids``). On EDM's process
@@ -398,7 +422,14 @@ def ode_euler(score, process, grid, x, *, noise=None, callback=None):
     return _run_steps(step, score, process, grid, x, noise, callback)
 
 
-@register("sampler", "heun", oracle=oracles.heun, deterministic=True, audit_default=True)
+@register(
+    "sampler",
+    "heun",
+    oracle=oracles.heun,
+    velocity_oracle=oracles.velocity_heun,
+    deterministic=True,
+    audit_default=True,
+)
 def heun(score, process, grid, x, *, noise=None, callback=None):
     """Heun's method on the PF-ODE in t (EDM Algorithm 1): the trapezoidal correction is skipped
     on a step that ends at t = 0 (docs/theory.md §4.3). Grid: N steps through N + 1 levels (2 NFE
@@ -496,7 +527,14 @@ def dopri5(score, process, grid, x, *, noise=None, callback=None, rtol=1e-5, ato
 # --------------------------------------------------------------------------------------------
 
 
-@register("sampler", "edm_stochastic", oracle=None, deterministic=True, own_final_step=True)
+@register(
+    "sampler",
+    "edm_stochastic",
+    oracle=None,
+    deterministic=True,
+    own_final_step=True,
+    sigma_space=True,
+)
 def edm_stochastic(
     score,
     process,
@@ -553,6 +591,7 @@ def edm_stochastic(
     oracle=oracles.ddim,
     deterministic=True,
     own_final_step=True,
+    sigma_space=True,
     predictor=True,
     audit_default=True,
 )
@@ -580,7 +619,13 @@ def ddim(score, process, grid, x, *, noise=None, callback=None, noise_sampler=No
 
 
 @register(
-    "sampler", "dpmpp_2m", oracle=None, deterministic=True, own_final_step=True, audit_default=True
+    "sampler",
+    "dpmpp_2m",
+    oracle=None,
+    deterministic=True,
+    own_final_step=True,
+    sigma_space=True,
+    audit_default=True,
 )
 def dpmpp_2m(score, process, grid, x, *, noise=None, callback=None, lower_order_final=True):
     """DPM-Solver++(2M) (multistep, data prediction) in λ = −log σ (docs/theory.md §4.4). The

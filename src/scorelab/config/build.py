@@ -52,11 +52,12 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
     entry = registry.entry("process", cfg.kind)
     family, skind = entry.meta.get("schedules", "beta"), cfg.schedule.kind
     if registry.entry("schedule", skind).meta.get("family") != family:
-        word = {"beta": "β", "sigma": "σ"}
-        other = "sigma" if family == "beta" else "beta"
+        word = {"beta": "a β", "sigma": "a σ"}
+        other = registry.entry("schedule", skind).meta.get("family", "other")
         raise InvalidParameter(
             "schedule.kind",
-            f"is a {word[other]}-schedule; process '{cfg.kind}' needs a {word[family]}-schedule",
+            f"is {word.get(other, 'an ' + other)}-schedule; process '{cfg.kind}' needs "
+            f"{word.get(family, 'an ' + family)}-schedule",
             skind,
             ", ".join(_family(family)),
         )
@@ -160,6 +161,10 @@ def build_score(cfg: BaseModel, target: Target, process: ForwardProcess):
             cfg.score.kind,
             f"a target with a known law ({', '.join(exact)}), or checkpoint (with score.path)",
         )
+    if getattr(process, "regular_velocity_at_T", False):
+        from ..velocity import exact_velocity  # the exact velocity is finite at t = 1
+
+        return exact_velocity(target, process)
     return target.score_model(process)
 
 
