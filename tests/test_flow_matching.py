@@ -56,6 +56,7 @@ def test_cfm_is_dsm_with_the_weighting_g4_over_4(name, process):
     cfm = cfm_loss(model, x0, process, t=t, z=z)
     dsm = dsm_loss(model, x0, process, t=t, z=z, weighting="cfm")
     assert float(((cfm - dsm).abs() / dsm.abs()).max()) <= 1e-10
+
     # with a weighting λ on the velocity: DSM with λ g⁴/4
     def lam(process, tt, var, sigma_data):
         return 1.0 + tt**2

@@ -121,10 +121,10 @@ def _derivative(fn, t: torch.Tensor) -> torch.Tensor:
     return g
 
 
-
 def members(family: str) -> list[str]:
     """The registered schedules of ``family`` (the interpolant pairs)."""
     return [n for n, e in entries("schedule").items() if e.meta.get("family") == family]
+
 
 @register("schedule", "rectified_flow", family="interpolant", context=("T",))
 class RectifiedFlowPair(InterpolantPair):
