@@ -31,6 +31,7 @@ from . import registry
 from .config import build, build_grid, build_score, compared_sampler, parse_config
 from .config import sampler_options as _sampler_options
 from .errors import ConfigError, InvalidParameter, ScorelabError
+from .grids import TimeGrid
 from .interfaces import from_score
 from .models import build_model, resolve_sigma_data
 from .resources import itemsize, require_memory
@@ -142,7 +143,10 @@ def _dry_run(kind: str, process, shape, grid, options: dict) -> None:
     made now rather than after training: the grid's first step, on one sample with a zero
     score. An option it refuses is named as ``sampler.<option>``."""
     model = from_score(lambda x, t: torch.zeros_like(x), process)
-    first = grid.times(process)[:2]  # times, not σ's: σ is infinite at t = 1 of rectified flow
+    # one step between the grid's first two times, spaced in t: σ is infinite at t = 1 of
+    # rectified flow, so a σ list cannot say where it starts
+    t0, t1 = (float(t) for t in grid.times(process)[:2])
+    first = TimeGrid("uniform", steps=1, t_min=t1, t_max=t0)
     x = torch.zeros(1, *shape, dtype=torch.float64)
     try:
         integrate(kind, model, process, first, x, noise=torch.Generator().manual_seed(0), **options)
