@@ -98,8 +98,17 @@ def load_score_model(
                 f"values of {k} are NaN or inf): {path}; its training diverged, so it cannot "
                 "sample"
             )
-    model = build_model(cfg, tuple(shape), process)
-    load_model_weights(model, path, use_ema=use_ema)
+    try:
+        model = build_model(cfg, tuple(shape), process)
+        load_model_weights(model, path, use_ema=use_ema)
+    except (TypeError, OverflowError, MemoryError, RuntimeError) as exc:
+        # a tampered event_shape builds a network the weights do not fit (or none at all)
+        raise InvalidParameter(
+            "score.path",
+            f"stores an event_shape {shape} that its weights do not fit "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+            str(path),
+        ) from None
     model.to(dtype).eval().requires_grad_(False)
     del tensors
     return model
