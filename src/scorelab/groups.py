@@ -20,7 +20,8 @@ GROUPS: dict[str, str] = {
 }
 
 # The modules whose import registers each group's built-ins, imported on the group's first
-# look-up, in the order `scorelab list` shows them. The studies sit on top of the library (no
+# look-up (a module may register into several groups, so a group lists its entries in the
+# order they were registered, not necessarily this one). The studies sit on top of the library (no
 # core module imports them): they load only when the study group itself is looked up.
 BUILTINS: dict[str, tuple[str, ...]] = {
     "schedule": ("scorelab.schedules", "scorelab.ddpm", "scorelab.interpolants"),

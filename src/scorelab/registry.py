@@ -1,8 +1,8 @@
 """One registry per component kind: ``register`` a definition once, ``get`` it by name anywhere.
 
 Every swappable component — schedule, process, target, sampler, grid, loss, weighting, noise
-(the training σ/t distribution), network, parameterisation, metric, study — is one decorated
-definition in one file::
+(the training σ/t distribution), network, parameterisation, metric, reparam, coupling, study —
+is one decorated definition in one file::
 
     @scorelab.register("sampler", "euler_again")
     def euler_again(score, process, grid, x, *, noise=None, callback=None): ...

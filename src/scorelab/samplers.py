@@ -32,7 +32,10 @@ what the sampler says.
 
 **Metadata** a sampler may register, read by the rest of the code instead of name lists:
 ``oracle`` (its exact one-step law on a Gaussian target, a function of ``scorelab.oracles``, or
-None), ``processes`` (the process families it is derived for), ``own_final_step``,
+None), ``velocity_oracle`` (the same law written through the exact velocity, finite at t = 1 of
+an interpolant), ``sigma_space`` (it steps in EDM's scaled variables with σ as time, so it
+cannot start where σ is infinite), ``processes`` (the process families it is derived for),
+``own_final_step``,
 ``deterministic`` (no noise drawn with its default options), ``batch_invariant`` (False when
 one sample depends on its batch, as dopri5's shared step sizes make it), ``predictor`` (usable
 as ``pc``'s predictor) and ``audit_default`` (run beside a scheduler by ``scorelab audit``).

@@ -18,6 +18,7 @@ import math
 import torch
 
 from ..errors import InvalidParameter
+from ..registry import entries
 from ..targets import NotAvailable, Target
 from ._checks import as_points, positive_int
 from .gaussian import gaussian_entropy
@@ -31,7 +32,7 @@ def _need_density(target: Target, what: str) -> None:
             "target",
             f"has no known density, which {what} needs",
             target.kind,
-            "a target with log_prob (gaussian, gmm, tilted_gmm, ...)",
+            ", ".join(n for n, e in entries("target").items() if getattr(e.obj, "has_density", 0)),
         )
 
 
