@@ -115,7 +115,9 @@ def shifted(u: torch.Tensor, hi: float, lo: float, shift: float = 3.0) -> torch.
     ends = torch.tensor([hi, lo], dtype=torch.float64)
     a, b = (float(v) for v in _unshift(_flow_time(ends), s))
     tau = _shift_map(a + u * (b - a), s)
-    return tau / (1.0 - tau)
+    # the round trip σ → τ → unshifted → shifted → σ is exact only up to rounding: clamp, so the
+    # ends are the grid's own levels and never beyond the process's range
+    return (tau / (1.0 - tau)).clamp(min=lo, max=hi)
 
 
 def shifted_times(
