@@ -24,7 +24,7 @@ from scorelab.config import (
     parse_config,
     sampler_options,
 )
-from scorelab.config.schema import _BASES, _SHARED, compared_sampler
+from scorelab.config.schema import _BASES, compared_sampler
 from scorelab.errors import ConfigError, InvalidParameter
 from scorelab.grids import TimeGrid
 from scorelab.losses import sample_times
@@ -186,13 +186,22 @@ def test_a_parameter_named_like_a_section_key_is_refused_at_registration(plugin,
 
 
 def test_the_section_keys_are_the_keys_of_every_section():
-    """The reserved names are exactly what a section's model holds besides a kind's own
-    parameters (so a parameter can never shadow one of them)."""
+    """Every kind's section holds exactly the documented keys besides the kind's own
+    parameters (docs/architecture.md), and each of them is reserved: a parameter may not take
+    its name, except a process's t_min and sigma_inf, which a process kind may declare."""
+    documented = {
+        "sampler": {"kind", "steps", "n", "batch_size", "dtype", "grid"},
+        "grid": {"kind", "t_min", "t_max", "final", "sigmas"},
+        "network": {"kind", "parameterisation", "sigma_data"},
+        "process": {"kind", "T", "t_min", "sigma_inf", "schedule"},
+    }
+    declarable = {"process": {"t_min", "sigma_inf", "schedule"}}
     schema = current()
-    for group in _BASES:
+    assert set(_BASES) == set(documented)
+    for group, keys in documented.items():
         for kind, model in schema.sections[group].items():
-            common = set(model.model_fields) - set(model.__own__) - set(_SHARED.get(group, ()))
-            assert common - {"schedule"} <= set(SECTION_KEYS[group]), (group, kind)
+            assert set(model.model_fields) - set(model.__own__) == keys, (group, kind)
+        assert keys - declarable.get(group, set()) <= set(SECTION_KEYS[group]), group
 
 
 # --------------------------------------------------------------------------------------------
