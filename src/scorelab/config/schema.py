@@ -184,7 +184,7 @@ class _ProcessBase(_Model):
     """The forward SDE: a registered process with a schedule of its family (β for vp/subvp,
     σ for ve/edm)."""
 
-    kind: str = "vp"
+    kind: str = DEFAULT_KINDS["process"]
     T: float | None = Field(None, description="horizon (default 1; sigma_max for edm)")
     t_min: float | None = Field(None, description="early-stopping time (default per process)")
     sigma_inf: float = Field(1.0, description="stationary std of vp/subvp")
@@ -201,7 +201,7 @@ class _GridBase(_Model):
     """The time grid: a registered spacing (uniform, edm, geometric, logsnr, quadratic) and its
     own parameters (edm's ``rho``)."""
 
-    kind: str = "uniform"
+    kind: str = DEFAULT_KINDS["grid"]
     t_min: float | None = None
     t_max: float | None = None
     final: Literal["none", "denoise"] = "none"
@@ -218,7 +218,7 @@ class _SamplerBase(_Model):
     """How to sample: the sampler and its own options, its grid, how many samples and in what
     batches."""
 
-    kind: str = "heun"
+    kind: str = DEFAULT_KINDS["sampler"]
     steps: int = Field(50, ge=1)
     n: int = Field(1000, ge=1)
     batch_size: int | None = Field(None, ge=1)
@@ -233,7 +233,7 @@ class _NetworkBase(_Model):
     """The network and its parameterisation; the network's own keys default to its
     definition's."""
 
-    kind: str = "mlp"
+    kind: str = DEFAULT_KINDS["network"]
     parameterisation: Choice("parameterisation") = "edm"
     sigma_data: float | None = Field(None, gt=0)  # None: estimated from the training data
 
