@@ -84,7 +84,7 @@ def test_no_comment_or_docstring_cites_a_tracker_issue():
 def test_the_citation_check_catches_the_usual_spellings(tmp_path):
     word = "issue"  # spelled apart, so this file holds no citation itself
     lines = [f"# see {word} 14", f"# ({word} #2)", "# fixed in P" + "R 45", f"# {word.title()}s 3"]
-    lines.append("# tissue 4x")
+    lines.append("# a tissue, 4 cells")
     path = tmp_path / "m.py"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert tracker_citations([path]) == ["m.py:1", "m.py:2", "m.py:3", "m.py:4"]
