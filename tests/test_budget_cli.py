@@ -13,21 +13,13 @@ from scorelab.budget import PARTS
 from scorelab.budget.chain import REMAINDER
 from scorelab.cli import app
 
+from .test_pipeline import SMALL as PIPELINE_SMALL
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 runner = CliRunner()
 
-SMALL = [
-    "train.steps=30",
-    "train.batch_size=64",
-    "train.log_every=10",
-    "train.checkpoint_every=10",
-    "network.width=32",
-    "sampler.n=300",
-    "sampler.steps=10",
-    "run.samplers=[]",
-    "run.metrics=[w2]",
-    "run.diagnose=false",
-]
+# the pipeline tests' small run, one sampler and one metric, no diagnostics
+SMALL = [*PIPELINE_SMALL, "run.samplers=[]", "run.metrics=[w2]", "run.diagnose=false"]
 
 
 def _sets(items):
