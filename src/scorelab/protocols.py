@@ -6,7 +6,8 @@ registry does not check them at run time. The one base class that does check is
 ``scorelab.targets.Target``, an abstract base class that meets ``TargetLike`` and refuses,
 when a subclass is defined, one that claims an exact score but gives no formula for it.
 
-This module imports nothing of scorelab: every component module may import it.
+This module imports nothing of scorelab but ``display`` (which imports nothing of scorelab):
+every component module may import it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+
+from .display import Column, Table, Tabular, frame
 
 #: a time or noise level: a number, a 0-d tensor or one value per example (``[B]``)
 TimeLike = torch.Tensor | float
@@ -38,9 +41,14 @@ class StepCallback(Protocol):
 
 
 @dataclass
-class SampleResult:
+class SampleResult(Tabular):
     """Samples and what they cost: the one result type of samplers, ``integrate`` and
     ``generate``.
+
+    In Jupyter and Rich it shows as a table of its size, NFE, time and per-coordinate mean and
+    standard deviation (the first eight coordinates); ``to_frame()`` is one row per sample,
+    one column per coordinate (``x0``, ``x1``, …); ``to_dict()`` holds the cost and the
+    samples as nested lists.
 
     ``nfe`` counts score-model evaluations (one call on the whole batch counts once);
     ``seconds`` is the wall time where ``generate`` measured it. ``x`` is another name for
@@ -59,6 +67,33 @@ class SampleResult:
     @x.setter
     def x(self, value: torch.Tensor) -> None:
         self.samples = value
+
+    def _flat(self) -> torch.Tensor:
+        s = self.samples.detach().to("cpu", torch.float64)
+        return s.reshape(s.shape[0], -1) if s.ndim > 1 else s.reshape(-1, 1)
+
+    def _table(self) -> Table:
+        flat = self._flat()
+        cols = [Column("coordinate", "text"), Column("mean"), Column("std")]
+        rows = [
+            [f"x{j}", float(flat[:, j].mean()), float(flat[:, j].std()) if len(flat) > 1 else None]
+            for j in range(min(flat.shape[1], 8))
+        ]
+        shape = "×".join(str(k) for k in self.samples.shape)
+        cost = f"NFE {self.nfe}" + ("" if self.seconds is None else f", {self.seconds:.3g} s")
+        notes = [] if flat.shape[1] <= 8 else [f"first 8 of {flat.shape[1]} coordinates"]
+        return Table(f"samples {shape} ({self.samples.dtype}); {cost}", cols, rows, notes)
+
+    def to_dict(self) -> dict:
+        return {
+            "nfe": self.nfe, "seconds": self.seconds, "shape": list(self.samples.shape),
+            "samples": self.samples.detach().cpu().tolist(),
+        }  # fmt: skip
+
+    def to_frame(self):
+        flat = self._flat()
+        names = [f"x{j}" for j in range(flat.shape[1])]
+        return frame([dict(zip(names, row, strict=True)) for row in flat.tolist()], names)
 
 
 class Sampler(Protocol):

@@ -8,11 +8,12 @@ functions raise :class:`AssumptionFailed` with the reason instead of returning a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
 
+from ..display import Column, Table, Tabular
 from ..errors import InvalidParameter, ScorelabError
 from ..processes import VP, ForwardProcess
 
@@ -26,6 +27,37 @@ class AssumptionFailed(ScorelabError):
         self.bound = bound
         self.reason = reason
         super().__init__(f"{bound} bound refused: {reason}")
+
+
+class BoundTable(Tabular):
+    """What a bound's result shows (``scorelab.display``): one row per term of ``terms()``
+    with its share of the total, the other numbers (step size, constants, estimates) in the
+    note; ``to_dict()`` is ``as_dict()``. ``TITLE`` names the bound."""
+
+    TITLE = "bound"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def to_dict(self) -> dict:
+        return self.as_dict()
+
+    def _table(self) -> Table:
+        terms = self.terms()
+        total = terms.get("total")
+        rows = []
+        for name, v in terms.items():
+            share = v / total if total and math.isfinite(total) and name != "total" else None
+            rows.append([name, v, share])
+        cols = [Column("term", "text"), Column("value"), Column("share of total", key="share")]
+        others = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in terms:
+                continue
+            v = v.value if isinstance(v, Estimate) else v
+            others.append(f"{f.name} = {v:.4g}" if isinstance(v, float) else f"{f.name} = {v}")
+        return Table(self.TITLE, cols, rows, ["; ".join(others)] if others else [])
 
 
 @dataclass(frozen=True)

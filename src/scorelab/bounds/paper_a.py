@@ -17,7 +17,7 @@ C_0 = 1/λ_max, L_0 = 1/λ_min).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from ..schedules import ConstantBeta
 from .assumptions import (
     F64,
     AssumptionFailed,
+    BoundTable,
     Estimate,
     check_nonneg,
     check_positive_int,
@@ -147,7 +148,9 @@ def score_mse(target, process, times, score_model, n_mc: int = 500, generator=No
 
 
 @dataclass(frozen=True)
-class KLBound:
+class KLBound(BoundTable):
+    TITLE = "paper A's KL bound"
+
     mixing: float
     approximation: float
     discretization: float
@@ -160,9 +163,6 @@ class KLBound:
 
     def terms(self) -> dict:
         return {k: getattr(self, k) for k in ("mixing", "approximation", "discretization", "total")}
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def kl_bound(
@@ -271,7 +271,9 @@ def time_lipschitz(target, process, N: int) -> float:
 
 
 @dataclass(frozen=True)
-class W2Bound:
+class W2Bound(BoundTable):
+    TITLE = "paper A's W2 bound"
+
     mixing: float
     approx_discretization: float
     score_error: float
@@ -288,9 +290,6 @@ class W2Bound:
     def terms(self) -> dict:
         keys = ("mixing", "approx_discretization", "score_error", "time_regularity", "total")
         return {k: getattr(self, k) for k in keys}
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def w2_bound(

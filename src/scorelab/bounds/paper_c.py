@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,7 +26,13 @@ import torch
 from ..errors import InvalidParameter
 from ..metrics.gaussian import kl_gaussians
 from ..processes import families, members
-from .assumptions import F64, AssumptionFailed, gaussian_params, second_moment
+from .assumptions import (
+    F64,
+    AssumptionFailed,
+    BoundTable,
+    gaussian_params,
+    second_moment,
+)
 
 
 def _check_grid_args(d, smin, smax, N) -> None:
@@ -70,7 +76,9 @@ def ed_discrete(sigmas, d: int, log_form: bool = False) -> float:
 
 
 @dataclass(frozen=True)
-class VETerms:
+class VETerms(BoundTable):
+    TITLE = "paper C's VE error split"
+
     initialization: float
     discretization: float
     discretization_log: float
@@ -83,9 +91,6 @@ class VETerms:
     def terms(self) -> dict:
         keys = ("initialization", "discretization", "discretization_log", "score", "total")
         return {k: getattr(self, k) for k in keys}
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 ScoreErr = float | Sequence[float] | Callable[[float], float]

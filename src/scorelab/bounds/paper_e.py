@@ -19,14 +19,21 @@ step's small-time end u_k (where it is largest); E‖Y‖ ≤ √(sup_t E‖X_t�
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
 from scipy.integrate import quad
 
 from ..errors import InvalidParameter
-from .assumptions import check_nonneg, check_positive_int, diameter, first_moment, second_moment
+from .assumptions import (
+    BoundTable,
+    check_nonneg,
+    check_positive_int,
+    diameter,
+    first_moment,
+    second_moment,
+)
 
 
 def lipschitz_rate(t, D: float):
@@ -58,7 +65,9 @@ def log_amplification(eps: float, T: float, D: float) -> float:
 
 
 @dataclass(frozen=True)
-class W1ManifoldBound:
+class W1ManifoldBound(BoundTable):
+    TITLE = "paper E's manifold W1 bound"
+
     amplification: float
     log_amplification: float
     initialization: float
@@ -82,9 +91,6 @@ class W1ManifoldBound:
             "total",
         )
         return {k: getattr(self, k) for k in keys}
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def manifold_w1_bound(

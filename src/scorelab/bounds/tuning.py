@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
+from ..display import Column, Table, Tabular
 from ..errors import InvalidParameter
 from ..grids import TimeGrid
 from ..processes import VP, families, members
@@ -27,7 +28,10 @@ from .paper_c import ve_terms
 
 
 @dataclass(frozen=True)
-class TuneResult:
+class TuneResult(Tabular):
+    """A tuned schedule parameter: the best value and the bound there, the reference value
+    and the bound there, and the bound over the searched grid (shown as its rows)."""
+
     parameter: str  # "a" or "rho"
     best: float
     value: float  # the bound at the optimum
@@ -46,6 +50,28 @@ class TuneResult:
             "grid": list(self.grid),
             "grid_values": list(self.grid_values),
         }
+
+    def to_dict(self) -> dict:
+        return self.as_dict()
+
+    def _table(self) -> Table:
+        title = (
+            f"{self.parameter}: best {self.best:.4g} (bound {self.value:.4g}); reference "
+            f"{self.reference:.4g} (bound {self.value_at_reference:.4g})"
+        )
+        cols = [
+            Column(self.parameter, key="parameter"),
+            Column("bound"),
+            Column("", "text", "mark"),
+        ]
+        grid = zip(self.grid, self.grid_values, strict=True)
+        points = {float(p): (float(v), "") for p, v in grid}
+        points[float(self.reference)] = (self.value_at_reference, "reference")
+        points[float(self.best)] = (self.value, "best")
+        rows = [[p, v, mark] for p, (v, mark) in sorted(points.items())]
+        return Table(
+            title, cols, rows, ["the grid searched, the refined optimum and the reference"]
+        )
 
 
 def _check_range(name: str, rng, lo_min: float = -math.inf) -> tuple[float, float]:

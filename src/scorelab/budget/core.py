@@ -12,11 +12,23 @@ import numpy as np
 import torch
 
 from .. import threads
+from ..display import Column, Table, Tabular
 from ..errors import InvalidParameter
 from ..grids import TimeGrid
 from ..seeding import check_seed
 from . import terms
-from .chain import PARTS, SWAPS, Arm, chain, fold, interaction, links, parse_order
+from .chain import (
+    LABELS,
+    PARTS,
+    REMAINDER,
+    SWAPS,
+    Arm,
+    chain,
+    fold,
+    interaction,
+    links,
+    parse_order,
+)
 from .exact import GaussianArms, early_stop_time, oracle_reason
 from .samples import PairedMetrics, SampleArms, check_n, groups_for, kl_kind, workers
 
@@ -47,9 +59,13 @@ class Setting:
 
 
 @dataclass
-class Budget:
+class Budget(Tabular):
     """The result: per metric the total, the parts with their intervals and the arms; the
-    folded parts with their reasons; the bounds' terms beside the parts; the settings."""
+    folded parts with their reasons; the bounds' terms beside the parts; the settings.
+
+    Shown (Jupyter, Rich) as one row per metric and part — measured value, 95 % interval,
+    and each bound's matching term with term / measured — as ``scorelab budget`` prints it;
+    ``to_dict()`` is ``to_json()``."""
 
     method: str  # "closed_form" or "samples"
     order: tuple[str, ...]
@@ -66,6 +82,33 @@ class Budget:
 
     def part(self, metric: str, part: str) -> float:
         return self.metrics[metric]["parts"][part]["value"]
+
+    def _table(self) -> Table:
+        titles = list(dict.fromkeys(b["title"].split(":")[0] for b in self.bounds))
+        cols = [Column("metric", "text"), Column("part", "text"), Column("measured"),
+                Column("95% CI", "interval", "ci")]  # fmt: skip
+        for j, title in enumerate(titles):
+            cols += [Column(f"{title}: term", key=f"bound{j}_term"),
+                     Column("term / measured", "ratio", f"bound{j}_ratio")]  # fmt: skip
+        rows = []
+        for metric, m in self.metrics.items():
+            for part in (*PARTS, REMAINDER, "total"):
+                entry = m["total"] if part == "total" else m["parts"][part]
+                label = "total" if part == "total" else LABELS[part]
+                row = [m.get("label", metric), label, entry["value"], entry.get("ci")]
+                for title in titles:
+                    row += self._bound_cell(metric, part, title)
+                rows.append(row)
+        notes = [f"{LABELS[p]} not swapped: {why}" for p, why in self.folded.items()]
+        notes += [f"{m} omitted: {why}" for m, why in self.omitted.items()]
+        return Table(f"error budget ({self.method.replace('_', ' ')})", cols, rows, notes)
+
+    def _bound_cell(self, metric: str, part: str, title: str) -> list:
+        for b in self.bounds:
+            if b["metric"] == metric and b["title"].split(":")[0] == title:
+                cell = b["total"] if part == "total" else b["parts"].get(part)
+                return [None, None] if cell is None else [cell["term"], cell["ratio"]]
+        return [None, None]
 
     def to_json(self) -> dict:
         return {

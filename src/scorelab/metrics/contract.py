@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from .. import registry
+from ..display import Column, Table, Tabular, ratio
 from ..errors import ScorelabError
 from ..targets import Target
 from ._checks import basic_ci, percentile_ci, subsample
@@ -49,13 +50,45 @@ CI_KINDS = ("percentile", "basic")
 RESAMPLE_COUNTS = ("n_boot", "n_boot_ot")
 
 
+#: the columns of a metric's row, as the command line prints them
+METRIC_COLUMNS = [
+    Column("metric", "text"),
+    Column("value"),
+    Column("95% CI", "interval", "ci"),
+    Column("floor"),
+    Column("value / floor", "ratio", "ratio"),
+]
+
+
 @dataclass
-class MetricResult:
+class MetricResult(Tabular):
+    """One metric: its value, its finite-sample floor, its 95 % CI (None: none) and a note
+    on how the floor and CI were computed. Shown as a one-row table (``scorelab.display``)."""
+
     name: str
     value: float
     floor: float
     ci: tuple[float, float] | None
     note: str = ""
+
+    def row(self) -> list:
+        """(metric, value, CI, floor, value / floor): the row of ``METRIC_COLUMNS``."""
+        return [self.name, self.value, self.ci, self.floor, ratio(self.value, self.floor)]
+
+    def to_json(self) -> dict:
+        """``{"name", "value", "floor", "ci": [lo, hi] | None, "note"}`` (non-finite: None)."""
+        ci = None if self.ci is None else [_finite(self.ci[0]), _finite(self.ci[1])]
+        return {
+            "name": self.name, "value": _finite(self.value), "floor": _finite(self.floor),
+            "ci": ci, "note": self.note,
+        }  # fmt: skip
+
+    def _table(self) -> Table:
+        return Table(self.name, METRIC_COLUMNS, [self.row()], [self.note] if self.note else [])
+
+
+def _finite(v) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
 
 
 @dataclass

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import registry, threads
+from ..display import Table, Tabular
 from ..errors import InvalidParameter
 from ..progress import tracker
 from ..targets import NotAvailable, Target
 from . import builtin  # noqa: F401  (registers the built-in metrics, in order)
 from ._checks import as_points, positive_int
-from .contract import MetricContext, MetricResult, assess, spec_of
+from .contract import METRIC_COLUMNS, MetricContext, MetricResult, assess, spec_of
 
 F64 = torch.float64
 MAX_ABS = 1e100  # larger values overflow the squared distances of OT, MMD and kNN
@@ -63,7 +64,11 @@ class Skipped:
 
 
 @dataclass
-class Evaluation:
+class Evaluation(Tabular):
+    """The metrics of one sample set: one ``MetricResult`` per metric that ran, the skipped
+    ones with their reasons. In Jupyter and Rich it is a table — metric, value, 95 % CI,
+    floor, value / floor — and ``to_frame()`` gives the same rows (pandas)."""
+
     results: list[MetricResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     n: int = 0
@@ -89,6 +94,11 @@ class Evaluation:
             }
         out["_skipped"] = {s.name: s.reason for s in self.skipped}
         return out
+
+    def _table(self) -> Table:
+        notes = [f"skipped {s.name}: {s.reason}" for s in self.skipped]
+        title = f"{self.n} samples vs target '{self.target}'"
+        return Table(title, METRIC_COLUMNS, [r.row() for r in self.results], notes)
 
     def table(self) -> str:
         """A plain-text table, then the notes and the skipped metrics with their reasons."""

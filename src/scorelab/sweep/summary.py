@@ -1,12 +1,13 @@
-"""A sweep's summary: one row per cell (summary.csv, summary.json) and a report with, for
-every metric, its mean over seeds against each swept key with a seed-CI band."""
+"""A sweep's summary: one row per cell (summary.csv, summary.json) and a report: the best cell
+per metric against its floor, then every metric against every swept key in one grid of panels
+(``scorelab.figures``: per-seed points, an interval over seeds within the metric's range, log
+axes for counts and scales), then the table of cells."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
-from collections import defaultdict
 from pathlib import Path
 
 from ..storage import atomic_write, write_json
@@ -76,67 +77,37 @@ def _metric_names(table: list[dict], keys: list[str]) -> list[str]:
 
 
 def _report(outcome, table: list[dict], keys: list[str], spec: dict) -> Path:
-    from ..report import Report, _plt, save_figure
+    from ..figures import sweep_figure
+    from ..report import Report
 
     rep = Report(f"scorelab sweep — {len(table)} cells")
     counts = outcome.counts()
+    seeds = sorted({c.seed for c in outcome.cells})
     rep.text(
         f"job {spec.get('job', '?')}; swept {', '.join(keys) or 'nothing'}; seeds "
-        f"{sorted({c.seed for c in outcome.cells})}; {counts.get('done', 0)} done, "
+        f"{seeds}; {counts.get('done', 0)} done, "
         f"{counts.get('failed', 0)} failed, {counts.get('running', 0) + counts.get('missing', 0)} "
         "unfinished."
     )
     done = [r for r in table if r["status"] == "done"]
     metrics = _metric_names(done, keys)
+    lead = lead_table(done, keys, [m for m in metrics if not _is_cost(m)])
+    if lead is not None:
+        rep.heading("Best cell per metric")
+        rep.raw(lead)
     if spec.get("job") == "budget":  # every part against every swept key, in one figure
-        from ..budget.view import sweep_figure
+        from ..budget.view import sweep_figure as budget_figure
 
-        fig = sweep_figure(table, keys, outcome.out_dir / "figures" / "budget.png")
+        fig = budget_figure(table, keys, outcome.out_dir / "figures" / "budget.png")
         if fig is not None:
             rep.heading("Error budget")
             rep.image(fig, "error budget against the swept keys")
-    plt = _plt()
-    for metric in metrics:
-        for key in keys:
-            fig, ax = plt.subplots(figsize=(5.2, 3.4))
-            others = [k for k in keys if k != key]
-            lines = defaultdict(lambda: defaultdict(list))
-            floors = defaultdict(list)
-            for r in done:
-                v = r.get(metric)
-                if not isinstance(v, int | float) or not math.isfinite(v):
-                    continue
-                label = ", ".join(f"{k}={r[k]}" for k in others)
-                lines[label][r[key]].append(float(v))
-                f = r.get(f"{metric}_floor")
-                if isinstance(f, int | float) and math.isfinite(f):
-                    floors[r[key]].append(float(f))
-            numeric = all(isinstance(x, int | float) for lab in lines for x in lines[lab])
-            for label, by_x in lines.items():
-                xs = sorted(by_x, key=lambda x: (not numeric, x if numeric else str(x)))
-                stats_ = [seed_ci(by_x[x]) for x in xs]
-                pos = xs if numeric else list(range(len(xs)))
-                ax.plot(pos, [s[0] for s in stats_], "o-", label=label or metric)
-                ax.fill_between(pos, [s[1] for s in stats_], [s[2] for s in stats_], alpha=0.2)
-                if not numeric:
-                    ax.set_xticks(pos, [str(x) for x in xs])
-            if floors and numeric:
-                fx = sorted(floors)
-                ax.plot(
-                    fx,
-                    [sum(floors[x]) / len(floors[x]) for x in fx],
-                    "k--",
-                    lw=1,
-                    label="finite-sample floor",
-                )
-            ax.set_xlabel(key)
-            ax.set_ylabel(metric)
-            ax.set_title(f"{metric} against {key} (mean over seeds, 95 % CI)", fontsize=9)
-            if len(lines) > 1 or floors:
-                ax.legend(fontsize=7)
-            fig.tight_layout()
-            safe = f"{metric}-vs-{key}".replace("/", "_")
-            rep.image(save_figure(fig, outcome.out_dir / "figures" / f"{safe}.png"), safe)
+    measured = [m for m in metrics if not _is_cost(m)]
+    fig = sweep_figure(done, keys, measured, outcome.out_dir / "figures" / "metrics.png")
+    if fig is not None:
+        rep.heading("Metrics against the swept keys")
+        rep.image(fig, "every metric against every swept key")
+        rep.text(_figure_caption(len(seeds)), "note")
     header = [*keys, "seed", "status", "seconds", *metrics[:8], "error"]
     body = [[r.get(h) for h in header] for r in table]
     rep.heading("Cells")
@@ -144,4 +115,49 @@ def _report(outcome, table: list[dict], keys: list[str], spec: dict) -> Path:
     return rep.write(outcome.out_dir / "report.html")
 
 
-__all__ = ["rows", "seed_ci", "write_summary"]
+def _figure_caption(seeds: int) -> str:
+    from ..figures import FEW_SEEDS
+
+    points = (
+        f" With fewer than {FEW_SEEDS} seeds every seed's value is drawn (short bars) beside "
+        "the centre."
+        if seeds < FEW_SEEDS
+        else ""
+    )
+    return (
+        f"Centre over the {seeds} seed(s) with its 95 % Student-t interval (band). For a metric "
+        "that cannot be negative (its registered range starts at 0) the interval is a t "
+        "interval of log(value), centred on the geometric mean, so it never crosses 0; "
+        "otherwise the arithmetic mean with its t interval, clipped to the metric's range."
+        f"{points} Dashed: the finite-sample floor (two target samples). Keys that are counts "
+        "or scales (steps, NFE, α, σ, …) and values spanning a decade are on log axes."
+    )
+
+
+def lead_table(done: list[dict], keys: list[str], metrics: list[str]) -> str | None:
+    """The lead table's HTML: per metric its best cell against the floor (None: no metric
+    was measured)."""
+    from ..figures import lead_rows
+    from ..report import HTML, fmt, table_html
+
+    rows = lead_rows(done, keys, metrics)
+    if not rows:
+        return None
+    header = ["metric", "best cell", "centre [95 % CI]", "floor", "centre / floor", "seeds",
+              "best is", "interval"]  # fmt: skip
+    body = [
+        [r["metric"], r["best"],
+         HTML(f"{fmt(r['centre'])} [{fmt(r['ci'][0])}, {fmt(r['ci'][1])}]", num=True),
+         r["floor"], None if r["ratio"] is None else HTML(f"{r['ratio']:.3g}×", num=True),
+         r["seeds"], r["direction"], r["interval"]]
+        for r in rows
+    ]  # fmt: skip
+    return table_html(header, body)
+
+
+def _is_cost(name: str) -> bool:
+    """Columns that say what a cell cost, not how good it is (no best cell)."""
+    return name.rsplit("/", 1)[-1] in ("nfe", "train_seconds")
+
+
+__all__ = ["lead_table", "rows", "seed_ci", "write_summary"]
