@@ -213,44 +213,35 @@ def _sweep_axes(plt, ax, done, keys, key, metric) -> None:
 
 
 def _sweep_panel(ax, done, keys, key, metric, styles) -> list[str]:
-    """One panel: the parts against ``key``, one line style per value of the other keys;
-    returns the line styles' labels."""
+    """One panel (``scorelab.figures.metric_panel``, the sweeps' panel): the parts against
+    ``key``, one colour per part and one line style per value of the other keys, each with
+    its 95 % interval (the mean over seeds of the cells' paired intervals); returns the line
+    styles' labels."""
+    from ..figures import Series, metric_panel
+
     others = [k for k in keys if k != key]
     xname = "nfe" if key == "sampler.steps" else key
     groups = defaultdict(lambda: defaultdict(list))
     for r in done:
         groups[tuple(r.get(k) for k in others)][r.get(xname, r.get(key))].append(r)
     order = sorted(groups, key=lambda g: tuple((not isinstance(v, int | float), v) for v in g))
+    series = []
     for j, by_x in enumerate(groups[g] for g in order):
-        xs = sorted(by_x)
         for part in (*PARTS, REMAINDER):
             col = f"{metric}_{part}"
-            ys = [_mean(by_x[x], col) for x in xs]
-            lo = [_mean(by_x[x], f"{col}_ci_lo") for x in xs]
-            hi = [_mean(by_x[x], f"{col}_ci_hi") for x in xs]
-            if any(v is None for v in (*ys, *lo, *hi)):
-                continue
-            err = [
-                [y - a for y, a in zip(ys, lo, strict=True)],
-                [b - y for y, b in zip(ys, hi, strict=True)],
-            ]
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=err,
-                ls=styles[j % len(styles)],
-                marker="o",
-                ms=3,
-                color=COLOURS[part],
-                capsize=2,
-                lw=1,
-            )
-    ax.set_xscale("log")
-    xs = sorted({x for by_x in groups.values() for x in by_x})
-    ax.set_xticks(xs, [f"{x:g}" for x in xs])
-    ax.minorticks_off()
-    ax.set_xlabel("NFE" if xname == "nfe" else key)
-    ax.set_ylabel(f"{METRIC_NAMES.get(metric, metric)} part")
+            points, intervals = {}, {}
+            for x, rows in by_x.items():
+                lo, hi = _mean(rows, f"{col}_ci_lo"), _mean(rows, f"{col}_ci_hi")
+                vals = [r[col] for r in rows if isinstance(r.get(col), int | float)]
+                if not vals or lo is None or hi is None:
+                    break
+                points[x], intervals[x] = vals, (lo, hi)
+            else:
+                series.append(
+                    Series(f"{LABELS[part]} {j}", points, intervals, COLOURS[part], styles[j % 4])
+                )
+    label = f"{METRIC_NAMES.get(metric, metric)} part"
+    metric_panel(ax, series, key="NFE" if xname == "nfe" else key, metric=label, yscale="symlog")
     return [
         ", ".join(f"{k}={v}" for k, v in zip(others, g, strict=True)) or "all cells" for g in order
     ]
