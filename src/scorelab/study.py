@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from . import registry
+from .display import Column, Table, Tabular
 from .errors import InvalidParameter
 from .report import Report, save_figure
 from .seeding import derive_seed
@@ -39,8 +40,20 @@ from .verdicts import Effect, paired_effect, verdict
 SOURCES = ("paper", "extrapolation")
 
 
+#: a claim's row: its verdict in colour, the paired effect and its interval
+CLAIM_COLUMNS = [
+    Column("verdict", "verdict"),
+    Column("id", "text"),
+    Column("claim", "text", "statement"),
+    Column("effect"),
+    Column("95% CI", "interval", "ci"),
+    Column("seeds"),
+    Column("source", "text"),
+]
+
+
 @dataclass
-class Claim:
+class Claim(Tabular):
     """One claim, its provenance, and the paired evidence over seeds for it.
 
     ``source`` is "paper" (``where`` names the abstract, theorem, section or figure, and
@@ -71,9 +84,24 @@ class Claim:
             "measured": self.measured,
         }
 
+    def row(self) -> list:
+        """The claim's row of ``CLAIM_COLUMNS``."""
+        e = self.effect
+        where = self.source + (f" ({self.where})" if self.where else "")
+        return [self.verdict, self.id, self.statement, None if e is None else e.value,
+                None if e is None else e.ci, self.seeds, where]  # fmt: skip
+
+    def _table(self) -> Table:
+        return Table(f"claim {self.id}", CLAIM_COLUMNS, [self.row()], [self.measured])
+
 
 @dataclass
-class Study:
+class Study(Tabular):
+    """A study being run, then its result (``run_study`` returns them): its claims with their
+    verdicts, its results, figures and report sections. Shown (Jupyter, Rich) as the table
+    of its claims — verdict in colour, paired effect, 95 % interval, seeds, source;
+    ``to_dict()`` is what results.json holds (without the wall time)."""
+
     name: str
     title: str
     paper: str
@@ -198,17 +226,35 @@ class Study:
         return path
 
     # --- output ---------------------------------------------------------------------------
-    def write(self, seconds: float) -> Path:
-        payload = {
+    def _payload(self, seconds: float | None) -> dict:
+        out = {
             "study": self.name,
             "paper": self.paper,
             "quick": self.quick,
             "seed": self.seed,
             "seeds": self.seeds,
-            "seconds": round(seconds, 2),
+            "seconds": None if seconds is None else round(seconds, 2),
             "claims": [c.to_json() for c in self.claims],
             "results": _finite(self.results, "results"),
         }
+        if seconds is None:
+            del out["seconds"]
+        return out
+
+    def to_dict(self) -> dict:
+        return self._payload(None)
+
+    def _table(self) -> Table:
+        from collections import Counter
+
+        counts = Counter(c.verdict for c in self.claims)
+        summary = ", ".join(f"{n} {v}" for v, n in counts.items()) or "no claims"
+        mode = "quick" if self.quick else "full"
+        title = f"study {self.name} ({mode}, {self.n_seeds} seeds): {summary}"
+        return Table(title, CLAIM_COLUMNS, [c.row() for c in self.claims])
+
+    def write(self, seconds: float) -> Path:
+        payload = self._payload(seconds)
         write_json(self.out_dir / "results.json", payload)
         report = Report(f"{self.title} — scorelab study '{self.name}'")
         mode = "quick" if self.quick else "full"

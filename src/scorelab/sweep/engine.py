@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..display import Column, Table, Tabular, frame
 from ..errors import InvalidParameter, ScorelabError
 from ..storage import write_json
 from .jobs import read_cell, run_cell
@@ -49,8 +50,26 @@ class Task:
     cell_dir: Path
 
 
+#: the lead table's columns: a metric's best cell against its floor
+LEAD_COLUMNS = [
+    Column("metric", "text"),
+    Column("best cell", "text", "best"),
+    Column("centre"),
+    Column("95% CI", "interval", "ci"),
+    Column("floor"),
+    Column("centre / floor", "ratio", "ratio"),
+    Column("seeds"),
+]
+
+
 @dataclass
-class SweepOutcome:
+class SweepOutcome(Tabular):
+    """A sweep's cells and their records (``cell.json``). Shown (Jupyter, Rich) as the
+    report's lead table: per metric the best cell, its centre over seeds with a 95 %
+    interval within the metric's range, the floor and the ratio (``scorelab.figures``);
+    ``to_frame()`` is one row per cell (summary.csv's columns), ``to_dict()`` the counts and
+    those rows."""
+
     out_dir: Path
     cells: list[Cell]
     records: dict[str, dict] = field(default_factory=dict)  # cell key → cell.json
@@ -59,6 +78,36 @@ class SweepOutcome:
 
     def counts(self) -> Counter:
         return Counter(r.get("status", "missing") for r in self.records.values())
+
+    def _table(self) -> Table:
+        from ..figures import lead_rows
+        from .summary import measured_metrics, rows
+
+        table = rows(self)
+        keys = list(self.cells[0].values) if self.cells else []
+        lead = lead_rows(table, keys, measured_metrics(table, keys))
+        body = [
+            [r["metric"], r["best"], r["centre"], r["ci"], r["floor"], r["ratio"], r["seeds"]]
+            for r in lead
+        ]
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.counts().items()))
+        title = f"sweep: {len(self.cells)} cells ({counts or 'none run'}); best cell per metric"
+        notes = sorted({f"{r['metric']}: {r['interval']}, best is {r['direction']}" for r in lead})
+        return Table(title, LEAD_COLUMNS, body, notes)
+
+    def to_dict(self) -> dict:
+        from .summary import rows
+
+        return {"out_dir": str(self.out_dir), "counts": dict(self.counts()), "cells": rows(self)}
+
+    def to_frame(self):
+        from .summary import rows
+
+        table = rows(self)
+        columns: list[str] = []
+        for row in table:
+            columns += [k for k in row if k not in columns]
+        return frame(table, columns)
 
 
 def cell_dir(out_dir: Path, cell: Cell) -> Path:

@@ -91,7 +91,8 @@ def _report(outcome, table: list[dict], keys: list[str], spec: dict) -> Path:
     )
     done = [r for r in table if r["status"] == "done"]
     metrics = _metric_names(done, keys)
-    lead = lead_table(done, keys, [m for m in metrics if not _is_cost(m)])
+    measured = measured_metrics(done, keys)
+    lead = lead_table(done, keys, measured)
     if lead is not None:
         rep.heading("Best cell per metric")
         rep.raw(lead)
@@ -102,7 +103,6 @@ def _report(outcome, table: list[dict], keys: list[str], spec: dict) -> Path:
         if fig is not None:
             rep.heading("Error budget")
             rep.image(fig, "error budget against the swept keys")
-    measured = [m for m in metrics if not _is_cost(m)]
     fig = sweep_figure(done, keys, measured, outcome.out_dir / "figures" / "metrics.png")
     if fig is not None:
         rep.heading("Metrics against the swept keys")
@@ -155,9 +155,15 @@ def lead_table(done: list[dict], keys: list[str], metrics: list[str]) -> str | N
     return table_html(header, body)
 
 
+def measured_metrics(table: list[dict], keys: list[str]) -> list[str]:
+    """The metrics of the finished cells, without the columns of what a cell cost."""
+    done = [r for r in table if r.get("status") == "done"]
+    return [m for m in _metric_names(done, keys) if not _is_cost(m)]
+
+
 def _is_cost(name: str) -> bool:
     """Columns that say what a cell cost, not how good it is (no best cell)."""
     return name.rsplit("/", 1)[-1] in ("nfe", "train_seconds")
 
 
-__all__ = ["lead_table", "rows", "seed_ci", "write_summary"]
+__all__ = ["lead_table", "measured_metrics", "rows", "seed_ci", "write_summary"]
