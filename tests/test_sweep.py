@@ -96,6 +96,17 @@ def test_local_sweep_resumes_and_records_a_failing_cell(tmp_path):
         header
     )
     assert (tmp_path / "report.html").stat().st_size > 1000
+    # the report leads with the best cell per metric, then the panels in one grid figure
+    assert "Best cell per metric" in (tmp_path / "report.html").read_text()
+    assert (tmp_path / "figures" / "metrics.png").is_file()
+    # the outcome as data: its frame is summary.json's cells; shown, its lead table
+    frame = first.to_frame()
+    assert list(frame["status"]) == [r["status"] for r in rows]
+    assert list(frame["w2"].dropna()) == [r["w2"] for r in rows if r["status"] == "done"]
+    lead = {r[0]: r for r in first._table().rows}
+    heun = [r["w2"] for r in rows if r["status"] == "done"]
+    assert lead["w2"][1] == "sampler.kind=heun" and lead["w2"][6] == 2
+    assert min(heun) < lead["w2"][2] < max(heun)  # the centre of the two seeds
     # a cell is an ordinary run directory
     done_dir = tmp_path / "cells" / todo[0].key
     assert {"cell.json", "config.yaml", "samples.npz", "evaluation.json"} <= {
