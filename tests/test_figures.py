@@ -146,6 +146,18 @@ def test_the_lead_table_picks_the_best_cell_by_the_metric_direction():
     assert err["ci"] == pytest.approx((iv.lo, iv.hi))
     assert err["floor"] == 0.02 and err["ratio"] == pytest.approx(iv.centre / 0.02)
     assert best["acc"]["floor"] is None and best["acc"]["ratio"] is None
+    assert err["runner_up"] == "sampler.steps=25, train.lr=0.01" and err["separated"] is True
+
+
+def test_the_lead_table_says_when_two_seeds_cannot_separate_the_best_cell():
+    """The quickstart's W2 with two seeds: 25 steps is lowest, but 10 steps lies inside its
+    interval."""
+    w2 = {5: [0.2427, 0.1759], 10: [0.2424, 0.1660], 25: [0.2424, 0.1652]}
+    rows = [{"sampler.steps": k, "seed": i, "w2": v} for k, vs in w2.items()
+            for i, v in enumerate(vs)]  # fmt: skip
+    (lead,) = lead_rows(rows, ["sampler.steps"], ["w2"])
+    assert lead["best"] == "sampler.steps=25" and lead["runner_up"] == "sampler.steps=10"
+    assert lead["separated"] is False and lead["ci"][0] > 0
 
 
 def test_a_panel_draws_steps_on_a_log_axis_and_no_band_below_zero():

@@ -187,14 +187,14 @@ def metric_panel(
         ax.fill_between(
             px, [ivs[x].lo for x in xs], [ivs[x].hi for x in xs], color=color, alpha=0.15, lw=0
         )
-        ax.plot(px, [ivs[x].centre for x in xs], ls=s.style, marker="o", ms=4, color=color,
+        ax.plot(px, [ivs[x].centre for x in xs], ls=s.style, marker="s", ms=3.5, color=color,
                 label=s.label)  # fmt: skip
         few = max(len(s.points[x]) for x in xs) < FEW_SEEDS
         for x in xs:
             vals = [float(v) for v in s.points[x] if _is_number(v)]
             if few and len(vals) > 1:
-                ax.plot([pos[x]] * len(vals), vals, ls="none", marker="_", ms=9, mew=1.4,
-                        color=color, alpha=0.8)  # fmt: skip
+                ax.plot([pos[x]] * len(vals), vals, ls="none", marker="o", ms=5, mfc="none",
+                        mew=0.9, color=color, alpha=0.9)  # fmt: skip
             drawn += [*vals, ivs[x].lo, ivs[x].hi]
     if floor:
         fx = sorted((x for x in floor if x in pos), key=_order)
@@ -268,7 +268,9 @@ def lead_rows(
 ) -> list[dict]:
     """Per metric, its best cell: the swept values whose centre over seeds is lowest (or
     highest, or closest to the floor, by the metric's ``lower_is_better``), with the
-    interval, the floor's mean over those seeds, centre / floor and the seeds."""
+    interval, the floor's mean over those seeds, centre / floor, the seeds, the runner-up
+    cell and whether the best cell's interval excludes the runner-up's centre
+    (``separated``; None with one cell)."""
     from .display import ratio
 
     out = []
@@ -286,8 +288,11 @@ def lead_rows(
                 return abs(ivs[c].centre - fl[c]) if c in fl else math.inf
             return ivs[c].centre if lib else -ivs[c].centre
 
-        best = min(cells, key=lambda c: (score(c), _order(c[0]) if c else 0))
+        ranked = sorted(cells, key=lambda c: (score(c), _order(c[0]) if c else 0))
+        best = ranked[0]
         iv, f = ivs[best], fl.get(best)
+        second = ranked[1] if len(ranked) > 1 else None
+        separated = None if second is None else not iv.lo <= ivs[second].centre <= iv.hi
         out.append({
             "metric": metric,
             "best": ", ".join(f"{k}={v}" for k, v in zip(keys, best, strict=True)) or "—",
@@ -296,6 +301,9 @@ def lead_rows(
             "floor": f, "ratio": ratio(iv.centre, f), "seeds": iv.seeds,
             "direction": {True: "lower", False: "higher", None: "closest to the floor"}[
                 lower_is_better],
+            "runner_up": None if second is None else ", ".join(
+                f"{k}={v}" for k, v in zip(keys, second, strict=True)),
+            "separated": separated,
         })  # fmt: skip
     return out
 
@@ -306,13 +314,15 @@ def sweep_panels(
     """The series of ``metric`` against ``key`` (one per combination of the other keys) and
     the floor's mean per value of ``key``."""
     others = [k for k in keys if k != key]
+    lower = metric_meta(metric)[0][0]
+    centre = "mean over seeds" if lower is None else "geometric mean over seeds"
     series: dict[str, dict] = defaultdict(lambda: defaultdict(list))
     floors: dict = defaultdict(list)
     for r in rows:
         v = r.get(metric)
         if r.get("status", "done") != "done" or not _is_number(v):
             continue
-        label = ", ".join(f"{k}={r.get(k)}" for k in others) or "mean over seeds"
+        label = ", ".join(f"{k}={r.get(k)}" for k in others) or centre
         series[label][r.get(key)].append(float(v))
         f = r.get(f"{metric}_floor")
         if _is_number(f):

@@ -144,15 +144,21 @@ def lead_table(done: list[dict], keys: list[str], metrics: list[str]) -> str | N
     if not rows:
         return None
     header = ["metric", "best cell", "centre [95 % CI]", "floor", "centre / floor", "seeds",
-              "best is", "interval"]  # fmt: skip
+              "best is", "runner-up outside the CI", "interval"]  # fmt: skip
     body = [
         [r["metric"], r["best"],
          HTML(f"{fmt(r['centre'])} [{fmt(r['ci'][0])}, {fmt(r['ci'][1])}]", num=True),
          r["floor"], None if r["ratio"] is None else HTML(f"{r['ratio']:.3g}×", num=True),
-         r["seeds"], r["direction"], r["interval"]]
+         r["seeds"], r["direction"], _separated(r), r["interval"]]
         for r in rows
     ]  # fmt: skip
     return table_html(header, body)
+
+
+def _separated(r: dict) -> str:
+    if r["separated"] is None:
+        return "—"
+    return f"{'yes' if r['separated'] else 'no'} ({r['runner_up']})"
 
 
 def measured_metrics(table: list[dict], keys: list[str]) -> list[str]:
