@@ -141,12 +141,9 @@ def table_html(t: Table) -> str:
     notes = "".join(
         f'<div style="color:#555;font-size:0.85em">{html.escape(n)}</div>' for n in t.notes
     )
-    caption = (
-        f'<caption style="text-align:left;font-weight:bold;padding:0.2em 0">'
-        f"{html.escape(t.title)}</caption>"
-    )
+    title = f'<div style="font-weight:bold;padding:0.2em 0">{html.escape(t.title)}</div>'
     return (
-        f'<div><table style="{_TABLE}">{caption}<thead><tr>{head}</tr></thead>'
+        f'<div>{title}<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>{notes}</div>"
     )
 

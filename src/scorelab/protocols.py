@@ -82,7 +82,7 @@ class SampleResult(Tabular):
         shape = "×".join(str(k) for k in self.samples.shape)
         cost = f"NFE {self.nfe}" + ("" if self.seconds is None else f", {self.seconds:.3g} s")
         notes = [] if flat.shape[1] <= 8 else [f"first 8 of {flat.shape[1]} coordinates"]
-        return Table(f"samples {shape} ({self.samples.dtype}); {cost}", cols, rows, notes)
+        return Table(f"{shape} samples, {cost}", cols, rows, notes)
 
     def to_dict(self) -> dict:
         return {

@@ -119,8 +119,8 @@ def _figure_caption(seeds: int) -> str:
     from ..figures import FEW_SEEDS
 
     points = (
-        f" With fewer than {FEW_SEEDS} seeds every seed's value is drawn (short bars) beside "
-        "the centre."
+        f" With fewer than {FEW_SEEDS} seeds every seed's value is drawn (hollow circles) "
+        "beside the centre (squares)."
         if seeds < FEW_SEEDS
         else ""
     )
