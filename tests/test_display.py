@@ -228,3 +228,24 @@ def test_a_budget_shows_each_part_beside_the_bound_term():
     total = frame[frame["part"] == "total"].iloc[0]
     assert (total["measured"], total["bound0_term"]) == (0.36, 0.9)
     assert b.to_dict() == b.to_json()
+
+
+def test_a_run_shows_each_sampler_s_metrics(evaluation, tmp_path):
+    from scorelab.pipeline import RunOutcome, SamplerOutcome
+
+    outcomes = [
+        SamplerOutcome("heun", torch.zeros(3, 2), 20, 0.1, evaluation),
+        SamplerOutcome("euler_maruyama", torch.zeros(3, 2), 10, 0.1, evaluation),
+    ]
+    run = RunOutcome(tmp_path, 1.5, outcomes, seconds=3.0)
+    frame = run.to_frame()
+    names = [r.name for r in evaluation.results]
+    assert list(frame["sampler"]) == ["heun"] * len(names) + ["euler_maruyama"] * len(names)
+    assert list(frame["nfe"]) == [20] * len(names) + [10] * len(names)
+    assert list(frame["value"]) == [r.value for r in evaluation.results] * 2
+    records = run.to_dict()["metrics"]
+    assert [r["metric"] for r in records] == list(frame["metric"]) == names * 2
+    for col in ("value", "ci_lo", "ci_hi", "floor", "ratio"):
+        assert [math.nan if r[col] is None else r[col] for r in records] == pytest.approx(
+            list(frame[col]), nan_ok=True
+        )

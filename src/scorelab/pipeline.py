@@ -35,6 +35,7 @@ from pydantic import BaseModel as Config  # a config model of scorelab.config.co
 
 from . import threads
 from .config import build, build_grid, compared_sampler, sampler_options
+from .display import Column, Table, Tabular
 from .errors import InvalidParameter
 from .models import build_model, load_score_model, resolve_sigma_data
 from .preflight import check, check_resume, stored_config
@@ -147,7 +148,12 @@ class SamplerOutcome:
 
 
 @dataclass
-class RunOutcome:
+class RunOutcome(Tabular):
+    """What ``run`` made: per sampler its samples, cost and evaluation, and the bounds,
+    budget and report. Shown (Jupyter, Rich) as the command line's summary — per sampler
+    and metric the value, 95 % CI, floor and value / floor — with the same rows in
+    ``to_frame()``; ``to_dict()`` is those rows with the run's paths and times."""
+
     run_dir: Path
     train_seconds: float
     outcomes: list[SamplerOutcome] = field(default_factory=list)
@@ -159,6 +165,22 @@ class RunOutcome:
     bounds_measured: dict | None = None  # per bound family: the measured metric beside it
     budget: dict | None = None  # the error budget of the main sampler (budget.json)
     sections: list[tuple[str, str]] = field(default_factory=list)  # extra report sections
+
+    def _table(self) -> Table:
+        from .metrics.contract import METRIC_COLUMNS
+
+        cols = [Column("sampler", "text"), Column("NFE", key="nfe"), *METRIC_COLUMNS]
+        rows = [[o.sampler, o.nfe, *r.row()] for o in self.outcomes for r in o.evaluation.results]
+        title = f"run {self.run_dir}: training {self.train_seconds:.1f} s, whole run "
+        return Table(title + f"{self.seconds:.1f} s", cols, rows)
+
+    def to_dict(self) -> dict:
+        report = None if self.report is None else str(self.report)
+        return {
+            "run_dir": str(self.run_dir), "report": report,
+            "train_seconds": self.train_seconds, "seconds": self.seconds,
+            "metrics": self._table().records(),
+        }  # fmt: skip
 
 
 def sample_with(cfg: Config, sc, model, process, event_shape, progress=False, device=None):
