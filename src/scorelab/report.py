@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .display import ratio
 from .storage import atomic_write
 
 
@@ -476,15 +477,6 @@ RATIO_NOTE = (
     "bias-corrected, so between two target samples they scatter around 0 and may be "
     "negative; compare the value and its interval with the floor directly."
 )
-
-
-def ratio(value, floor) -> float | None:
-    """value / floor, where it means something: a positive floor and a value ≥ 0."""
-    if value is None or floor is None or not (floor > 0) or value < 0:
-        return None
-    if not (math.isfinite(value) and math.isfinite(floor)):
-        return None
-    return value / floor
 
 
 def ci_excludes(value, ci) -> bool:
