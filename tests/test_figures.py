@@ -183,3 +183,23 @@ def test_a_panel_draws_steps_on_a_log_axis_and_no_band_below_zero():
     # the band spans more than a decade: a log value axis
     assert panel.yscale == "log" and ax.get_yscale() == "log"
     plt.close(fig)
+
+
+def test_a_panel_of_single_values_leaves_out_what_was_not_measured():
+    """An audit's panel: one exact value per NFE (no seeds), a KL that is infinite at the
+    coarsest grid and one not measured: those points are left out, the rest drawn as they
+    are, on log axes (the values span two decades)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    kl = {2: [math.inf], 5: [None], 10: [0.05], 50: [0.002], 100: [0.0005]}
+    panel = metric_panel(ax, [Series("ddim", kl)], key="NFE", metric="KL", value_range=(0, None))
+    ivs = panel.intervals["ddim"]
+    assert sorted(ivs) == [10, 50, 100]
+    assert all(iv.lo == iv.centre == iv.hi == kl[x][0] for x, iv in ivs.items())
+    assert list(ax.lines[0].get_ydata()) == [0.05, 0.002, 0.0005]
+    assert (panel.xscale, panel.yscale) == ("log", "log")
+    plt.close(fig)

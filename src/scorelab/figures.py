@@ -179,7 +179,10 @@ def metric_panel(
     out = Panel(xscale, "linear")
     drawn: list[float] = []
     for j, s in enumerate(series):
-        xs = sorted(s.points, key=_order)
+        # an x without a finite value (a KL that is infinite, a metric not measured) is left out
+        xs = sorted((x for x in s.points if any(_is_number(v) for v in s.points[x])), key=_order)
+        if not xs:
+            continue
         ivs = {x: _interval(s, x, value_range) for x in xs}
         out.intervals[s.label] = ivs
         px = [pos[x] for x in xs]
@@ -207,7 +210,7 @@ def metric_panel(
 
 
 def _interval(s: Series, x, value_range) -> Interval:
-    vals = s.points[x]
+    vals = [float(v) for v in s.points[x] if _is_number(v)]
     if s.intervals is not None and x in s.intervals:
         lo, hi = s.intervals[x]
         centre = sum(vals) / len(vals)
