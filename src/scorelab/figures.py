@@ -153,7 +153,6 @@ class Panel:
     intervals: dict[str, dict[object, Interval]] = field(default_factory=dict)
 
 
-# long: one panel's drawing in order (intervals, lines, points, floor, axes), read as one piece
 def metric_panel(
     ax,
     series: Sequence[Series],

@@ -97,6 +97,9 @@ class Evaluation(Tabular):
 
     def _table(self) -> Table:
         notes = [f"skipped {s.name}: {s.reason}" for s in self.skipped]
+        if any(r.floor <= 0 for r in self.results):
+            notes.insert(0, "value / floor: — where the floor is ≤ 0 (an unbiased estimator such "
+                         "as MMD² scatters around 0 between two target samples)")  # fmt: skip
         title = f"{self.n} samples vs target '{self.target}'"
         return Table(title, METRIC_COLUMNS, [r.row() for r in self.results], notes)
 
