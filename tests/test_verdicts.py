@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scorelab.verdicts import Effect, mean_ci, paired_effect, verdict
+from scorelab.verdicts import (
+    VERDICTS,
+    Effect,
+    Margin,
+    exact_verdict,
+    mean_ci,
+    paired_effect,
+    paired_noise_margin,
+    verdict,
+)
 
 
 def test_t_interval_matches_scipy():
@@ -51,24 +60,84 @@ def test_interval_coverage_on_normal_differences(method):
         assert 0.85 < cover < 0.97, cover
 
 
-def test_verdicts_are_three_way():
+def test_verdicts_have_four_outcomes():
     def eff(lo, hi):
         return Effect((lo + hi) / 2, (lo, hi), 5)
 
+    assert set(VERDICTS) == {"holds", "below margin", "fails", "inconclusive"}
     assert verdict(eff(-2, -1), "less") == "holds"
     assert verdict(eff(0.5, 2), "less") == "fails"
     assert verdict(eff(-1, 1), "less") == "inconclusive"
-    # a margin (the metric's noise) must be beaten, not just zero
-    assert verdict(eff(-0.3, -0.1), "less", margin=0.2) == "inconclusive"
-    assert verdict(eff(-0.1, 0.05), "less", margin=0.2) == "fails"
+    # a margin must be beaten, not just zero: the right direction below it is its own outcome
+    assert verdict(eff(-0.3, -0.1), "less", margin=0.2) == "below margin"
+    assert verdict(eff(-0.3, -0.25), "less", margin=0.2) == "holds"
+    # a straddle of 0 is not a failure: the claimed direction is not ruled out
+    assert verdict(eff(-0.1, 0.05), "less", margin=0.2) == "inconclusive"
+    assert verdict(eff(0.01, 0.05), "less", margin=0.2) == "fails"
     assert verdict(eff(1, 2), "greater") == "holds"
+    assert verdict(eff(0.1, 2), "greater", margin=0.5) == "below margin"
     assert verdict(eff(-2, -1), "greater") == "fails"
+    assert verdict(eff(-2, 0.1), "greater", margin=0.5) == "inconclusive"
     # equivalence ("no worse than"): inside ±δ holds, wholly outside fails
     assert verdict(eff(-0.01, 0.02), "within", margin=0.05) == "holds"
     assert verdict(eff(0.1, 0.3), "within", margin=0.05) == "fails"
     assert verdict(eff(-0.01, 0.2), "within", margin=0.05) == "inconclusive"
+    # non-inferiority: below +δ holds, wholly above it fails (its bound exceeded)
+    assert verdict(eff(-1, 0.04), "at_most", margin=0.05) == "holds"
+    assert verdict(eff(0.06, 0.1), "at_most", margin=0.05) == "fails"
+    assert verdict(eff(0.0, 0.1), "at_most", margin=0.05) == "inconclusive"
+    # a margin object carries its rule; the verdict reads its value
+    assert verdict(eff(-0.3, -0.1), "less", Margin(0.2, "stated")) == "below margin"
     with pytest.raises(ValueError):
         verdict(eff(0, 1), "sideways")
+
+
+def test_exact_claims_are_decided_by_their_value_alone():
+    assert exact_verdict(-0.3, "less", 0.2) == "holds"
+    assert exact_verdict(-0.1, "less", 0.2) == "below margin"
+    assert exact_verdict(0.1, "less", 0.2) == "fails"
+    assert exact_verdict(0.1, "within", 0.2) == "holds"
+    assert exact_verdict(float("nan"), "less") == "inconclusive"
+
+
+def test_margins_need_their_rule_and_paired_noise_gives_one():
+    with pytest.raises(ValueError):
+        Margin(0.1, " ")
+    with pytest.raises(ValueError):
+        Margin(-0.1, "negative")
+    # the difference changes by e_i − e'_i between two reference draws; with e ~ N(0, s²)
+    # per draw the estimate of s is unbiased in its square
+    rng = np.random.default_rng(0)
+    s = 0.03
+    e1, e2 = rng.normal(0, s, 4000), rng.normal(0, s, 4000)
+    d = rng.normal(-0.1, 0.05, 4000)  # the effect itself cancels in the change
+    m = paired_noise_margin(d + e1, d + e2)
+    assert m.value == pytest.approx(s, rel=0.05)
+    assert "reference" in m.rule and "4000 seeds" in m.rule
+    with pytest.raises(ValueError):
+        paired_noise_margin([0.1], [0.2])
+
+
+def test_a_study_claim_records_margin_rule_and_exactness(tmp_path):
+    from scorelab.errors import InvalidParameter
+    from scorelab.study import Study
+
+    study = Study("t", "T", "P", tmp_path, n_seeds=3)
+    with pytest.raises(InvalidParameter, match="margin_rule"):
+        study.claim("c0", "s", source="paper", where="Fig. 1", a=[1, 2, 3], direction="greater")
+    c = study.claim(
+        "c1", "s", source="paper", where="Fig. 1", a=[-0.3, -0.2, -0.25], direction="less",
+        margin=0.1, margin_rule="the paper's tolerance",
+    )  # fmt: skip
+    e = study.exact_claim(
+        "c2", "s", source="extrapolation", where="ours", value=0.5, direction="greater",
+        margin=0.6, margin_rule="half the prior term",
+    )  # fmt: skip
+    j1, j2 = c.to_json(), e.to_json()
+    assert j1["exact"] is False and j1["seeds"] == 3 and j1["verdict"] == "holds"
+    assert j1["margin"] == {"value": 0.1, "rule": "the paper's tolerance"}
+    assert j2["exact"] is True and j2["seeds"] is None and j2["effect"]["ci"] is None
+    assert j2["verdict"] == "below margin" and j2["effect"]["value"] == 0.5
 
 
 def test_paired_arms_need_the_same_seeds():

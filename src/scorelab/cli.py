@@ -991,31 +991,39 @@ def study(
         workers=workers,
         address=address,
     )
-    marks = {"holds": "[green]✓ holds[/]", "fails": "[red]✗ fails[/]"}
+    from .verdicts import VERDICTS
+
+    marks = {
+        "holds": "[green]✓ holds[/]",
+        "below margin": "[blue]≈ below margin[/]",
+        "fails": "[red]✗ fails[/]",
+    }
     for s in done:
         # one line per claim (verdict, id, effect, seeds), its statement below: readable at
         # any width, where a table squeezed the statements into a column of single words
         out.print(f"[bold]{escape(s.name)}: {escape(s.title)}[/]", highlight=False)
         for c in s.claims:
-            eff = (
-                "—"
-                if c.effect is None
-                else (f"{c.effect.value:.3g} [{c.effect.ci[0]:.3g}, {c.effect.ci[1]:.3g}]")
-            )
+            if c.effect is None:
+                eff = "—"
+            elif c.exact:
+                eff = f"{c.effect.value:.3g} (exact)"
+            else:
+                eff = f"{c.effect.value:.3g} [{c.effect.ci[0]:.3g}, {c.effect.ci[1]:.3g}]"
+            over = "" if c.exact else f" over {c.seeds} seeds"
             claim = c.statement if len(c.statement) <= 150 else c.statement[:149] + "…"
             verdict = marks.get(c.verdict, f"[yellow]? {escape(c.verdict)}[/]")
             out.print(
-                f"{verdict}  [bold]{escape(c.id)}[/]  effect {eff} over {c.seeds} seeds",
+                f"{verdict}  [bold]{escape(c.id)}[/]  effect {eff}{over}",
                 highlight=False,
                 soft_wrap=True,
             )
             out.print(Padding(Text(claim, style="dim"), (0, 0, 0, 4)))
         _wrote([s.out_dir], since)
-        counts = {v: sum(c.verdict == v for c in s.claims) for v in ("holds", "fails")}
-        rest = len(s.claims) - counts["holds"] - counts["fails"]
+        counts = {v: sum(c.verdict == v for c in s.claims) for v in VERDICTS}
         out.print(
             f"result: {s.name}: {counts['holds']} of {len(s.claims)} claims hold, "
-            f"{counts['fails']} fail, {rest} inconclusive"
+            f"{counts['below margin']} below margin, {counts['fails']} fail, "
+            f"{counts['inconclusive']} inconclusive"
             + (" (quick mode: may differ from the full run)" if s.quick else ""),
             highlight=False,
             style="bold",

@@ -34,7 +34,7 @@ from .errors import InvalidParameter
 from .report import Report, save_figure
 from .seeding import derive_seed
 from .storage import write_json
-from .verdicts import Effect, paired_effect, verdict
+from .verdicts import Effect, Margin, exact_verdict, paired_effect, verdict
 
 SOURCES = ("paper", "extrapolation")
 
@@ -45,18 +45,25 @@ class Claim:
 
     ``source`` is "paper" (``where`` names the abstract, theorem, section or figure, and
     ``paper_value`` the paper's own number when it gives one) or "extrapolation" (our reading,
-    ``where`` saying what it extends). ``verdict`` is three-way (docs/studies/protocol.md):
-    ``effect`` is the mean paired difference over ``seeds`` with its 95 % interval."""
+    ``where`` saying what it extends). ``verdict`` is one of four (docs/studies/protocol.md):
+    ``effect`` is the mean paired difference over ``seeds`` with its 95 % interval, or — for
+    an ``exact`` claim, a seed-free closed form — the value alone (``seeds`` is then None).
+    ``margin`` carries the rule that fixed it before the run."""
 
     id: str
     statement: str
     source: str
     where: str
     verdict: str
-    seeds: int
+    seeds: int | None
     effect: Effect | None
     measured: str
     paper_value: str | None = None
+    margin: Margin | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.effect is not None and self.effect.exact
 
     def to_json(self) -> dict:
         return {
@@ -66,8 +73,10 @@ class Claim:
             "where": self.where,
             "paper_value": self.paper_value,
             "verdict": self.verdict,
-            "seeds": self.seeds,
+            "exact": self.exact,
+            "seeds": None if self.exact else self.seeds,
             "effect": None if self.effect is None else self.effect.to_json(),
+            "margin": None if self.margin is None else self.margin.to_json(),
             "measured": self.measured,
         }
 
@@ -121,35 +130,60 @@ class Study:
         a: Sequence[float],
         b: Sequence[float] | None = None,
         direction: str,
-        margin: float = 0.0,
+        margin: float | Margin = 0.0,
+        margin_rule: str | None = None,
         measured: str = "",
         paper_value: str | None = None,
         method: str = "t",
     ) -> Claim:
         """Decide a claim from per-seed values: the paired difference a_i − b_i (or a_i
-        alone) over the study's seeds, its interval, and the three-way verdict against
-        ``direction`` ("less", "greater", "within") and ``margin`` (the metric's noise for
-        "better than" claims, the tolerance δ for "within" claims)."""
-        if source not in SOURCES:
-            raise InvalidParameter("source", "is not a claim source", source, ", ".join(SOURCES))
-        if any(c.id == id for c in self.claims):
-            raise InvalidParameter("id", "is already a claim of this study", id)
+        alone) over the study's seeds, its interval, and the verdict against ``direction``
+        ("less", "greater", "within", "at_most") and ``margin`` — a :class:`Margin`, or a
+        number with ``margin_rule``, the rule that fixed it before the run (the paired
+        difference's own noise for "better than" claims, the tolerance δ and its reason for
+        "within"/"at_most")."""
         eff = paired_effect(a, b, method=method)
         text = measured or (
             f"effect {eff.value:.4g}, 95 % CI [{eff.ci[0]:.4g}, {eff.ci[1]:.4g}] over "
             f"{eff.seeds} seeds"
         )
-        claim = Claim(
-            id,
-            statement,
-            source,
-            where,
-            verdict(eff, direction, margin),
-            eff.seeds,
-            eff,
-            text,
-            paper_value,
-        )
+        return self._decide(id, statement, source, where, eff, direction,
+                            _margin(margin, margin_rule), text, paper_value, eff.seeds)  # fmt: skip
+
+    def exact_claim(
+        self,
+        id: str,
+        statement: str,
+        *,
+        source: str,
+        where: str,
+        value: float,
+        direction: str,
+        margin: float | Margin = 0.0,
+        margin_rule: str | None = None,
+        measured: str = "",
+        paper_value: str | None = None,
+    ) -> Claim:
+        """Decide a claim about a quantity that does not depend on the seed (a closed form,
+        a bound evaluated exactly): computed once, labelled ``exact`` — no interval, no seed
+        count — and decided by where ``value`` lies against ``direction`` and ``margin``."""
+        v = float(value)
+        eff = Effect(v, (v, v), 0, "exact")
+        text = measured or f"exact value {v:.4g}"
+        m = _margin(margin, margin_rule)
+        claim = self._decide(id, statement, source, where, eff, direction, m, text,
+                             paper_value, None)  # fmt: skip
+        claim.verdict = exact_verdict(v, direction, m)
+        return claim
+
+    def _decide(self, id, statement, source, where, eff, direction, margin, text,
+                paper_value, seeds) -> Claim:  # fmt: skip
+        if source not in SOURCES:
+            raise InvalidParameter("source", "is not a claim source", source, ", ".join(SOURCES))
+        if any(c.id == id for c in self.claims):
+            raise InvalidParameter("id", "is already a claim of this study", id)
+        claim = Claim(id, statement, source, where, verdict(eff, direction, margin), seeds, eff,
+                      text, paper_value, margin)  # fmt: skip
         self.claims.append(claim)
         return claim
 
@@ -228,15 +262,39 @@ class Study:
         return report.write(self.out_dir / "report.html")
 
 
-_VERDICT_CSS = {"holds": "ok", "fails": "no", "inconclusive": "maybe"}
-_VERDICT_MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
+def _margin(margin: float | Margin, rule: str | None) -> Margin:
+    """A claim's margin with its rule; a bare number must come with the rule that fixed it
+    (a margin of 0 means "the sign alone decides", which is itself a rule to state)."""
+    if isinstance(margin, Margin):
+        if rule is not None:
+            raise ValueError("give the rule inside the Margin or as margin_rule, not both")
+        return margin
+    if rule is None:
+        raise InvalidParameter(
+            "margin_rule", "is required: state the rule that fixed the margin", float(margin)
+        )
+    return Margin(abs(float(margin)), rule)
+
+
+_VERDICT_CSS = {"holds": "ok", "below margin": "below", "fails": "no", "inconclusive": "maybe"}
+_VERDICT_MARK = {"holds": "✓", "below margin": "≈", "fails": "✗", "inconclusive": "?"}
 
 
 def _effect_text(c: Claim) -> str:
     if c.effect is None:
         return "—"
     e = c.effect
+    if e.exact:
+        return f"{_num(e.value)} (exact)"
     return f"{_num(e.value)} [{_num(e.ci[0])}, {_num(e.ci[1])}]"
+
+
+def _seeds_text(c: Claim) -> str:
+    return "exact" if c.exact else str(c.seeds)
+
+
+def _margin_text(c: Claim) -> str:
+    return "—" if c.margin is None else _num(c.margin.value)
 
 
 def _num(v: float) -> str:
@@ -258,7 +316,12 @@ def _verdicts_html(claims: list[Claim], quick: bool) -> str:
     from .report import HTML, maths, table_html
 
     counts = Counter(c.verdict for c in claims)
-    plural = {"holds": "hold", "fails": "fail", "inconclusive": "inconclusive"}
+    plural = {
+        "holds": "hold",
+        "below margin": "below margin",
+        "fails": "fail",
+        "inconclusive": "inconclusive",
+    }
     summary = ", ".join(
         f"{counts[v]} {v if counts[v] == 1 else plural[v]}" for v in plural if counts.get(v)
     )
@@ -267,8 +330,10 @@ def _verdicts_html(claims: list[Claim], quick: bool) -> str:
     parts.append(
         "A verdict compares the paired effect's 95 % interval over the seeds with the claim's "
         "direction and margin (docs/studies/protocol.md): <i>holds</i> when the interval lies "
-        "on the claimed side, <i>fails</i> when it lies on the other, <i>inconclusive</i> "
-        "when it straddles.</p>"
+        "on the claimed side of the margin, <i>below margin</i> when it excludes 0 on the "
+        "claimed side but not the margin, <i>fails</i> when the claimed direction is ruled "
+        "out (or a tolerance exceeded), <i>inconclusive</i> otherwise. An <i>exact</i> claim "
+        "is a closed form, decided once.</p>"
     )
     if quick:
         parts.append(
@@ -278,10 +343,11 @@ def _verdicts_html(claims: list[Claim], quick: bool) -> str:
         )
     rows = [
         [HTML(_verdict_html(c.verdict)), HTML(f"<b>{maths(c.id)}</b>"), c.statement,
-         HTML(_effect_text(c), num=True), c.seeds]
+         HTML(_effect_text(c), num=True), HTML(_margin_text(c), num=True), _seeds_text(c)]
         for c in claims
     ]  # fmt: skip
-    parts.append(table_html(["verdict", "id", "claim", "effect [95 % CI]", "seeds"], rows))
+    header = ["verdict", "id", "claim", "effect [95 % CI]", "margin", "seeds"]
+    parts.append(table_html(header, rows))
     return "".join(parts)
 
 
@@ -302,11 +368,13 @@ def _claims_html(claims: list[Claim]) -> str:
         source = c.source + (f" ({c.where})" if c.where else "")
         if c.paper_value:
             source += f"; paper: {c.paper_value}"
+        margin = "—" if c.margin is None else f"{_num(c.margin.value)}: {c.margin.rule}"
         rows.append(
             [c.id, c.statement, source, _tidy(c.measured), HTML(_effect_text(c), num=True),
-             c.seeds, HTML(_verdict_html(c.verdict))]
+             margin, _seeds_text(c), HTML(_verdict_html(c.verdict))]
         )  # fmt: skip
-    header = ["id", "claim", "source", "measured", "effect [95 % CI]", "seeds", "verdict"]
+    header = ["id", "claim", "source", "measured", "effect [95 % CI]", "margin (rule)", "seeds",
+              "verdict"]  # fmt: skip
     return table_html(header, rows, cls="claims")
 
 
@@ -438,11 +506,12 @@ def claims_table(out: str | Path, names: Sequence[str] | None = None) -> str:
         for c in data.get("claims", []):
             eff = c.get("effect") or {}
             ci = eff.get("ci") or [None, None]
-            effect = (
-                "—"
-                if eff.get("value") is None
-                else f"{_g(eff['value'])} [{_g(ci[0])}, {_g(ci[1])}]"
-            )
+            if eff.get("value") is None:
+                effect = "—"
+            elif c.get("exact"):
+                effect = f"{_g(eff['value'])} (exact)"
+            else:
+                effect = f"{_g(eff['value'])} [{_g(ci[0])}, {_g(ci[1])}]"
             source = c.get("source", "?") + (f" ({c['where']})" if c.get("where") else "")
             verdict = c.get("verdict", "?")
             verdict = f"**{verdict}**" if verdict != "holds" else verdict
@@ -451,7 +520,7 @@ def claims_table(out: str | Path, names: Sequence[str] | None = None) -> str:
                 c.get("statement", ""),
                 source,
                 effect,
-                str(c.get("seeds", "?")),
+                "exact" if c.get("exact") else str(c.get("seeds", "?")),
                 mode,
                 verdict,
             ]
