@@ -309,8 +309,9 @@ def _verdict_html(verdict: str) -> str:
 
 
 def _verdicts_html(claims: list[Claim], quick: bool) -> str:
-    """The headline of a study: how many claims hold, fail or are inconclusive, then each
-    claim's verdict with its paired effect and 95 % interval."""
+    """The headline of a study: how many claims have each of the four verdicts (and how many
+    are exact), then each claim's verdict with its paired effect and 95 % interval (or its
+    exact value) and its margin."""
     from collections import Counter
 
     from .report import HTML, maths, table_html
@@ -326,7 +327,9 @@ def _verdicts_html(claims: list[Claim], quick: bool) -> str:
         f"{counts[v]} {v if counts[v] == 1 else plural[v]}" for v in plural if counts.get(v)
     )
     noun = "claim" if len(claims) == 1 else "claims"
-    parts = [f"<p><b>{len(claims)} {noun}: {summary or 'none'}.</b> "]
+    exact = sum(c.exact for c in claims)
+    exact_text = f" ({exact} exact)" if exact else ""
+    parts = [f"<p><b>{len(claims)} {noun}{exact_text}: {summary or 'none'}.</b> "]
     parts.append(
         "A verdict compares the paired effect's 95 % interval over the seeds with the claim's "
         "direction and margin (docs/studies/protocol.md): <i>holds</i> when the interval lies "
