@@ -315,6 +315,7 @@ def test_add_a_study(tmp_path):
             a=errors,
             direction="within",
             margin=0.02,
+            margin_rule="a tolerance of 0.02 on the slope, ten times its Monte Carlo error",
         )
 
     try:

@@ -73,6 +73,7 @@ def test_study_writes_finite_results_claims_and_an_embedded_report(tmp_path):
         a=[1.0, 1.2],
         b=[0.0, 0.1],
         direction="greater",
+        margin_rule="the sign alone decides (a test of the framework)",
     )
     s.claim(
         "y",
@@ -82,9 +83,11 @@ def test_study_writes_finite_results_claims_and_an_embedded_report(tmp_path):
         a=[0.5, -0.5],
         direction="within",
         margin=0.1,
+        margin_rule="a stated tolerance",
     )
     with pytest.raises(InvalidParameter, match="source"):
-        s.claim("z", "no source", source="folklore", where="", a=[1, 2], direction="less")
+        s.claim("z", "no source", source="folklore", where="", a=[1, 2], direction="less",
+                margin_rule="the sign alone decides")  # fmt: skip
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
     s.figure(fig, "line")
@@ -99,6 +102,7 @@ def test_study_writes_finite_results_claims_and_an_embedded_report(tmp_path):
     half = math.tan(0.475 * math.pi) * 0.05
     assert first["effect"]["ci"] == pytest.approx([1.05 - half, 1.05 + half], rel=1e-9)
     assert second["verdict"] == "inconclusive"  # 2 seeds of ±0.5: the CI straddles ±0.1
+    assert second["margin"] == {"value": 0.1, "rule": "a stated tolerance"}
     assert js["quick"] is True and js["seed"] == 3
     html = (tmp_path / "demo" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 1 and "x beats y" in html

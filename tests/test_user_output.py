@@ -214,6 +214,7 @@ def test_study_report_leads_with_the_verdicts(tmp_path):
         a=[0.1, 0.12],
         b=[0.2, 0.21],
         direction="less",
+        margin_rule="the sign alone decides (a demo)",
         measured="per seed [0.123456789, 0.2345678]",
     )
     page = study.write(1.0).read_text()

@@ -136,7 +136,8 @@ white-space:nowrap}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0} .note{color:#555;font-size:.9em}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
 .ok{color:#1a7f37;font-weight:bold} .no{color:#c62828;font-weight:bold}
-.maybe{color:#8a6d00;font-weight:bold} .ok,.no,.maybe{white-space:nowrap}
+.maybe{color:#8a6d00;font-weight:bold} .below{color:#1f5fa8;font-weight:bold}
+.ok,.no,.maybe,.below{white-space:nowrap}
 .headline{border:2px solid #2b6cb0;border-radius:6px;background:#f3f8fd;padding:.6em 1em;
 margin:1em 0} .headline h2{margin-top:.2em;border:none} .headline table{background:#fff}
 .headline p{margin:.4em 0}

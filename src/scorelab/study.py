@@ -35,7 +35,7 @@ from .errors import InvalidParameter
 from .report import Report, save_figure
 from .seeding import derive_seed
 from .storage import write_json
-from .verdicts import Effect, paired_effect, verdict
+from .verdicts import Effect, Margin, exact_verdict, paired_effect, verdict
 
 SOURCES = ("paper", "extrapolation")
 
@@ -58,18 +58,25 @@ class Claim(Tabular):
 
     ``source`` is "paper" (``where`` names the abstract, theorem, section or figure, and
     ``paper_value`` the paper's own number when it gives one) or "extrapolation" (our reading,
-    ``where`` saying what it extends). ``verdict`` is three-way (docs/studies/protocol.md):
-    ``effect`` is the mean paired difference over ``seeds`` with its 95 % interval."""
+    ``where`` saying what it extends). ``verdict`` is one of four (docs/studies/protocol.md):
+    ``effect`` is the mean paired difference over ``seeds`` with its 95 % interval, or — for
+    an ``exact`` claim, a seed-free closed form — the value alone (``seeds`` is then None).
+    ``margin`` carries the rule that fixed it before the run."""
 
     id: str
     statement: str
     source: str
     where: str
     verdict: str
-    seeds: int
+    seeds: int | None
     effect: Effect | None
     measured: str
     paper_value: str | None = None
+    margin: Margin | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.effect is not None and self.effect.exact
 
     def to_json(self) -> dict:
         return {
@@ -79,8 +86,10 @@ class Claim(Tabular):
             "where": self.where,
             "paper_value": self.paper_value,
             "verdict": self.verdict,
-            "seeds": self.seeds,
+            "exact": self.exact,
+            "seeds": None if self.exact else self.seeds,
             "effect": None if self.effect is None else self.effect.to_json(),
+            "margin": None if self.margin is None else self.margin.to_json(),
             "measured": self.measured,
         }
 
@@ -149,35 +158,60 @@ class Study(Tabular):
         a: Sequence[float],
         b: Sequence[float] | None = None,
         direction: str,
-        margin: float = 0.0,
+        margin: float | Margin = 0.0,
+        margin_rule: str | None = None,
         measured: str = "",
         paper_value: str | None = None,
         method: str = "t",
     ) -> Claim:
         """Decide a claim from per-seed values: the paired difference a_i − b_i (or a_i
-        alone) over the study's seeds, its interval, and the three-way verdict against
-        ``direction`` ("less", "greater", "within") and ``margin`` (the metric's noise for
-        "better than" claims, the tolerance δ for "within" claims)."""
-        if source not in SOURCES:
-            raise InvalidParameter("source", "is not a claim source", source, ", ".join(SOURCES))
-        if any(c.id == id for c in self.claims):
-            raise InvalidParameter("id", "is already a claim of this study", id)
+        alone) over the study's seeds, its interval, and the verdict against ``direction``
+        ("less", "greater", "within", "at_most") and ``margin`` — a :class:`Margin`, or a
+        number with ``margin_rule``, the rule that fixed it before the run (the paired
+        difference's own noise for "better than" claims, the tolerance δ and its reason for
+        "within"/"at_most")."""
         eff = paired_effect(a, b, method=method)
         text = measured or (
             f"effect {eff.value:.4g}, 95 % CI [{eff.ci[0]:.4g}, {eff.ci[1]:.4g}] over "
             f"{eff.seeds} seeds"
         )
-        claim = Claim(
-            id,
-            statement,
-            source,
-            where,
-            verdict(eff, direction, margin),
-            eff.seeds,
-            eff,
-            text,
-            paper_value,
-        )
+        return self._decide(id, statement, source, where, eff, direction,
+                            _margin(margin, margin_rule), text, paper_value, eff.seeds)  # fmt: skip
+
+    def exact_claim(
+        self,
+        id: str,
+        statement: str,
+        *,
+        source: str,
+        where: str,
+        value: float,
+        direction: str,
+        margin: float | Margin = 0.0,
+        margin_rule: str | None = None,
+        measured: str = "",
+        paper_value: str | None = None,
+    ) -> Claim:
+        """Decide a claim about a quantity that does not depend on the seed (a closed form,
+        a bound evaluated exactly): computed once, labelled ``exact`` — no interval, no seed
+        count — and decided by where ``value`` lies against ``direction`` and ``margin``."""
+        v = float(value)
+        eff = Effect(v, (v, v), 0, "exact")
+        text = measured or f"exact value {v:.4g}"
+        m = _margin(margin, margin_rule)
+        claim = self._decide(id, statement, source, where, eff, direction, m, text,
+                             paper_value, None)  # fmt: skip
+        claim.verdict = exact_verdict(v, direction, m)
+        return claim
+
+    def _decide(self, id, statement, source, where, eff, direction, margin, text,
+                paper_value, seeds) -> Claim:  # fmt: skip
+        if source not in SOURCES:
+            raise InvalidParameter("source", "is not a claim source", source, ", ".join(SOURCES))
+        if any(c.id == id for c in self.claims):
+            raise InvalidParameter("id", "is already a claim of this study", id)
+        claim = Claim(id, statement, source, where, verdict(eff, direction, margin), seeds, eff,
+                      text, paper_value, margin)  # fmt: skip
         self.claims.append(claim)
         return claim
 
@@ -274,15 +308,39 @@ class Study(Tabular):
         return report.write(self.out_dir / "report.html")
 
 
-_VERDICT_CSS = {"holds": "ok", "fails": "no", "inconclusive": "maybe"}
-_VERDICT_MARK = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
+def _margin(margin: float | Margin, rule: str | None) -> Margin:
+    """A claim's margin with its rule; a bare number must come with the rule that fixed it
+    (a margin of 0 means "the sign alone decides", which is itself a rule to state)."""
+    if isinstance(margin, Margin):
+        if rule is not None:
+            raise ValueError("give the rule inside the Margin or as margin_rule, not both")
+        return margin
+    if rule is None:
+        raise InvalidParameter(
+            "margin_rule", "is required: state the rule that fixed the margin", float(margin)
+        )
+    return Margin(abs(float(margin)), rule)
+
+
+_VERDICT_CSS = {"holds": "ok", "below margin": "below", "fails": "no", "inconclusive": "maybe"}
+_VERDICT_MARK = {"holds": "✓", "below margin": "≈", "fails": "✗", "inconclusive": "?"}
 
 
 def _effect_text(c: Claim) -> str:
     if c.effect is None:
         return "—"
     e = c.effect
+    if e.exact:
+        return f"{_num(e.value)} (exact)"
     return f"{_num(e.value)} [{_num(e.ci[0])}, {_num(e.ci[1])}]"
+
+
+def _seeds_text(c: Claim) -> str:
+    return "exact" if c.exact else str(c.seeds)
+
+
+def _margin_text(c: Claim) -> str:
+    return "—" if c.margin is None else _num(c.margin.value)
 
 
 def _num(v: float) -> str:
@@ -297,24 +355,34 @@ def _verdict_html(verdict: str) -> str:
 
 
 def _verdicts_html(claims: list[Claim], quick: bool) -> str:
-    """The headline of a study: how many claims hold, fail or are inconclusive, then each
-    claim's verdict with its paired effect and 95 % interval."""
+    """The headline of a study: how many claims have each of the four verdicts (and how many
+    are exact), then each claim's verdict with its paired effect and 95 % interval (or its
+    exact value) and its margin."""
     from collections import Counter
 
     from .report import HTML, maths, table_html
 
     counts = Counter(c.verdict for c in claims)
-    plural = {"holds": "hold", "fails": "fail", "inconclusive": "inconclusive"}
+    plural = {
+        "holds": "hold",
+        "below margin": "below margin",
+        "fails": "fail",
+        "inconclusive": "inconclusive",
+    }
     summary = ", ".join(
         f"{counts[v]} {v if counts[v] == 1 else plural[v]}" for v in plural if counts.get(v)
     )
     noun = "claim" if len(claims) == 1 else "claims"
-    parts = [f"<p><b>{len(claims)} {noun}: {summary or 'none'}.</b> "]
+    exact = sum(c.exact for c in claims)
+    exact_text = f" ({exact} exact)" if exact else ""
+    parts = [f"<p><b>{len(claims)} {noun}{exact_text}: {summary or 'none'}.</b> "]
     parts.append(
         "A verdict compares the paired effect's 95 % interval over the seeds with the claim's "
         "direction and margin (docs/studies/protocol.md): <i>holds</i> when the interval lies "
-        "on the claimed side, <i>fails</i> when it lies on the other, <i>inconclusive</i> "
-        "when it straddles.</p>"
+        "on the claimed side of the margin, <i>below margin</i> when it excludes 0 on the "
+        "claimed side but not the margin, <i>fails</i> when the claimed direction is ruled "
+        "out (or a tolerance exceeded), <i>inconclusive</i> otherwise. An <i>exact</i> claim "
+        "is a closed form, decided once.</p>"
     )
     if quick:
         parts.append(
@@ -324,10 +392,11 @@ def _verdicts_html(claims: list[Claim], quick: bool) -> str:
         )
     rows = [
         [HTML(_verdict_html(c.verdict)), HTML(f"<b>{maths(c.id)}</b>"), c.statement,
-         HTML(_effect_text(c), num=True), c.seeds]
+         HTML(_effect_text(c), num=True), HTML(_margin_text(c), num=True), _seeds_text(c)]
         for c in claims
     ]  # fmt: skip
-    parts.append(table_html(["verdict", "id", "claim", "effect [95 % CI]", "seeds"], rows))
+    header = ["verdict", "id", "claim", "effect [95 % CI]", "margin", "seeds"]
+    parts.append(table_html(header, rows))
     return "".join(parts)
 
 
@@ -348,11 +417,13 @@ def _claims_html(claims: list[Claim]) -> str:
         source = c.source + (f" ({c.where})" if c.where else "")
         if c.paper_value:
             source += f"; paper: {c.paper_value}"
+        margin = "—" if c.margin is None else f"{_num(c.margin.value)}: {c.margin.rule}"
         rows.append(
             [c.id, c.statement, source, _tidy(c.measured), HTML(_effect_text(c), num=True),
-             c.seeds, HTML(_verdict_html(c.verdict))]
+             margin, _seeds_text(c), HTML(_verdict_html(c.verdict))]
         )  # fmt: skip
-    header = ["id", "claim", "source", "measured", "effect [95 % CI]", "seeds", "verdict"]
+    header = ["id", "claim", "source", "measured", "effect [95 % CI]", "margin (rule)", "seeds",
+              "verdict"]  # fmt: skip
     return table_html(header, rows, cls="claims")
 
 
@@ -460,68 +531,132 @@ def run_study(
 
 TABLE_START = "<!-- claims-table:start (generated by `scorelab study table`; do not edit) -->"
 TABLE_END = "<!-- claims-table:end -->"
+SUMMARY_START = "<!-- claims-summary:start (generated by `scorelab study table`; do not edit) -->"
+SUMMARY_END = "<!-- claims-summary:end -->"
+
+# a study page's headline finding: the paragraph that starts with this mark
+HEADLINE = "**Headline.**"
 
 
-def claims_table(out: str | Path, names: Sequence[str] | None = None) -> str:
-    """A markdown table of every claim in ``out/<study>/results.json`` (verdict, effect with
-    CI, seeds, source): what the README shows, generated, never edited by hand."""
+def _study_results(out: str | Path, names: Sequence[str] | None) -> list[tuple[str, dict]]:
+    """(name, results.json) of every study in ``out`` that has one, in registry order."""
     import json
 
     out = Path(out)
     names = list(names) if names is not None else list(registry.entries("study"))
-    lines = [
-        "| study | claim | source | effect [95 % CI] | seeds | mode | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+    found = [
+        (name, json.loads((out / name / "results.json").read_text()))
+        for name in names
+        if (out / name / "results.json").is_file()
     ]
-    found = 0
-    for name in names:
-        path = out / name / "results.json"
-        if not path.is_file():
-            continue
-        found += 1
-        data = json.loads(path.read_text())
-        mode = "quick" if data.get("quick") else "full"
-        for c in data.get("claims", []):
-            eff = c.get("effect") or {}
-            ci = eff.get("ci") or [None, None]
-            effect = (
-                "—"
-                if eff.get("value") is None
-                else f"{_g(eff['value'])} [{_g(ci[0])}, {_g(ci[1])}]"
-            )
-            source = c.get("source", "?") + (f" ({c['where']})" if c.get("where") else "")
-            verdict = c.get("verdict", "?")
-            verdict = f"**{verdict}**" if verdict != "holds" else verdict
-            cells = [
-                name,
-                c.get("statement", ""),
-                source,
-                effect,
-                str(c.get("seeds", "?")),
-                mode,
-                verdict,
-            ]
-            lines.append("| " + " | ".join(v.replace("|", "\\|") for v in cells) + " |")
     if not found:
         raise InvalidParameter(
             "--out", "holds no study results (run `scorelab study all` first)", str(out)
         )
+    return found
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(v.replace("|", "\\|") for v in cells) + " |"
+
+
+def claims_table(out: str | Path, names: Sequence[str] | None = None) -> str:
+    """A markdown table of every claim in ``out/<study>/results.json`` (verdict, effect with
+    its interval or ``exact``, margin, seeds, source): docs/studies/claims.md, generated,
+    never edited by hand."""
+    lines = [
+        "| study | claim | source | effect [95 % CI] | margin | seeds | mode | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, data in _study_results(out, names):
+        mode = "quick" if data.get("quick") else "full"
+        for c in data.get("claims", []):
+            eff = c.get("effect") or {}
+            ci = eff.get("ci") or [None, None]
+            if eff.get("value") is None:
+                effect = "—"
+            elif c.get("exact"):
+                effect = f"{_g(eff['value'])} (exact)"
+            else:
+                effect = f"{_g(eff['value'])} [{_g(ci[0])}, {_g(ci[1])}]"
+            source = c.get("source", "?") + (f" ({c['where']})" if c.get("where") else "")
+            verdict = c.get("verdict", "?")
+            verdict = f"**{verdict}**" if verdict != "holds" else verdict
+            margin = (c.get("margin") or {}).get("value")
+            seeds = "exact" if c.get("exact") else str(c.get("seeds", "?"))
+            lines.append(
+                _row([name, c.get("statement", ""), source, effect, _g(margin), seeds, mode,
+                      verdict])
+            )  # fmt: skip
     return "\n".join(lines)
+
+
+def claims_summary(
+    out: str | Path,
+    names: Sequence[str] | None = None,
+    *,
+    pages: str | Path | None = None,
+    link_from: str | Path = ".",
+) -> str:
+    """A markdown table with one row per study: how many of its claims have each of the four
+    outcomes and how many are exact, the mode of its run, its headline finding and a link to
+    its page — what the README shows (the full table is :func:`claims_table`).
+
+    The page of study ``NAME`` is ``pages/NAME_WITH_UNDERSCORES.md`` (``pages`` defaults to
+    the folder above ``out``), linked relative to ``link_from``; its headline is the paragraph
+    of the page that starts with ``**Headline.**``."""
+    import os
+
+    from .verdicts import VERDICTS
+
+    pages = Path(pages) if pages is not None else Path(out).resolve().parent
+    header = ["study", "claims", *VERDICTS, "exact", "mode", "headline"]
+    lines = [_row(header), _row(["---"] * len(header))]
+    for name, data in _study_results(out, names):
+        claims = data.get("claims", [])
+        page = pages / f"{name.replace('-', '_')}.md"
+        link = Path(os.path.relpath(page.resolve(), Path(link_from).resolve())).as_posix()
+        counts = [str(sum(c.get("verdict") == v for c in claims)) for v in VERDICTS]
+        exact = str(sum(bool(c.get("exact")) for c in claims))
+        mode = "quick" if data.get("quick") else "full"
+        lines.append(
+            _row([f"[{name}]({link})", str(len(claims)), *counts, exact, mode, _headline(page)])
+        )
+    return "\n".join(lines)
+
+
+def _headline(page: Path) -> str:
+    """The paragraph of ``page`` that starts with the headline mark, on one line."""
+    if not page.is_file():
+        return "—"
+    for para in page.read_text().split("\n\n"):
+        para = para.strip()
+        if para.startswith(HEADLINE):
+            return " ".join(para[len(HEADLINE) :].split())
+    return "—"
 
 
 def _g(v) -> str:
     return "—" if v is None else f"{v:.3g}"
 
 
-def write_claims_table(readme: str | Path, table: str) -> Path:
-    """Replace the generated region of ``readme`` (between the claims-table markers)."""
+def write_claims_table(
+    readme: str | Path,
+    table: str,
+    *,
+    start: str = TABLE_START,
+    end: str = TABLE_END,
+    option: str = "--write",
+) -> Path:
+    """Replace the generated region of ``readme`` between the markers ``start`` and ``end``
+    (the claims table's by default; the README's summary uses ``SUMMARY_START``/``_END``)."""
     path = Path(readme)
     text = path.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
+    if start not in text or end not in text:
         raise InvalidParameter(
-            "--write", "has no claims-table markers", str(path), f"{TABLE_START} … {TABLE_END}"
+            option, "has no generated-table markers", str(path), f"{start} … {end}"
         )
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    path.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{table}\n{end}{tail}")
     return path

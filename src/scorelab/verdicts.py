@@ -4,16 +4,19 @@ A claim compares arms that share their randomness (common random numbers: the sa
 sample, initial network and noise streams for a given seed), so its evidence is the paired
 difference per seed, d_i = metric(arm A, seed i) − metric(arm B, seed i). The effect is the mean
 of d over seeds with a 95 % interval over seeds (Student t, or a percentile bootstrap when
-asked), and the verdict is three-way:
+asked), and the verdict has four outcomes:
 
 * ``holds``        — the interval lies wholly on the claimed side of the margin;
-* ``fails``        — the interval lies wholly on the other side (the claimed effect is ruled
-  out at that margin);
-* ``inconclusive`` — the interval straddles it (more seeds, or a larger effect, are needed).
+* ``below margin`` — the interval excludes 0 on the claimed side but not the margin: the
+  effect is real and in the claimed direction, yet smaller than the claim's margin;
+* ``fails``        — the claimed direction is ruled out (the interval lies wholly on the other
+  side of 0), or a tolerance claim's bound is exceeded;
+* ``inconclusive`` — anything else: more seeds, or a larger effect, are needed.
 
-For "A is better than B" the margin is the metric's own noise (its finite-sample floor spread),
-so a difference smaller than what two draws of the same law would show never "holds". For
-"A is no worse than B" (equivalence within δ) the interval must lie inside (−∞, δ).
+Every margin carries the rule that fixed it (:class:`Margin`), chosen before the run: for
+"A is better than B" the noise of the paired difference itself (:func:`paired_noise_margin`),
+for equivalence and non-inferiority claims the tolerance δ with its reason. A quantity that
+does not depend on the seed (a closed form) is decided once, as ``exact`` (:func:`exact_verdict`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-VERDICTS = ("holds", "fails", "inconclusive")
+VERDICTS = ("holds", "below margin", "fails", "inconclusive")
 DIRECTIONS = ("less", "greater", "within", "at_most")
 
 
@@ -37,7 +40,14 @@ class Effect:
     seeds: int
     method: str = "t"
 
+    @property
+    def exact(self) -> bool:
+        """A seed-free quantity (a closed form): no interval, no seed count."""
+        return self.method == "exact"
+
     def to_json(self) -> dict:
+        if self.exact:
+            return {"value": _finite(self.value), "ci": None, "seeds": None, "method": "exact"}
         return {
             "value": _finite(self.value),
             "ci": [_finite(self.ci[0]), _finite(self.ci[1])],
@@ -98,25 +108,82 @@ def paired_effect(
     return Effect(mean, (lo, hi), int(x.size), method)
 
 
-def verdict(effect: Effect, direction: str, margin: float = 0.0) -> str:
-    """The three-way verdict of a claim about ``effect`` (docs/studies/protocol.md).
+@dataclass(frozen=True)
+class Margin:
+    """A claim's margin (or tolerance δ) and the rule that fixed it before the run."""
+
+    value: float
+    rule: str
+
+    def __post_init__(self):
+        if not (math.isfinite(self.value) and self.value >= 0):
+            raise ValueError(f"a margin is a finite number ≥ 0, got {self.value!r}")
+        if not self.rule.strip():
+            raise ValueError("a margin needs the rule that fixed it")
+
+    def to_json(self) -> dict:
+        return {"value": float(self.value), "rule": self.rule}
+
+
+def paired_noise_margin(
+    d_ref: Sequence[float], d_other_ref: Sequence[float], *, what: str = "the paired difference"
+) -> Margin:
+    """The margin of a "better than" claim from the noise of its paired difference.
+
+    ``d_ref[i]`` and ``d_other_ref[i]`` are the claim's paired difference (arm A − arm B) at
+    seed i evaluated twice with everything shared but the reference draw (two independent
+    samples of the target). Their difference has variance 2 s², where s is the spread a single
+    reference draw adds to one evaluation of the difference; the margin is s, estimated over
+    seeds: an effect smaller than what redrawing the reference moves the difference by is not
+    one the metric resolves. (The spread of an *unpaired* floor overstates this: the arms'
+    shared luck cancels in a paired difference.)"""
+    x = np.asarray(d_ref, dtype=np.float64) - np.asarray(d_other_ref, dtype=np.float64)
+    if x.size < 2:
+        raise ValueError("a paired-noise margin needs at least 2 seeds")
+    s = float(np.sqrt(np.mean(x**2) / 2.0))
+    return Margin(
+        s,
+        f"noise of {what}: RMS over {x.size} seeds of its change between two independent "
+        "reference draws (arms shared), divided by √2",
+    )
+
+
+def verdict(effect: Effect, direction: str, margin: float | Margin = 0.0) -> str:
+    """The verdict of a claim about ``effect`` (docs/studies/protocol.md), one of
+    :data:`VERDICTS`.
 
     ``direction="less"``: the claim is effect < −margin (A lower than B by more than the
-    margin); ``"greater"``: effect > margin; ``"within"``: |effect| < margin (no worse / no
-    better by more than the margin — an equivalence claim); ``"at_most"``: effect < margin
-    (A above B by less than the margin, or below it: "no worse" for a lower-is-better metric,
-    a non-inferiority claim — holds when the interval lies below +margin, fails when it lies
-    wholly above)."""
+    margin); ``"greater"``: effect > margin; ``"within"``: |effect| < margin (an equivalence
+    claim); ``"at_most"``: effect < margin (a non-inferiority claim — holds when the interval
+    lies below +margin, fails when it lies wholly above). "below margin" exists only for the
+    directional claims: the interval excludes 0 on the claimed side, but not the margin."""
     lo, hi = effect.ci
-    margin = abs(float(margin))
+    m = abs(float(margin.value if isinstance(margin, Margin) else margin))
     if direction == "less":
-        return "holds" if hi < -margin else "fails" if lo > -margin else "inconclusive"
-    if direction == "greater":
-        return "holds" if lo > margin else "fails" if hi < margin else "inconclusive"
-    if direction == "within":
-        if -margin < lo and hi < margin:
+        if hi < -m:
             return "holds"
-        return "fails" if (lo > margin or hi < -margin) else "inconclusive"
+        if hi < 0:
+            return "below margin"
+        return "fails" if lo > 0 else "inconclusive"
+    if direction == "greater":
+        if lo > m:
+            return "holds"
+        if lo > 0:
+            return "below margin"
+        return "fails" if hi < 0 else "inconclusive"
+    if direction == "within":
+        if -m < lo and hi < m:
+            return "holds"
+        return "fails" if (lo > m or hi < -m) else "inconclusive"
     if direction == "at_most":
-        return "holds" if hi < margin else "fails" if lo > margin else "inconclusive"
+        return "holds" if hi < m else "fails" if lo > m else "inconclusive"
     raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+
+
+def exact_verdict(value: float, direction: str, margin: float | Margin = 0.0) -> str:
+    """The verdict of a claim about a seed-free quantity (a closed form): the interval is the
+    point itself, so it is never "inconclusive" unless the value sits exactly on a bound."""
+    v = float(value)
+    if not math.isfinite(v):
+        return "inconclusive"
+    return verdict(Effect(v, (v, v), 0, "exact"), direction, margin)
