@@ -192,3 +192,24 @@ def test_the_readme_table_is_the_generated_one():
         assert TABLE_START in text and TABLE_END in text, page
         region = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
         assert region == table, f"{page}: regenerate it with scorelab study table --write"
+
+
+def test_provenance_check_wants_a_paper_claim_to_name_its_statement():
+    """The provenance check the study tests share: a `paper` claim names where the paper says
+    it; a vague pointer, or none, is refused; an extrapolation only needs to say what it is."""
+    from tests.helpers.results import check_provenance
+
+    for where in ("Theorem 1", "Prop. D.1 of the appendix", "abstract: 'dimension-free'",
+                  "Fig. 3 (left)", "Table 2", "§4.2", "Eq. (12)", "Corollary 3.4",
+                  "Lemma 2", "Section 5"):  # fmt: skip
+        check_provenance({"id": "c", "source": "paper", "where": where})
+    check_provenance({"id": "c", "source": "extrapolation", "where": "ours: extends Fig. 1"})
+    for bad in (
+        {"id": "c", "source": "paper", "where": "the authors' code (upperbounds.py)"},
+        {"id": "c", "source": "paper", "where": "headline"},
+        {"id": "c", "source": "paper", "where": ""},
+        {"id": "c", "source": "extrapolation", "where": " "},
+        {"id": "c", "source": "folklore", "where": "Theorem 1"},
+    ):
+        with pytest.raises(AssertionError):
+            check_provenance(bad)
