@@ -90,6 +90,12 @@ def score_error_claims(study: Study, cells: list[dict]) -> None:
             + f" (effect: ln of the ratio; margin {margin.value:.3g}, the paired noise of "
             "that log ratio)",
         )
+    study.results["score_error"] = {"mid_ratio_over_edm": ratios}
+    claim_es18(study, cells)
+
+
+def claim_es18(study: Study, cells: list[dict]) -> None:
+    """EDM's p(σ) and λ against log-uniform σ with 1/σ², through E_S on EDM's N = 18 grid."""
     es = {
         k: [c["terms"][f"{k}_final/edm/18"] for c in cells] for k in DESIGNS
     }  # E_S as EDM's N = 18 sampler weighs the error
@@ -119,10 +125,7 @@ def score_error_claims(study: Study, cells: list[dict]) -> None:
         + f" (effect: ln E_S(edm) − ln E_S(song_precond); margin {margin.value:.3g}, its "
         "paired noise)",
     )
-    study.results["score_error"] = {
-        "mid_ratio_over_edm": ratios,
-        "e_s_edm18": {k: [r["E_S"] for r in v] for k, v in es.items()},
-    }
+    study.results["score_error"]["e_s_edm18"] = {k: [r["E_S"] for r in v] for k, v in es.items()}
 
 
 def _prof(cell: dict, key: str, draw: str = "profile") -> dict:
