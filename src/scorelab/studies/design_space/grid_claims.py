@@ -98,8 +98,9 @@ def _grid_claim_specs(s: Settings) -> list[tuple]:
             "geometric",
             f"Well-trained score (the first checkpoint with E_S < {WELL_SHARE:.0%} of the bound "
             f"at N = {nc}): the geometric grid samples better than EDM's (W2, N = {nc})",
-            abstract + f". At N = {nc} the bound's predicted difference (≈ 20 %) is not "
-            "several times the comparison's relative noise",
+            abstract + f". At N = {nc} the bound's predicted difference is moderate (its "
+            "value is in `measured`), and the samples of a well-trained score sit near the W2 "
+            "floor on both grids",
         ),
         (
             "grid-under",
