@@ -142,3 +142,11 @@ def check_provenance(claim: dict) -> None:
             f"{cid}: a paper claim's `where` names an abstract sentence, theorem, proposition, "
             f"corollary, lemma, figure, table, section or equation of the paper: {where!r}"
         )
+
+
+def paired_noise(d: Sequence[float], d_again: Sequence[float]) -> float:
+    """The margin a "better than" claim should carry, recomputed here: its paired difference
+    evaluated twice per seed (two independent reference draws, arms shared) changes by
+    e − e' with variance 2s²; s = √(mean((d − d')²)/2)."""
+    change = np.asarray(d, dtype=np.float64) - np.asarray(d_again, dtype=np.float64)
+    return math.sqrt(float(np.mean(change**2)) / 2.0)
