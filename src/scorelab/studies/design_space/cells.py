@@ -102,7 +102,9 @@ def seed_cell(seed: int, settings: dict, streams: dict, sigma_data: float) -> di
     torch.set_num_threads(1)
     s = settings_from(settings)
     target, process = ring_target(), train_process()
-    out: dict = {"seed": seed, "training": {}, "profile": {}}
+    # profile_other: the same networks' score errors on a second, independent set of evaluation
+    # points (the paired-noise margins of the score-error claims)
+    out: dict = {"seed": seed, "training": {}, "profile": {}, "profile_other": {}}
     finals, states = _train_designs(out, target, process, s, sigma_data, streams)
     models = _scan_checkpoints(out, finals["edm"], states, target, process, s, streams)
     out["terms"] = _sampled_terms(out, target, process, s)
@@ -127,6 +129,8 @@ def _train_designs(out: dict, target, process, s: Settings, sigma_data: float, s
             states = st
         c, se = normalised_profile(model, target, process, s, streams["profile"])
         out["profile"][key] = {"normalised": c, "rel_se": se}
+        c, se = normalised_profile(model, target, process, s, streams["profile_other"])
+        out["profile_other"][key] = {"normalised": c, "rel_se": se}
     return finals, states
 
 
@@ -161,6 +165,8 @@ def _scan_checkpoints(out: dict, final, states: list, target, process, s: Settin
             "normalised": profiles[i][0],
             "rel_se": profiles[i][1],
         }
+    c, se = normalised_profile(models["under"], target, process, s, streams["profile_other"])
+    out["profile_other"]["edm_under"] = {"normalised": c, "rel_se": se}
     chosen["final"] = {"step": s.steps}
     out["checkpoints"] = chosen
     return models
@@ -172,26 +178,34 @@ def _sampled_terms(out: dict, target, process, s: Settings) -> dict:
     prof = {ck: out["profile"][f"edm_{ck}"]["normalised"] for ck in ("well", "under")}
     prof["final"] = out["profile"]["edm"]["normalised"]
     terms: dict = {}
+    other = out["profile_other"]
     for ck, c in prof.items():
         for n in (s.n_compare, s.n_small):
             for kind in GRIDS:
                 terms[f"{ck}/{kind}/{n}"] = grid_terms(target, process, kind, n, c, s)
+    for kind in GRIDS:  # E_S of the under-trained checkpoint on the second evaluation points
+        row = grid_terms(target, process, kind, s.n_compare, other["edm_under"]["normalised"], s)
+        terms[f"under/{kind}/{s.n_compare}"]["E_S_other_draw"] = row["E_S"]
     for n in (18,):
         for key in DESIGNS:
             c, se = out["profile"][key]["normalised"], out["profile"][key]["rel_se"]
             row = grid_terms(target, process, "edm", n, c, s)
             row["log_se"] = es_log_se(c, se, process, "edm", n, s)
+            row["E_S_other_draw"] = grid_terms(
+                target, process, "edm", n, other[key]["normalised"], s
+            )["E_S"]
             terms[f"{key}_final/edm/{n}"] = row
     return terms
 
 
 def _sample(out: dict, target, finals: dict, models: dict, s: Settings, sigma_data, streams):
-    """The W2 floor, and the W2 of every sampling configuration against one reference sample;
-    one prior draw and noise stream for every configuration of the seed (common random
-    numbers)."""
+    """The W2 floor, and the W2 of every sampling configuration against the seed's reference
+    sample and against a second, independent one (the paired-noise margins); one prior draw
+    and noise stream for every configuration of the seed (common random numbers)."""
     sproc = sampling_process()
-    ref = target.sample(
-        s.n_samples, torch.Generator().manual_seed(streams["reference"]), dtype=torch.float64
+    ref, ref_other = (
+        target.sample(s.n_samples, torch.Generator().manual_seed(streams[k]), dtype=torch.float64)
+        for k in ("reference", "reference_other")
     )
     floor_gen = torch.Generator().manual_seed(streams["floor"])
     out["floor"] = [
@@ -205,11 +219,11 @@ def _sample(out: dict, target, finals: dict, models: dict, s: Settings, sigma_da
     scores["exact"] = target.score_model(sproc)
     song = finals["song"]
     scores["song_final"] = ScoreNetwork(song.network, sproc, song.kind, sigma_data)
-    at_compare = ("well", "under", "exact") if s.exact_at_compare else ("well", "under")
-    configs = [(ck, g, s.n_compare) for ck in at_compare for g in GRIDS]
-    configs += [(ck, g, s.n_small) for ck in ("final", "under", "exact") for g in GRIDS]
+    configs = [(ck, g, s.n_compare) for ck in ("well", "under") for g in GRIDS]
+    configs += [(ck, g, s.n_small) for ck in ("final", "under") for g in GRIDS]
+    configs += [("exact", g, n) for n in s.share_ns for g in GRIDS]
     configs += [("song_final", "edm", s.n_small)]
-    out["w2"] = {}
+    out["w2"], out["w2_other_ref"] = {}, {}
     scatter = {}
     for ck, kind, n in configs:
         with torch.no_grad():
@@ -223,10 +237,21 @@ def _sample(out: dict, target, finals: dict, models: dict, s: Settings, sigma_da
                 seed=streams["sampling"],
             )
         out["w2"][f"{ck}/{kind}/{n}"] = w2(x, ref)
+        out["w2_other_ref"][f"{ck}/{kind}/{n}"] = w2(x, ref_other)
         if n == s.n_small and ck in ("final", "under"):
             scatter[f"{ck}/{kind}"] = x[:400].tolist()
     out["scatter"] = {"reference": ref[:400].tolist(), **scatter}
     return out
 
 
-STREAMS = ("train", "init", "eval_batch", "profile", "reference", "floor", "sampling")
+STREAMS = (
+    "train",
+    "init",
+    "eval_batch",
+    "profile",
+    "profile_other",
+    "reference",
+    "reference_other",
+    "floor",
+    "sampling",
+)

@@ -23,11 +23,11 @@ from .settings import (
 COLORS = {"edm": "C0", "song": "C1", "song_precond": "C2"}
 
 
-def figures(study: Study, cells: list[dict], s: Settings, margin: float) -> None:
+def figures(study: Study, cells: list[dict], s: Settings, floor_sd: float) -> None:
     """The report's figures after the training weights, each in its section."""
     figure_training(study, cells, s)
     figure_score_error(study, cells[0], s)
-    figure_grids(study, cells, s, margin)
+    figure_grids(study, cells, s, floor_sd)
     figure_samples(study, cells[0], s)
 
 
@@ -137,14 +137,14 @@ def figure_score_error(study: Study, first: dict, s: Settings) -> None:
     study.figure(fig, "score_error")
 
 
-def figure_grids(study: Study, cells: list[dict], s: Settings, margin: float) -> None:
+def figure_grids(study: Study, cells: list[dict], s: Settings, floor_sd: float) -> None:
     """The grid comparisons, paired per seed."""
     plt = pyplot()
     panels = (
-        ("well", s.n_compare),
-        ("under", s.n_compare),
         ("final", s.n_small),
         ("under", s.n_small),
+        ("well", s.n_compare),
+        ("under", s.n_compare),
     )
     floor = float(np.mean([v for c in cells for v in c["floor"]]))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6))
@@ -154,11 +154,11 @@ def figure_grids(study: Study, cells: list[dict], s: Settings, margin: float) ->
             if f"exact/edm/{n}" in c["w2"]:
                 exact = [c["w2"][f"exact/{g}/{n}"] for g in GRIDS]
                 ax.plot([0, 1], exact, "x--", color="0.5", lw=0.6)
-        ax.axhspan(floor - margin, floor + margin, color="0.9", zorder=0)
+        ax.axhspan(floor - floor_sd, floor + floor_sd, color="0.9", zorder=0)
         ax.set_xticks([0, 1], ["EDM ρ=7", "geometric"])
         ax.set_xlim(-0.3, 1.3)
         reached = ck == "final" or all(c["checkpoints"][ck]["met"] for c in cells)
-        note = "" if reached else " (regime not reached)"
+        note = "" if reached else " (not reached)"
         ax.set_title(f"{ck} checkpoint, N = {n}{note}", fontsize=9)
     axes[0].set_ylabel("W2(samples, reference)")
     fig.tight_layout()

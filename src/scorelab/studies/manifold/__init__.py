@@ -22,9 +22,11 @@ points, networks, sampler noise), and inside a seed the compared arms share that
    same points, sampled with the same noise: memorised fraction, d₁/d₂, W1 to π_n and to the
    population π.
 
-W1 is exact (POT's network simplex). The noise of a W1 metric is the spread (standard
-deviation within a seed, pooled over seeds) of its finite-sample floor, measured from
-``floor_draws`` independent draws per seed; "better than" claims use a margin of twice it.
+W1 is exact (POT's network simplex). A "better than" claim's margin is the noise of its paired
+difference: the same samples' W1 against a second, independent reference sample (or population
+sample), or — where the reference is exact (π_n's atoms) — the difference re-evaluated on a
+second sampler draw shared by both arms. The finite-sample floor (``floor_draws`` independent
+draws per seed) sets the tolerances of the equivalence claims.
 """
 
 from __future__ import annotations

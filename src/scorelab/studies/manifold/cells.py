@@ -103,7 +103,8 @@ def manifold_cell(geometry: str, cfg: dict, streams: dict, network: bool) -> dic
         scores["network"] = (model, torch.float32)
         out["final_loss"] = loss
     for name, (score, dtype) in scores.items():
-        row: dict = {"w1": [], "log10_bound": [], "bound_terms": []}
+        # w1_other_ref: the same samples against the second reference draw (paired noise)
+        row: dict = {"w1": [], "w1_other_ref": [], "log10_bound": [], "bound_terms": []}
         integrals = [0.0] * len(cfg["eps"])
         if name != "exact":
             integrals = err_integrals(
@@ -113,6 +114,7 @@ def manifold_cell(geometry: str, cfg: dict, streams: dict, network: bool) -> dic
             grid = TimeGrid("geometric", steps=cfg["steps"], t_min=eps, t_max=T)
             x = draw(score, process, d, grid, n, streams["sampling"], dtype)
             row["w1"].append(exact_w1(x, ref))
+            row["w1_other_ref"].append(exact_w1(x, ref2))
             terms = bound_log10(target, grid.times(process), integral)
             row["log10_bound"].append(terms["log10_total"])
             row["bound_terms"].append(terms)
@@ -137,22 +139,29 @@ def empirical_cell(cfg: dict, streams: dict, figure: bool) -> dict:
     out: dict = {"floors_T": floors_T, "floors_memorisation": floors_mem, "T_sweep": {}}
     eps = cfg["eps_T_sweep"]
     for kind in ("geometric", "uniform"):
-        row: dict = {"w1": [], "log10_bound": []}
+        # w1_other_draw: a second sampler draw, shared by every T (the paired noise; W1 is to
+        # π_n's atoms, so the samples are the only noise)
+        row: dict = {"w1": [], "w1_other_draw": [], "log10_bound": []}
         for T in cfg["T_grid"]:
             grid = TimeGrid(kind, steps=cfg["steps"], t_min=eps, t_max=T)
-            x = draw(exact, process, d, grid, n_emp, streams["sampling_T"], f64)
-            row["w1"].append(exact_w1(x, pts))
+            for key, stream in (("w1", "sampling_T"), ("w1_other_draw", "sampling_T_other")):
+                x = draw(exact, process, d, grid, n_emp, streams[stream], f64)
+                row[key].append(exact_w1(x, pts))
             row["log10_bound"].append(bound_log10(emp, grid.times(process), 0.0)["log10_total"])
         out["T_sweep"][kind] = row
 
     model, loss = train_network(emp, process, cfg["train_steps"], streams["network"])
     out["final_loss"] = loss
     pop = circle.sample(n, _gen(streams["population"]), dtype=f64)
-    mem: dict = {"w1_train_population": exact_w1(pts, pop)}
+    pop_other = circle.sample(n, _gen(streams["population_other"]), dtype=f64)
+    mem: dict = {
+        "w1_train_population": exact_w1(pts, pop),
+        "w1_train_population_other": exact_w1(pts, pop_other),
+    }
     eps_min = min(cfg["memorisation_eps"])
     for name, (score, dtype) in {"exact": (exact, f64), "network": (model, torch.float32)}.items():
         row = {k: [] for k in ("memorised_fraction", "nn_ratio_mean", "nn_ratio_below_third")}
-        row |= {"w1_train": [], "w1_population": []}
+        row |= {"w1_train": [], "w1_population": [], "w1_population_other": []}
         for e in cfg["memorisation_eps"]:
             grid = TimeGrid("geometric", steps=cfg["steps"], t_min=e, t_max=cfg["T"])
             x = draw(score, process, d, grid, n, streams["sampling_memorisation"], dtype)
@@ -164,6 +173,7 @@ def empirical_cell(cfg: dict, streams: dict, figure: bool) -> dict:
             row["nn_ratio_below_third"].append(below)
             row["w1_train"].append(exact_w1(x, pts))
             row["w1_population"].append(exact_w1(x, pop))
+            row["w1_population_other"].append(exact_w1(x, pop_other))
         mem[name] = row
     if figure:
         mem["points_plane"] = (pts @ circle.basis.to(f64)).tolist()
@@ -192,8 +202,10 @@ EMPIRICAL_STREAMS = (
     "points",
     "floor",
     "sampling_T",
+    "sampling_T_other",
     "network",
     "population",
+    "population_other",
     "sampling_memorisation",
 )
 

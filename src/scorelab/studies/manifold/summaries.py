@@ -1,4 +1,4 @@
-"""Aggregates over seeds: the metrics' noise (the floor's pooled within-seed spread) and the
+"""Aggregates over seeds: the metrics' floors (level and pooled within-seed spread) and the
 means of every curve that the tables and docs quote.
 """
 
@@ -20,7 +20,9 @@ def pooled_sd(draws_per_seed: list[list[float]]) -> float:
 
 
 def noise_summary(draws_per_seed: list[list[float]]) -> dict:
-    """The floor's level and spread; the margin of "better than" claims is twice the spread."""
+    """The floor's level and spread, and twice the spread (``margin``): the tolerance of the
+    bound-above-W1 claim. "Better than" claims take their margins from the noise of their own
+    paired difference instead (``claims.eps_margin``, ``claims.t_margin``)."""
     sd = pooled_sd(draws_per_seed)
     return {
         "floor_mean": float(np.mean([np.mean(v) for v in draws_per_seed])),
