@@ -189,16 +189,25 @@ def test_a_study_shows_its_claims_with_their_verdicts(tmp_path):
     from scorelab.study import Study
 
     st = Study("demo", "Demo", "paper", tmp_path, quick=True)
+    rule = "the sign alone decides (a demo)"
     st.claim("c1", "A is lower", source="paper", where="§1", a=[1.0, 1.1, 0.9],
-             b=[2.0, 2.1, 2.0], direction="less")  # fmt: skip
+             b=[2.0, 2.1, 2.0], direction="less", margin_rule=rule)  # fmt: skip
     st.claim("c2", "A is higher", source="extrapolation", where="", a=[1.0, 1.1, 0.9],
-             b=[2.0, 2.1, 2.0], direction="greater")  # fmt: skip
+             b=[2.0, 2.1, 2.0], direction="greater", margin_rule=rule)  # fmt: skip
+    st.claim("c3", "A is lower by 2", source="extrapolation", where="", a=[1.0, 1.1, 0.9],
+             b=[2.0, 2.1, 2.0], direction="less", margin=2.0, margin_rule=rule)  # fmt: skip
+    st.exact_claim("c4", "a closed form is positive", source="extrapolation", where="",
+                   value=0.25, direction="greater", margin_rule=rule)  # fmt: skip
     cells = _parse(st._repr_html_()).rows
-    assert [row[0] for row in cells[1:]] == ["✓ holds", "✗ fails"]
+    assert [row[0] for row in cells[1:]] == ["✓ holds", "✗ fails", "≈ below margin", "✓ holds"]
     frame = st.to_frame()
-    for (_, row), c in zip(frame.iterrows(), st.claims, strict=True):
+    for (_, row), c in zip(frame.iterrows(), st.claims[:3], strict=False):
         assert row["effect"] == pytest.approx(c.effect.value)
         assert (row["ci_lo"], row["ci_hi"]) == pytest.approx(c.effect.ci)
+        assert row["seeds"] == "3"
+    exact = frame.iloc[3]
+    assert exact["effect"] == 0.25 and exact["seeds"] == "exact"
+    assert exact["ci_lo"] is None or exact["ci_lo"] != exact["ci_lo"]  # no interval
     assert st.to_dict()["claims"][0]["verdict"] == "holds"
     assert st.claims[0].to_dict() == st.claims[0].to_json()
 

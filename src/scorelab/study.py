@@ -47,7 +47,8 @@ CLAIM_COLUMNS = [
     Column("claim", "text", "statement"),
     Column("effect"),
     Column("95% CI", "interval", "ci"),
-    Column("seeds"),
+    Column("margin"),
+    Column("seeds", "text"),
     Column("source", "text"),
 ]
 
@@ -97,8 +98,11 @@ class Claim(Tabular):
         """The claim's row of ``CLAIM_COLUMNS``."""
         e = self.effect
         where = self.source + (f" ({self.where})" if self.where else "")
-        return [self.verdict, self.id, self.statement, None if e is None else e.value,
-                None if e is None else e.ci, self.seeds, where]  # fmt: skip
+        ci = None if e is None or self.exact else e.ci
+        margin = None if self.margin is None else self.margin.value
+        seeds = "exact" if self.exact else str(self.seeds)
+        return [self.verdict, self.id, self.statement, None if e is None else e.value, ci,
+                margin, seeds, where]  # fmt: skip
 
     def _table(self) -> Table:
         return Table(f"claim {self.id}", CLAIM_COLUMNS, [self.row()], [self.measured])
