@@ -20,14 +20,14 @@ from scorelab.studies.noise_schedule import cells, gaussian
 from scorelab.studies.noise_schedule import settings as ns
 from scorelab.verdicts import VERDICTS
 
-from .helpers.results import check_claim
+from .helpers.results import check_claim, check_exact_claim, check_provenance, paired_noise
 
 pytestmark = pytest.mark.studies
 
 SAMPLERS = ("euler_maruyama", "exponential_integrator")
 CLAIMS = {
     # id: (source, exact)
-    "discretisation-falls-with-n": ("paper", True),
+    "discretisation-falls-with-n": ("extrapolation", True),
     "mg25-falls-with-n": ("extrapolation", False),
     "gaussian-moderate-near-optimal": ("paper", True),
     "gaussian-extremes-worse": ("paper", True),
@@ -35,13 +35,14 @@ CLAIMS = {
     "mg25-convex-worse": ("extrapolation", False),
     "w2-bound-tracks-w2": ("paper", True),
     "kl-bound-tracks-trained-kl": ("paper", False),
-    "bounds-hold": ("paper", False),
-    "contraction-tightens": ("paper", True),
+    "bounds-hold-exact-score": ("paper", True),
+    "bounds-hold-measured": ("paper", False),
+    "contracted-mixing-term-bounds": ("paper", True),
     "tuned-beats-linear-exact": ("paper", True),
     "tuned-beats-linear-trained-kl": ("paper", False),
     "tuned-beats-linear-trained-w2": ("paper", False),
     "paper-kl-n25": ("paper", True),
-    "paper-bounds-n100": ("paper", True),
+    "paper-w2-bound-trained-n100": ("paper", False),
 }
 
 
@@ -63,7 +64,7 @@ def test_results_have_the_documented_fields(quick):
     assert payload["study"] == "noise-schedule" and payload["quick"] is True
     assert payload["seeds"] == [0, 1]
     res = payload["results"]
-    assert set(res) == {"mode", "settings", "gaussian", "tuning", "mg25", "trained", "claim_rules"}
+    assert set(res) == {"mode", "settings", "gaussian", "tuning", "mg25", "trained"}
     g = res["gaussian"]
     for key in ("dim", "mean", "cov", "schedules", "a_grid", "exact", "discretisation"):
         assert key in g
@@ -85,7 +86,8 @@ def test_results_have_the_documented_fields(quick):
     assert {"dim", "n", "schedules", "seeds", "noise", "per_seed", "mean"} <= set(mg)
     assert len(mg["per_seed"]) == 2
     for cell in mg["per_seed"]:
-        assert set(cell) == {"floor", "exact", "kl_bound"}
+        assert set(cell) == {"floor", "exact", "second_reference", "kl_bound"}
+        assert set(cell["second_reference"][SAMPLERS[0]]["25"]) == set(mg["schedules"])
         assert len(cell["floor"]["knn_kl"]) == ns.QUICK.mg25_floor_reps
         assert set(cell["exact"][SAMPLERS[0]]["25"]["knn_kl"]) == set(mg["schedules"])
     tr = res["trained"]
@@ -95,9 +97,8 @@ def test_results_have_the_documented_fields(quick):
         for row in rows.values():
             assert {"kl_bound", "kl_bound_E2", "w2_bound", "epsilon", "epsilon_kl"} <= set(row)
             for s in SAMPLERS:
-                assert set(row[s]) == {"kl", "w2"}
+                assert set(row[s]) == {"kl", "w2"} == set(row["second_draw"][s])
     assert len(tr["kl_tuned_with_linear_epsilon"]) == 2
-    assert set(res["claim_rules"]) == set(CLAIMS)
 
 
 def _grid(values: dict) -> dict[float, float]:
@@ -131,65 +132,71 @@ def _exact_evidence(res: dict) -> dict[str, tuple[float, str, float]]:
         for s in SAMPLERS
     )
     mx = g["mixing"]
-    contraction = min(
-        min(
-            math.log(mx["w2_bound_mixing_no_contraction"][k] / mx["w2_bound_mixing"][k]),
-            math.log(mx["w2_bound_mixing"][k] / mx["exact_w2"][k]),
-        )
-        for k in g["schedules"]
-    )
+    slack = min(math.log(mx["w2_bound_mixing"][k] / mx["exact_w2"][k]) for k in g["schedules"])
     tuned = max(
         math.log(row[s][f"{m}_tuned"] / row[s][f"{m}_linear"])
         for row in tuning.values()
         for s in SAMPLERS
         for m in ("kl", "w2")
     )
-    # the paper's figures as docs/theory.md §11.1 reads them, with the reading tolerances
-    kl25 = {
-        "euler_maruyama": [((-10, -10), 0.12), ((0, 0), 0.02), ((4, 6), 0.01), ((10, 10), 0.04)],
-        "exponential_integrator": [
-            ((-10, -10), 0.32), ((0, 0), 0.06), ((3, 5), 0.03), ((10, 10), 0.08)
-        ],
-    }  # fmt: skip
-    paper_kl = max(
-        abs(min(v for a, v in _grid(g["exact"][s]["25"]["kl"]).items() if lo <= a <= hi) - ref)
-        / max(0.3 * ref, 0.01)
-        for s, refs in kl25.items()
-        for (lo, hi), ref in refs
+    held = max(
+        val / g["bounds"][N][m][lab]
+        for s in SAMPLERS
+        for N in g["bounds"]
+        for m in ("kl", "w2")
+        for lab, val in g["exact"][s][N][m].items()
     )
-    b100 = {m: _grid(g["bounds"]["100"][m]) for m in ("kl", "w2")}
-    bounds100 = [(b100["kl"][-10], 6.08), (b100["kl"][0], 6.04), (b100["kl"][10], 6.76)]
-    bounds100 += [(b100["w2"][-10], 117.0), (b100["w2"][0], 47.0), (b100["w2"][10], 46.0)]
-    bounds100 += [(tuning["100"]["w2_bound_tuned"], 28.5)]
-    paper_bounds = max(abs(ours - ref) / (0.1 * ref) for ours, ref in bounds100)
     return {
         "discretisation-falls-with-n": (worst_ratio - 1, "less", 0.0),
         "gaussian-moderate-near-optimal": (max(nears), "within", near),
         "gaussian-extremes-worse": (min(worses), "greater", near),
         "w2-bound-tracks-w2": (math.log(tracks), "within", near),
-        "contraction-tightens": (contraction, "greater", 0.0),
+        "bounds-hold-exact-score": (held - 1, "less", 0.0),
+        "contracted-mixing-term-bounds": (slack, "greater", 0.0),
         "tuned-beats-linear-exact": (tuned, "less", 0.0),
-        "paper-kl-n25": (paper_kl, "within", 1.0),
-        "paper-bounds-n100": (paper_bounds, "within", 1.0),
+        "paper-kl-n25": (_paper_kl_deviations(g)[0], "within", math.log10(2)),
     }
+
+
+# the authors' exact-score KL at N = 25 as docs/theory.md §11.1 reads it from their figure
+PAPER_KL_N25 = {
+    "euler_maruyama": [((-10, -10), 0.12), ((0, 0), 0.02), ((4, 6), 0.01), ((10, 10), 0.04)],
+    "exponential_integrator": [
+        ((-10, -10), 0.32), ((0, 0), 0.06), ((3, 5), 0.03), ((10, 10), 0.08)
+    ],
+}  # fmt: skip
+
+
+def _paper_kl_deviations(g: dict) -> tuple[float, dict]:
+    """The largest |log10(ours / read)| and each one, keyed by (sampler, a-interval)."""
+    devs = {
+        (s, span): math.log10(
+            min(v for a, v in _grid(g["exact"][s]["25"]["kl"]).items() if span[0] <= a <= span[1])
+            / ref
+        )
+        for s, refs in PAPER_KL_N25.items()
+        for span, ref in refs
+    }
+    return max(abs(d) for d in devs.values()), devs
 
 
 def _seed_evidence(res: dict) -> dict[str, tuple[list, list | None, str, float]]:
     """The Monte Carlo claims' per-seed evidence recomputed from the stored per-seed cells:
-    id → (a, b, direction, margin)."""
-    g, mg, tr = res["gaussian"], res["mg25"], res["trained"]
-    knn = mg["noise"]["knn_kl"]
+    id → (a, b, direction, margin); a "worse/better" margin is the noise of the same paired
+    difference on the second reference (MG25) or evaluation (trained) draw."""
+    mg, tr = res["mg25"], res["trained"]
     Ns = sorted(mg["per_seed"][0]["kl_bound"], key=int)
 
-    def mean_knn(cell, N):
-        return np.mean([v for s in SAMPLERS for v in cell["exact"][s][N]["knn_kl"].values()])
+    def mean_knn(cell, N, second=False):
+        rows = [cell["second_reference"][s][N] if second else cell["exact"][s][N]["knn_kl"]
+                for s in SAMPLERS]  # fmt: skip
+        return np.mean([v for row in rows for v in row.values()])
 
-    def end_minus_mid(end):
-        return [
-            min(c["exact"][s][Ns[0]]["knn_kl"][end] - c["exact"][s][Ns[0]]["knn_kl"]["a=4"]
-                for s in SAMPLERS)
-            for c in mg["per_seed"]
-        ]  # fmt: skip
+    def end_minus_mid(end, second=False):
+        def knn(c, s):
+            return c["second_reference"][s][Ns[0]] if second else c["exact"][s][Ns[0]]["knn_kl"]
+
+        return [min(knn(c, s)[end] - knn(c, s)["a=4"] for s in SAMPLERS) for c in mg["per_seed"]]
 
     def kl_tracks(rows):
         at = min(rows, key=lambda k: rows[k]["kl_bound"])
@@ -197,75 +204,73 @@ def _seed_evidence(res: dict) -> dict[str, tuple[list, list | None, str, float]]
             math.log(rows[at][s]["kl"] / min(r[s]["kl"] for r in rows.values())) for s in SAMPLERS
         )
 
-    exact_ratio = max(
-        val / g["bounds"][N][m][lab]
-        for s in SAMPLERS
-        for N in g["bounds"]
-        for m in ("kl", "w2")
-        for lab, val in g["exact"][s][N][m].items()
-    )
     held = [
         max(
-            exact_ratio,
             max(c["exact"][s][N]["knn_kl"][lab] / c["kl_bound"][N][lab]
                 for s in SAMPLERS for N in c["kl_bound"] for lab in c["kl_bound"][N]),
             max(max(r[s]["kl"] / r["kl_bound"], r[s]["w2"] / r["w2_bound"])
                 for r in rows.values() for s in SAMPLERS),
-        )
+        ) - 1
         for c, rows in zip(mg["per_seed"], tr["per_seed"], strict=True)
     ]  # fmt: skip
 
-    def tuned_minus_linear(m):
-        return [max(r["tuned"][s][m] - r["a=0"][s][m] for s in SAMPLERS) for r in tr["per_seed"]]
+    def tuned_minus_linear(m, second=False):
+        def row(r, k):
+            return r[k]["second_draw"] if second else r[k]
 
-    ones = [1.0] * len(held)
-    return {
+        return [
+            max(row(r, "tuned")[s][m] - row(r, "a=0")[s][m] for s in SAMPLERS)
+            for r in tr["per_seed"]
+        ]
+
+    falls = [mean_knn(c, Ns[-1]) - mean_knn(c, Ns[0]) for c in mg["per_seed"]]
+    falls_again = [mean_knn(c, Ns[-1], True) - mean_knn(c, Ns[0], True) for c in mg["per_seed"]]
+    paper_w2 = {"a=-10": 117.0, "a=0": 47.0, "tuned": 28.5, "a=10": 46.0}
+    bound_dev = [
+        max(abs(math.log(rows[k]["w2_bound"] / v)) for k, v in paper_w2.items() if k in rows)
+        for rows in tr["per_seed"]
+    ]
+    evidence = {
         "mg25-falls-with-n": (
             [mean_knn(c, Ns[-1]) for c in mg["per_seed"]],
             [mean_knn(c, Ns[0]) for c in mg["per_seed"]],
             "less",
-            knn,
+            paired_noise(falls, falls_again),
         ),
-        "mg25-concave-worse": (end_minus_mid("a=-10"), None, "greater", knn),
-        "mg25-convex-worse": (end_minus_mid("a=10"), None, "greater", knn),
         "kl-bound-tracks-trained-kl": (
             [kl_tracks(rows) for rows in tr["per_seed"]],
             None,
             "within",
             math.log(1.5),
         ),
-        "bounds-hold": (held, ones, "less", 0.0),
-        "tuned-beats-linear-trained-kl": (
-            tuned_minus_linear("kl"),
-            None,
-            "less",
-            tr["noise"]["kl"],
-        ),
-        "tuned-beats-linear-trained-w2": (
-            tuned_minus_linear("w2"),
-            None,
-            "less",
-            tr["noise"]["w2"],
-        ),
+        "bounds-hold-measured": (held, None, "less", 0.0),
+        "paper-w2-bound-trained-n100": (bound_dev, None, "within", math.log(1.1)),
     }
+    for end, cid in (("a=-10", "mg25-concave-worse"), ("a=10", "mg25-convex-worse")):
+        d = end_minus_mid(end)
+        evidence[cid] = (d, None, "greater", paired_noise(d, end_minus_mid(end, True)))
+    for m in ("kl", "w2"):
+        d = tuned_minus_linear(m)
+        margin = paired_noise(d, tuned_minus_linear(m, True))
+        evidence[f"tuned-beats-linear-trained-{m}"] = (d, None, "less", margin)
+    return evidence
 
 
 def test_every_claim_is_its_evidence_recomputed(quick):
-    """Each claim's effect, interval and verdict, recomputed from the numbers results.json
-    stores (the closed-form values, the per-seed cells) with a second implementation of the
-    paired t-interval and the three-way rule; the rule recorded beside it agrees."""
+    """Each claim's effect, interval (or exact value), margin and verdict, recomputed from the
+    numbers results.json stores (the closed-form values, the per-seed cells) with a second
+    implementation of the paired t-interval, the paired-noise margin and the four-outcome
+    rule; and each claim's provenance names the paper's statement it rests on."""
     _, _, payload = quick
     res, by = payload["results"], _claims(payload)
-    n = len(payload["seeds"])
-    evidence = {
-        cid: ([value] * n, None, direction, margin)
-        for cid, (value, direction, margin) in _exact_evidence(res).items()
-    } | _seed_evidence(res)
-    assert set(evidence) == set(CLAIMS)
-    for cid, (a, b, direction, margin) in evidence.items():
+    exact, seeded = _exact_evidence(res), _seed_evidence(res)
+    assert set(exact) | set(seeded) == set(CLAIMS) and not set(exact) & set(seeded)
+    for cid, (value, direction, margin) in exact.items():
+        check_exact_claim(by[cid], value, direction=direction, margin=margin)
+    for cid, (a, b, direction, margin) in seeded.items():
         check_claim(by[cid], a, b, direction=direction, margin=margin)
-        rule = res["claim_rules"][cid]
-        assert rule["direction"] == direction and rule["margin"] == pytest.approx(margin), cid
+    for c in payload["claims"]:
+        check_provenance(c)
 
 
 def test_report_and_figures(quick):
@@ -280,69 +285,82 @@ def test_report_and_figures(quick):
 
 # --- the protocol ------------------------------------------------------------------------------
 def test_claims_follow_the_protocol(quick):
-    """Every claim: an id, a source with where, a three-way verdict over the 2 quick seeds and
-    a paired effect whose interval contains it; MG25 is labelled an extrapolation; the paper's
-    own numbers are given where it has them."""
+    """Every claim: an id, a source with where, one of the four verdicts, a margin with its
+    rule; a closed form is exact (no interval, no seed count), the others are over the 2 quick
+    seeds with an interval containing the effect; MG25 is labelled an extrapolation; the
+    paper's own numbers are given where it has them, and recipe differences where ours differ."""
     _, _, payload = quick
     claims = payload["claims"]
     assert [c["id"] for c in claims] == list(CLAIMS)
     for c in claims:
         source, exact = CLAIMS[c["id"]]
         assert c["source"] == source and c["where"] and c["statement"] and c["measured"]
-        assert c["verdict"] in VERDICTS and c["seeds"] == 2
-        lo, hi = c["effect"]["ci"]
-        assert lo <= c["effect"]["value"] <= hi
-        if exact:  # identical per-seed values: a zero-width interval, said in `measured`
-            assert lo == hi and c["measured"].startswith("Exact")
-        if source == "extrapolation":
-            assert "MG25" in c["where"] and "authors' code" in c["where"]
+        assert c["verdict"] in VERDICTS and c["margin"]["rule"]
+        assert c["exact"] is exact
+        if exact:
+            assert c["seeds"] is None and c["effect"]["ci"] is None
+        else:
+            lo, hi = c["effect"]["ci"]
+            assert c["seeds"] == 2 and lo <= c["effect"]["value"] <= hi
+        if c["id"].startswith("mg25"):
+            assert source == "extrapolation" and "authors' code" in c["where"]
+        if "trained" in c["id"]:
+            assert "our networks" in c["where"] and "the authors'" in c["where"]
     by = _claims(payload)
-    assert "117" in by["paper-bounds-n100"]["paper_value"]
-    assert "28.5" in by["paper-bounds-n100"]["paper_value"]
+    assert "117" in by["paper-w2-bound-trained-n100"]["paper_value"]
+    assert "28.5" in by["paper-w2-bound-trained-n100"]["paper_value"]
     assert "0.32" in by["paper-kl-n25"]["paper_value"]
+    # the KL bound's values are no longer compared: E3 is the same for every schedule
+    assert "6.08" not in by["paper-w2-bound-trained-n100"]["paper_value"]
 
 
-def test_exact_claims_hold(quick):
-    """The closed-form claims do not depend on the seeds: they hold in every mode."""
+def test_exact_claims_and_the_one_that_fails(quick):
+    """The closed-form claims do not depend on the seeds. All hold but the comparison with the
+    authors' exact-score KL figure: on a log scale, 7 of its 8 read values agree within 0.12
+    decades, while Euler's best a in [4, 6] is 0.0044 against the figure's ≈ 0.01."""
     _, _, payload = quick
     by = _claims(payload)
     for cid, (_, exact) in CLAIMS.items():
-        if exact:
+        if exact and cid != "paper-kl-n25":
             assert by[cid]["verdict"] == "holds", cid
+    assert by["paper-kl-n25"]["verdict"] == "fails"
+    _, devs = _paper_kl_deviations(payload["results"]["gaussian"])
+    off = {k: d for k, d in devs.items() if abs(d) > math.log10(2)}
+    assert list(off) == [("euler_maruyama", (4, 6))] and off[("euler_maruyama", (4, 6))] < -0.3
+    assert sorted(abs(d) for d in devs.values())[-2] < 0.12  # a factor 1.3
     # and MG25's concave end is far worse than a = 4 (the one MG25 verdict quick mode decides)
     assert by["mg25-concave-worse"]["verdict"] == "holds"
 
 
-def test_effects_are_the_paired_differences_in_the_results(quick):
-    """The claims' effects are recomputed from the per-seed results, and their margins are the
-    metrics' noise as stored."""
+def test_margins_are_paired_noise_not_the_floor_spread(quick):
+    """The margins are the paired differences' own noise, not the unpaired floor spread they
+    used to be: neither MG25 margin is the floor RMS, and each trained margin is positive."""
     _, _, payload = quick
     res, by = payload["results"], _claims(payload)
-    mg, tr, rules = res["mg25"], res["trained"], res["claim_rules"]
-    # MG25: kNN KL(a=−10) − kNN KL(a=4), the smaller over samplers, per seed
-    per_seed = [
-        min(
-            c["exact"][s]["25"]["knn_kl"]["a=-10"] - c["exact"][s]["25"]["knn_kl"]["a=4"]
-            for s in SAMPLERS
-        )
-        for c in mg["per_seed"]
-    ]
-    assert by["mg25-concave-worse"]["effect"]["value"] == pytest.approx(np.mean(per_seed))
-    floors = [v for c in mg["per_seed"] for v in c["floor"]["knn_kl"]]
-    assert mg["noise"]["knn_kl"] == pytest.approx(math.sqrt(np.mean(np.square(floors))))
-    assert rules["mg25-concave-worse"]["margin"] == pytest.approx(mg["noise"]["knn_kl"])
-    # trained: KL(a*) − KL(a=0), the larger over samplers, per seed (same draws for both)
-    per_seed = [
-        max(r["tuned"][s]["kl"] - r["a=0"][s]["kl"] for s in SAMPLERS) for r in tr["per_seed"]
-    ]
-    assert by["tuned-beats-linear-trained-kl"]["effect"]["value"] == pytest.approx(
-        np.mean(per_seed)
-    )
-    kl_floor = [v for f in tr["floor"] for v in f["kl"]]
-    assert tr["noise"]["kl"] == pytest.approx(np.std(kl_floor, ddof=1))
-    assert rules["tuned-beats-linear-trained-kl"]["margin"] == pytest.approx(tr["noise"]["kl"])
+    for cid in ("mg25-falls-with-n", "mg25-concave-worse", "mg25-convex-worse"):
+        assert by[cid]["margin"]["value"] != pytest.approx(res["mg25"]["noise"]["knn_kl"])
+        assert "reference draws" in by[cid]["margin"]["rule"]
+    for m in ("kl", "w2"):
+        assert 0 < by[f"tuned-beats-linear-trained-{m}"]["margin"]["value"]
     # the fitted-Gaussian KL floor sits near its first-order bias d(d+3)/(4n)
-    assert np.mean(kl_floor) == pytest.approx(tr["fit_bias_kl"], rel=0.3)
+    kl_floor = [v for f in res["trained"]["floor"] for v in f["kl"]]
+    assert np.mean(kl_floor) == pytest.approx(res["trained"]["fit_bias_kl"], rel=0.3)
+
+
+def test_identities_kept_out_of_the_claims():
+    """Two statements that are identities in paper A's setting, so not claims: E3 of the KL
+    bound is the same for every β_a (each ends at β_max), and the backward contraction
+    exp(−∫C_tβ) shrinks the W2 mixing term (C_t > 0 when Σ ≺ σ∞² I)."""
+    from scorelab.bounds import kl_bound, w2_bound
+
+    target = ns.gaussian_target()
+    e3 = [kl_bound(target, ns.make_process(a), 100).discretization for a in (-10, 0, 4, 10)]
+    assert e3 == pytest.approx([e3[0]] * 4, rel=1e-12) and e3[0] == pytest.approx(6.0, rel=1e-9)
+    for a in (-10, 0, 10):
+        proc = ns.make_process(a)
+        wb = w2_bound(target, proc, 100)
+        no_contraction = wb.w2_stationary * math.exp(-float(proc.schedule.integral(proc.T)))
+        assert wb.mixing < no_contraction
 
 
 def test_trained_networks_are_trained(quick):
@@ -367,6 +385,7 @@ def test_a_trained_cell_is_deterministic():
         "n": 64,
         "N": 10,
         "n_mc": 8,
+        "second_sampling_seed": 5,
         "init_seed": 1,
         "data_seed": 2,
         "sampling_seed": 3,

@@ -146,49 +146,153 @@ def test_paired_arms_need_the_same_seeds():
     assert paired_effect([1.0, 2.0], [0.5, 1.0]).to_json()["value"] == pytest.approx(0.75)
 
 
-def test_claims_table_is_generated_from_results(tmp_path):
+def _results_folder(tmp_path):
+    """Two studies' results.json: one measured claim (a margin with its rule), one exact."""
     import json
 
-    from scorelab.study import TABLE_END, TABLE_START, claims_table, write_claims_table
-
-    claim = {
+    measured = {
         "id": "c1",
         "statement": "A beats B",
         "source": "paper",
         "where": "Theorem 1",
-        "verdict": "inconclusive",
+        "verdict": "below margin",
+        "exact": False,
         "seeds": 5,
-        "effect": {"value": -0.01, "ci": [-0.03, 0.01]},
+        "effect": {"value": -0.01, "ci": [-0.03, -0.002], "seeds": 5, "method": "t"},
+        "margin": {"value": 0.05, "rule": "noise of the paired difference"},
     }
-    (tmp_path / "res" / "s1").mkdir(parents=True)
-    (tmp_path / "res" / "s1" / "results.json").write_text(
-        json.dumps({"quick": False, "claims": [claim]})
-    )
-    table = claims_table(tmp_path / "res", ["s1", "absent"])
-    row = table.splitlines()[2]
-    assert "A beats B" in row and "paper (Theorem 1)" in row and "-0.01 [-0.03, 0.01]" in row
-    assert "**inconclusive**" in row and "| 5 | full |" in row
+    exact = {
+        "id": "c2",
+        "statement": "a closed form is positive",
+        "source": "extrapolation",
+        "where": "ours",
+        "verdict": "holds",
+        "exact": True,
+        "seeds": None,
+        "effect": {"value": 0.25, "ci": None, "seeds": None, "method": "exact"},
+        "margin": {"value": 0.0, "rule": "the sign alone decides"},
+    }
+    res = tmp_path / "docs" / "studies" / "results"
+    for name, quick, claims in (
+        ("noise-schedule", False, [measured, exact]),
+        ("dimension-free", True, [exact]),
+    ):
+        (res / name).mkdir(parents=True)
+        (res / name / "results.json").write_text(json.dumps({"quick": quick, "claims": claims}))
+    return res
+
+
+def test_claims_table_is_generated_from_results(tmp_path):
+    from scorelab.study import TABLE_END, TABLE_START, claims_table, write_claims_table
+
+    res = _results_folder(tmp_path)
+    table = claims_table(res, ["noise-schedule", "absent", "dimension-free"])
+    rows = table.splitlines()[2:]
+    assert len(rows) == 3 and table.splitlines()[0].count("|") == 9
+    assert "A beats B" in rows[0] and "paper (Theorem 1)" in rows[0]
+    assert "| -0.01 [-0.03, -0.002] | 0.05 | 5 | full | **below margin** |" in rows[0]
+    # an exact claim: its value alone, no interval and no seed count
+    assert "| 0.25 (exact) | 0 | exact | full | holds |" in rows[1]
+    assert rows[2].startswith("| dimension-free |") and "| quick |" in rows[2]
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{TABLE_START}\nold\n{TABLE_END}\nrest\n")
+    readme.write_text(f"intro\n{TABLE_START}\nstale rows\n{TABLE_END}\nrest\n")
     write_claims_table(readme, table)
     text = readme.read_text()
-    assert "old" not in text and table in text and text.endswith("rest\n")
+    assert "stale rows" not in text and table in text and text.endswith("rest\n")
     with pytest.raises(Exception, match="no study results"):
-        claims_table(tmp_path / "nothing", ["s1"])
+        claims_table(tmp_path / "nothing", ["noise-schedule"])
+    with pytest.raises(Exception, match="--full: has no generated-table markers"):
+        write_claims_table(tmp_path / "README.md", table, start="<!-- x -->", option="--full")
 
 
-def test_the_readme_table_is_the_generated_one():
-    """The README's claims table is `scorelab study table` of the committed results, never
-    edited by hand."""
+def test_claims_summary_counts_each_outcome_and_links_the_page(tmp_path):
+    """One row per study: the four outcomes counted, the exact claims counted, the mode, the
+    page's headline paragraph and a link to the page relative to the file it is written in."""
+    from scorelab.study import claims_summary
+
+    res = _results_folder(tmp_path)
+    (tmp_path / "docs" / "studies" / "noise_schedule.md").write_text(
+        "# NS\n\n**Headline.** A beats B,\nbut by less than its margin.\n\n## More\n"
+    )
+    lines = claims_summary(res, link_from=tmp_path).splitlines()
+    assert lines[0] == (
+        "| study | claims | holds | below margin | fails | inconclusive | exact | mode | headline |"
+    )
+    assert lines[2] == (
+        "| [noise-schedule](docs/studies/noise_schedule.md) | 2 | 1 | 1 | 0 | 0 | 1 | full | "
+        "A beats B, but by less than its margin. |"
+    )
+    # a study without a page (or without a headline on it) says so
+    assert lines[3] == (
+        "| [dimension-free](docs/studies/dimension_free.md) | 1 | 1 | 0 | 0 | 0 | 1 | quick | — |"
+    )
+    assert len(lines) == 4  # the studies without results are left out
+
+
+def test_study_table_command_writes_both_regions(tmp_path):
+    from typer.testing import CliRunner
+
+    from scorelab.cli import app
+    from scorelab.study import SUMMARY_END, SUMMARY_START, TABLE_END, TABLE_START
+
+    res = _results_folder(tmp_path)
+    readme, full = tmp_path / "README.md", tmp_path / "docs" / "studies" / "claims.md"
+    readme.write_text(f"a\n{SUMMARY_START}\n{SUMMARY_END}\nb\n")
+    full.write_text(f"c\n{TABLE_START}\n{TABLE_END}\n")
+    argv = ["study", "table", "--out", str(res), "--write", str(readme), "--full", str(full)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert "[noise-schedule](docs/studies/noise_schedule.md)" in readme.read_text()
+    assert "A beats B" in full.read_text() and "A beats B" not in readme.read_text()
+    printed = CliRunner().invoke(app, ["study", "table", "--out", str(res)])
+    assert "| [noise-schedule](" in printed.output and "A beats B" in printed.output
+
+
+def test_the_readme_summary_and_claims_table_are_the_generated_ones():
+    """The README's per-study summary and docs/studies/claims.md's table are `scorelab study
+    table` of the committed results, never edited by hand."""
     from pathlib import Path
 
-    from scorelab.study import TABLE_END, TABLE_START, claims_table
+    from scorelab.study import (
+        SUMMARY_END,
+        SUMMARY_START,
+        TABLE_END,
+        TABLE_START,
+        claims_summary,
+        claims_table,
+    )
 
     root = Path(__file__).resolve().parents[1]
     results = root / "docs" / "studies" / "results"
-    table = claims_table(results)
-    for page in ("README.md", "docs/studies/claims.md"):
+    for page, start, end, table in (
+        ("README.md", SUMMARY_START, SUMMARY_END, claims_summary(results, link_from=root)),
+        ("docs/studies/claims.md", TABLE_START, TABLE_END, claims_table(results)),
+    ):
         text = (root / page).read_text()
-        assert TABLE_START in text and TABLE_END in text, page
-        region = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
-        assert region == table, f"{page}: regenerate it with scorelab study table --write"
+        assert start in text and end in text, page
+        region = text.split(start, 1)[1].split(end, 1)[0].strip()
+        assert region == table, (
+            f"{page}: regenerate it with scorelab study table --out docs/studies/results "
+            "--write README.md --full docs/studies/claims.md"
+        )
+
+
+def test_provenance_check_wants_a_paper_claim_to_name_its_statement():
+    """The provenance check the study tests share: a `paper` claim names where the paper says
+    it; a vague pointer, or none, is refused; an extrapolation only needs to say what it is."""
+    from tests.helpers.results import check_provenance
+
+    for where in ("Theorem 1", "Prop. D.1 of the appendix", "abstract: 'dimension-free'",
+                  "Fig. 3 (left)", "Table 2", "§4.2", "Eq. (12)", "Corollary 3.4",
+                  "Lemma 2", "Section 5"):  # fmt: skip
+        check_provenance({"id": "c", "source": "paper", "where": where})
+    check_provenance({"id": "c", "source": "extrapolation", "where": "ours: extends Fig. 1"})
+    for bad in (
+        {"id": "c", "source": "paper", "where": "the authors' code (upperbounds.py)"},
+        {"id": "c", "source": "paper", "where": "headline"},
+        {"id": "c", "source": "paper", "where": ""},
+        {"id": "c", "source": "extrapolation", "where": " "},
+        {"id": "c", "source": "folklore", "where": "Theorem 1"},
+    ):
+        with pytest.raises(AssertionError):
+            check_provenance(bad)

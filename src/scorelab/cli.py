@@ -944,6 +944,30 @@ def diagnose(
     out.print(table)
 
 
+def _study_tables(out_dir: Path, write: Path | None, full: Path | None) -> None:
+    """`scorelab study table`: the per-study summary into WRITE's marked region and the table
+    of every claim into FULL's; both printed when neither file is given."""
+    from .study import (
+        SUMMARY_END,
+        SUMMARY_START,
+        claims_summary,
+        claims_table,
+        write_claims_table,
+    )
+
+    table = claims_table(out_dir)
+    if write is None and full is None:
+        print(claims_summary(out_dir) + "\n\n" + table)
+        return
+    if write is not None:
+        summary = claims_summary(out_dir, link_from=write.resolve().parent)
+        write_claims_table(write, summary, start=SUMMARY_START, end=SUMMARY_END)
+        out.print(f"claims summary written into {write}", highlight=False)
+    if full is not None:
+        write_claims_table(full, table, option="--full")
+        out.print(f"claims table written into {full}", highlight=False)
+
+
 @app.command()
 @_friendly
 def study(
@@ -951,8 +975,8 @@ def study(
         str,
         typer.Argument(
             help="A registered study (noise-schedule, dimension-free, design-space, "
-            "fokker-planck, manifold; `scorelab list study`), all, or table (the claims of "
-            "OUT/*/results.json as a markdown table)."
+            "fokker-planck, manifold; `scorelab list study`), all, or table (OUT/*/results.json "
+            "as markdown: a summary per study, and every claim)."
         ),
     ],
     quick: Annotated[bool, typer.Option("--quick", help="CI-sized mode (≤ 2 min each).")] = False,
@@ -971,20 +995,25 @@ def study(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     write: Annotated[
         Path | None,
-        typer.Option(help="With NAME 'table': write the table into this file's marked region."),
+        typer.Option(
+            help="With NAME 'table': write the per-study summary into this file's marked "
+            "region (the README)."
+        ),
+    ] = None,
+    full: Annotated[
+        Path | None,
+        typer.Option(
+            help="With NAME 'table': write the table of every claim into this file's marked "
+            "region (docs/studies/claims.md)."
+        ),
     ] = None,
 ):
     """Reproduce a paper's claims with paired verdicts over seeds: results.json, PNG figures
     and report.html in OUT/NAME/ (cells cached: an interrupted study resumes)."""
-    from .study import claims_table, run_study, write_claims_table
+    from .study import run_study
 
-    if name == "table":  # the claims of every study's results.json, as the README shows them
-        table = claims_table(out_dir)
-        if write is not None:
-            write_claims_table(write, table)
-            out.print(f"claims table written into {write}", highlight=False)
-        else:
-            print(table)
+    if name == "table":  # every study's results.json: the README's summary, claims.md's table
+        _study_tables(out_dir, write, full)
         return
     if executor not in ("local", "dask"):
         raise InvalidParameter("--executor", "is not an executor", executor, "local, dask")
@@ -1022,6 +1051,8 @@ def study(
             else:
                 eff = f"{c.effect.value:.3g} [{c.effect.ci[0]:.3g}, {c.effect.ci[1]:.3g}]"
             over = "" if c.exact else f" over {c.seeds} seeds"
+            if c.margin is not None:
+                over += f", margin {c.margin.value:.3g}"
             claim = c.statement if len(c.statement) <= 150 else c.statement[:149] + "…"
             verdict = marks.get(c.verdict, f"[yellow]? {escape(c.verdict)}[/]")
             out.print(

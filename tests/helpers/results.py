@@ -7,11 +7,13 @@ against a second implementation of the protocol (docs/studies/protocol.md): the 
 the Student-t interval (with two seeds, the quick mode, its quantile is the Cauchy law's
 closed form tan(0.475π)), and the four-outcome rule. ``check_exact_claim`` checks a seed-free
 claim: its value, no interval, no seed count. Both check that the margin comes with its rule.
+``check_provenance`` checks that a `paper` claim names the statement of the paper it rests on.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -114,3 +116,37 @@ def check_exact_claim(claim: dict, value: float, *, direction: str, margin: floa
     assert claim["effect"]["value"] == pytest.approx(value, rel=1e-9, abs=1e-12), where
     _check_margin(claim, margin)
     assert claim["verdict"] == four_way(value, value, direction, margin), where
+
+
+# What a `paper` claim's `where` must name: a statement the paper itself makes — a sentence of
+# its abstract, a numbered result (theorem, proposition, corollary, lemma), a figure, a table,
+# a section or an equation. Abbreviations as papers print them (Thm., Prop., Fig., Eq., §).
+_PAPER_PLACES = re.compile(
+    r"\b(abstract|theorems?|thm\.|propositions?|prop\.|corollary|corollaries|cor\.|lemmas?|"
+    r"figures?|figs?\.|tables?|tab\.|sections?|sec\.|equations?|eqs?\.)|§|\(\d+(\.\d+)*\)",
+    re.IGNORECASE,
+)
+
+
+def check_provenance(claim: dict) -> None:
+    """A claim's provenance: ``source`` is "paper" or "extrapolation" and ``where`` says
+    something; a ``paper`` claim's ``where`` names the statement of the paper it rests on (an
+    abstract sentence, theorem, proposition, corollary, lemma, figure, table, section or
+    equation) — anything the paper does not state is an extrapolation."""
+    where, source = str(claim.get("where") or "").strip(), claim.get("source")
+    cid = claim.get("id", "?")
+    assert source in ("paper", "extrapolation"), f"{cid}: source {source!r}"
+    assert where, f"{cid}: a claim says where it comes from"
+    if source == "paper":
+        assert _PAPER_PLACES.search(where), (
+            f"{cid}: a paper claim's `where` names an abstract sentence, theorem, proposition, "
+            f"corollary, lemma, figure, table, section or equation of the paper: {where!r}"
+        )
+
+
+def paired_noise(d: Sequence[float], d_again: Sequence[float]) -> float:
+    """The margin a "better than" claim should carry, recomputed here: its paired difference
+    evaluated twice per seed (two independent reference draws, arms shared) changes by
+    e − e' with variance 2s²; s = √(mean((d − d')²)/2)."""
+    change = np.asarray(d, dtype=np.float64) - np.asarray(d_again, dtype=np.float64)
+    return math.sqrt(float(np.mean(change**2)) / 2.0)

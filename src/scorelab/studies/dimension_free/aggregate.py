@@ -66,6 +66,11 @@ def results(seeds: list[int], s: Settings, cells, per_seed, floors, gaps) -> dic
         fam: {k: [log_growth(r[fam][k]) for r in per_seed] for k in (*METRICS, "sliced_w2")}
         for fam in FAMILIES
     }
+    # the same log growths on the cells' second, independent evaluation (the margins' noise)
+    res["log_growth_second"] = {
+        fam: {k: [log_growth(r[fam][f"second_{k}"]) for r in per_seed] for k in METRICS}
+        for fam in FAMILIES
+    }
     res["growth"] = {
         fam: {k: math.exp(float(np.mean(v))) for k, v in res["log_growth"][fam].items()}
         for fam in FAMILIES

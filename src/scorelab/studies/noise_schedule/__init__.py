@@ -20,10 +20,12 @@ the exponential integrator):
    same initial weights, training draws, prior draws and sampling noise): fitted-Gaussian KL
    and W2 beside both bounds with the measured score error.
 
-Every claim is decided by ``Study.claim`` over the study's seeds (docs/studies/protocol.md).
-Claims on part 1 are exact: their per-seed values are identical (an interval of zero width),
-and their ``measured`` text says so. Claims on parts 2–3 use the paired difference per seed,
-with a margin at least the metric's own noise (its floor's spread over independent draws).
+A claim on part 1 is a closed form: ``study.exact_claim`` decides it once (no interval, no
+seed count). A claim on parts 2–3 is decided by ``study.claim`` over the study's seeds from the
+paired difference per seed; a "worse/better" claim's margin is the noise of that paired
+difference — the difference evaluated again on an independent reference (MG25) or evaluation
+(trained) draw with the arms shared (``verdicts.paired_noise_margin``); a tolerance claim's
+margin is its stated tolerance (docs/studies/protocol.md).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def run(study: Study) -> None:
     claim_contraction(study, gauss)
     claim_tuned_beats_linear(study, tuning, trained)
     claim_paper_values(study, gauss)
-    claim_paper_bounds(study, gauss, tuning)
+    claim_paper_bounds(study, trained)
     report_gaussian(study, gauss, tuning)
     report_mg25(study, mg)
     report_trained(study, trained, gauss)

@@ -1,5 +1,6 @@
-"""The claims on the bounds themselves: they hold, the contraction tightens the W2 mixing term, the
-bound-tuned schedule beats the linear one, and the bounds' values match the paper's figure.
+"""The claims on the bounds themselves: they hold, the contracted W2 mixing term still bounds the
+exact mixing error, the bound-tuned schedule beats the linear one, and our trained networks'
+W2 bound matches the authors' trained-network bound.
 """
 
 from __future__ import annotations
@@ -8,36 +9,61 @@ import math
 
 import numpy as np
 
+from ...verdicts import Margin, paired_noise_margin
 from ..common import Study
 from .claims import (
-    EXACT,
+    EXACT_SIGN,
+    RECIPE,
     WHERE_FIG_BOUNDS,
+    WHERE_FIG_EXACT,
     WHERE_KL_THM,
     WHERE_W2_THM,
-    claim_with_rule,
     per_seed_text,
-    same_for_every_seed,
 )
-from .settings import SAMPLERS, SHORT, grid_values
+from .settings import SAMPLERS, SHORT
 
-# the bounds at N = 100 read from the authors' figure (docs/theory.md §11.1): (label, a, value),
-# a = None for the minimum over a; theirs include a measured score error, ours the exact score
-PAPER_BOUNDS_N100 = {
-    "kl": [("a=-10", -10, 6.08), ("a=0", 0, 6.04), ("a=10", 10, 6.76)],
-    "w2": [("a=-10", -10, 117.0), ("a=0", 0, 47.0), ("minimum", None, 28.5), ("a=10", 10, 46.0)],
-}
+# the W2 bound at N = 100 with the authors' trained networks, read from their figure
+# (docs/theory.md §11.1): trained schedule label → value ("tuned": the bound's minimum, a ≈ 4).
+# The KL bound's values (6.08 / 6.04 / 6.76) are not compared: its E3 term is 6.00 for every
+# a (every β_a ends at β_max), so a match says nothing about the schedule.
+PAPER_W2_BOUND_N100 = {"a=-10": 117.0, "a=0": 47.0, "tuned": 28.5, "a=10": 46.0}
 
-PAPER_BOUND_TOL = 0.1
+PAPER_BOUND_TOL = Margin(
+    math.log(1.1),
+    "tolerance 10 % (|log ratio| < log 1.1), the one this comparison used before it was made "
+    "like for like: the authors' values are read to 2–3 significant digits (≤ 2 %), the rest "
+    "allows for the two training recipes, which move the bound's score-error term ε·T·β(T)",
+)
+
+BOUND_SIGN = Margin(
+    0.0,
+    "the sign alone decides: the claim is that no measured error exceeds its bound; the "
+    "Monte Carlo noise of the measured errors is in the interval over seeds",
+)
 
 
 def claim_bounds_hold(study: Study, gauss: dict, mg: dict, trained: dict) -> None:
-    """The KL and W2 bounds lie above every measured error (exact score, MG25, trained)."""
+    """The KL and W2 bounds lie above every measured error: exactly with the exact score on
+    the Gaussian, and over seeds for MG25 and the trained networks."""
     exact = []
     for s in SAMPLERS:
         for N, b in gauss["bounds"].items():
             for metric in ("kl", "w2"):
                 for lab, val in gauss["exact"][s][N][metric].items():
                     exact.append(val / b[metric][lab])
+    study.exact_claim(
+        "bounds-hold-exact-score",
+        "The KL and W2 bounds are upper bounds on the error of the exact score's N-step law on "
+        "the Gaussian target: the largest ratio error/bound over every schedule, N, sampler and "
+        "metric stays below 1 (effect = that ratio − 1).",
+        source="paper",
+        where=f"{WHERE_KL_THM}; {WHERE_W2_THM}",
+        value=max(exact) - 1.0,
+        direction="less",
+        margin=EXACT_SIGN,
+        measured=f"largest error/bound {max(exact):.3g} over {len(exact)} (schedule, N, sampler, "
+        "metric) cells.",
+    )
     a, mg_max, tr_max = [], [], []
     for cell, rows in zip(mg["per_seed"], trained["per_seed"], strict=True):
         m = max(
@@ -53,50 +79,48 @@ def claim_bounds_hold(study: Study, gauss: dict, mg: dict, trained: dict) -> Non
         )
         mg_max.append(m)
         tr_max.append(t)
-        a.append(max(max(exact), m, t))
-    claim_with_rule(
-        study,
-        "bounds-hold",
-        "The KL and W2 bounds are upper bounds on the measured error: the largest ratio "
-        "measured/bound stays below 1 (KL for any target with finite relative Fisher "
-        "information, here the Gaussian and MG25; W2 for the strongly log-concave Gaussian; "
-        "exact score and trained networks with the measured score error; effect = that "
-        "ratio − 1).",
+        a.append(max(m, t) - 1.0)
+    study.claim(
+        "bounds-hold-measured",
+        "The KL and W2 bounds are upper bounds on measured errors: the largest ratio "
+        "measured/bound per seed stays below 1 (KL for MG25 with the exact score, a target "
+        "with finite relative Fisher information; KL and W2 for the trained networks on the "
+        "Gaussian, with their measured score error; effect = that ratio − 1).",
         source="paper",
         where=f"{WHERE_KL_THM}; {WHERE_W2_THM}",
         a=a,
-        b=[1.0] * len(a),
         direction="less",
-        margin=0.0,
+        margin=BOUND_SIGN,
         measured=(
-            f"largest measured/bound: Gaussian exact score {max(exact):.3g} (exact); MG25 "
-            f"kNN KL / KL bound {per_seed_text(mg_max)}; trained networks {per_seed_text(tr_max)}."
+            f"largest measured/bound: MG25 kNN KL / KL bound {per_seed_text(mg_max)}; trained "
+            f"networks {per_seed_text(tr_max)}."
         ),
     )
 
 
 def claim_contraction(study: Study, gauss: dict) -> None:
-    """The backward contraction tightens the W2 mixing term and still bounds the exact one."""
+    """The contracted W2 mixing term still bounds the exact mixing error (the contraction
+    tightening the term is a closed-form identity, C_t > 0 when Σ ≺ σ∞² I: a unit test)."""
     mx = gauss["mixing"]
     labs = gauss["schedules"]
     gain = {k: mx["w2_bound_mixing_no_contraction"][k] / mx["w2_bound_mixing"][k] for k in labs}
     slack = {k: mx["w2_bound_mixing"][k] / mx["exact_w2"][k] for k in labs}
-    effect = min(min(math.log(gain[k]), math.log(slack[k])) for k in labs)
-    claim_with_rule(
-        study,
-        "contraction-tightens",
-        "The backward-contraction factor exp(−∫C_t β) tightens the W2 mixing term for every "
-        "schedule, and the tightened term still bounds the exact mixing error of the "
-        "continuous-time reverse SDE (effect = the smallest of the log gains and log slacks).",
+    study.exact_claim(
+        "contracted-mixing-term-bounds",
+        "The W2 bound's mixing term, tightened by the backward contraction exp(−∫C_t β), "
+        "still bounds the exact mixing error — the W2 error of the continuous-time reverse SDE "
+        "with the exact score, the only error left as N → ∞ — for every schedule (Gaussian; "
+        "effect = the smallest log(term / exact error)).",
         source="paper",
-        where=WHERE_W2_THM + " (headline: the contraction tightens the mixing term)",
-        a=same_for_every_seed(study, effect),
+        where=WHERE_W2_THM + "; the paper's finding that the contraction tightens the mixing term",
+        value=min(math.log(slack[k]) for k in labs),
         direction="greater",
-        margin=0.0,
+        margin=EXACT_SIGN,
         measured=(
-            f"{EXACT} Over {len(labs)} schedules: gain from the contraction "
-            f"{min(gain.values()):.3g}–{max(gain.values()):.3g}×; contracted term / exact "
-            f"continuous-time W2 {min(slack.values()):.3g}–{max(slack.values()):.3g}×."
+            f"Over {len(labs)} schedules: contracted term / exact continuous-time W2 "
+            f"{min(slack.values()):.3g}–{max(slack.values()):.3g}×; the contraction tightens "
+            f"the term by {min(gain.values()):.3g}–{max(gain.values()):.3g}× (an identity here: "
+            "C_t > 0 because Σ = 0.5 I ≺ σ∞² I)."
         ),
     )
 
@@ -116,47 +140,51 @@ def claim_tuned_beats_linear(study: Study, tuning: dict, trained: dict) -> None:
                 f"N={N} {SHORT[s]} (a*={row['a']:.2f}): KL {r['kl_tuned']:.4f} vs "
                 f"{r['kl_linear']:.4f}, W2 {r['w2_tuned']:.4f} vs {r['w2_linear']:.4f}"
             )
-    claim_with_rule(
-        study,
+    study.exact_claim(
         "tuned-beats-linear-exact",
         "The schedule a* minimising the W2 bound beats the linear schedule (a = 0) in measured "
         "KL and W2 (Gaussian, exact score, every N and both samplers; effect = the largest log "
         "ratio a*/linear).",
         source="paper",
-        where=WHERE_FIG_BOUNDS + "; the bound-based tuning of the schedule (arXiv v1)",
-        a=same_for_every_seed(study, worst),
+        where=f"{WHERE_FIG_BOUNDS}; {WHERE_FIG_EXACT} (a ≈ 4 below a = 0); the bound-based "
+        "tuning of the schedule (arXiv v1)",
+        value=worst,
         direction="less",
-        margin=0.0,
-        measured=f"{EXACT} " + "; ".join(texts) + ".",
+        margin=EXACT_SIGN,
+        measured="; ".join(texts) + ".",
         paper_value="W2 bound 28.5 at a ≈ 4 against 47 at a = 0 (N = 100)",
     )
-    noise = trained["noise"]
     for metric, name in (("kl", "KL"), ("w2", "W2")):
         per_sampler = {
             s: [r["tuned"][s][metric] - r["a=0"][s][metric] for r in trained["per_seed"]]
             for s in SAMPLERS
         }
         a = [max(per_sampler[s][i] for s in SAMPLERS) for i in range(len(study.seeds))]
+        again = [
+            max(r["tuned"]["second_draw"][s][metric] - r["a=0"]["second_draw"][s][metric]
+                for s in SAMPLERS)
+            for r in trained["per_seed"]
+        ]  # fmt: skip
+        margin = paired_noise_margin(a, again, what=f"{name}(a*) − {name}(a=0)")
         text = "; ".join(
             f"{SHORT[s]}: {name}(a*) − {name}(a=0) = {np.mean(v):.5f} ({per_seed_text(v)})"
             for s, v in per_sampler.items()
         )
-        claim_with_rule(
-            study,
+        study.claim(
             f"tuned-beats-linear-trained-{metric}",
             f"With trained networks (N = {trained['N']}), the tuned schedule (a* = "
             f"{trained['a_tuned']:.2f}) beats the linear one in fitted-Gaussian {name} by more "
-            f"than the metric's noise, for both samplers (paired per seed: the same initial "
-            f"network, training draws, prior draws and sampling noise; effect = the larger "
-            f"difference).",
+            f"than the noise of that paired difference, for both samplers (paired per seed: "
+            f"the same initial network, training draws, prior draws and sampling noise; "
+            f"effect = the larger difference).",
             source="paper",
-            where=WHERE_FIG_BOUNDS,
+            where=f"{WHERE_FIG_BOUNDS}; {RECIPE}",
             a=a,
             direction="less",
-            margin=noise[metric],
+            margin=margin,
             measured=(
-                f"{text}; margin = the {name} floor's spread over independent target draws "
-                f"at n = {trained['n_samples']}: {noise[metric]:.5f}."
+                f"{text}; margin {margin.value:.5f} ({margin.rule}; the samples redrawn, "
+                f"n = {trained['n_samples']})."
             ),
             paper_value=(
                 "the trained network's KL is minimal at a ≈ 4"
@@ -166,34 +194,29 @@ def claim_tuned_beats_linear(study: Study, tuning: dict, trained: dict) -> None:
         )
 
 
-def claim_paper_bounds(study: Study, gauss: dict, tuning: dict) -> None:
-    """The bounds at N = 100 match the values read from the authors' figure."""
-    if "100" not in gauss["bounds"]:
-        return
-    texts, worst, paper = [], 0.0, []
-    for metric, refs in PAPER_BOUNDS_N100.items():
-        vals = grid_values(gauss["bounds"]["100"][metric])
-        for name, a, ref in refs:
-            if a is None:
-                ours = tuning["100"]["w2_bound_tuned"]
-            elif float(a) in vals:
-                ours = vals[float(a)]
-            else:
-                continue
-            worst = max(worst, abs(ours - ref) / (PAPER_BOUND_TOL * ref))
-            texts.append(f"{metric.upper()} {name}: {ours:.4g} (paper ≈ {ref:g})")
-            paper.append(f"{metric.upper()} {name} ≈ {ref:g}")
-    claim_with_rule(
-        study,
-        "paper-bounds-n100",
-        f"Paper A's bound values at N = 100 are reproduced within {PAPER_BOUND_TOL:.0%} (the "
-        "authors' include a trained network's score error, ours the exact score, so ours "
-        "should sit slightly below; effect = the largest deviation in units of the tolerance).",
+def claim_paper_bounds(study: Study, trained: dict) -> None:
+    """Our trained networks' W2 bound at N = 100 against the authors' trained-network bound
+    (like for like: both with a trained network's measured score error)."""
+    labs = [k for k in PAPER_W2_BOUND_N100 if k in trained["schedules"]]
+    a = [
+        max(abs(math.log(rows[k]["w2_bound"] / PAPER_W2_BOUND_N100[k])) for k in labs)
+        for rows in trained["per_seed"]
+    ]
+    texts = [
+        f"{k}: {np.mean([rows[k]['w2_bound'] for rows in trained['per_seed']]):.4g} "
+        f"(paper ≈ {PAPER_W2_BOUND_N100[k]:g})"
+        for k in labs
+    ]
+    study.claim(
+        "paper-w2-bound-trained-n100",
+        "Our trained networks' W2 bound at N = 100 reproduces the authors' trained-network W2 "
+        "bound within 10 % at each schedule both have (a = −10, 0, 10 and the bound's minimiser "
+        "a* ≈ 4; effect = the largest |log(ours / theirs)| per seed).",
         source="paper",
-        where=WHERE_FIG_BOUNDS,
-        a=same_for_every_seed(study, worst),
+        where=f"{WHERE_FIG_BOUNDS}; {RECIPE}",
+        a=a,
         direction="within",
-        margin=1.0,
-        measured=f"{EXACT} " + "; ".join(texts) + ".",
-        paper_value=", ".join(paper),
+        margin=PAPER_BOUND_TOL,
+        measured="mean over seeds: " + "; ".join(texts) + f"; {per_seed_text(a)}.",
+        paper_value=", ".join(f"W2 bound {k} ≈ {v:g}" for k, v in PAPER_W2_BOUND_N100.items()),
     )
