@@ -20,7 +20,14 @@ from scorelab.studies.fokker_planck import cells as fp_cells
 from scorelab.studies.fokker_planck import settings as fp_settings
 from scorelab.verdicts import verdict
 
-from .helpers.results import check_claim, four_way, numbers, paired_interval
+from .helpers.results import (
+    check_claim,
+    check_provenance,
+    four_way,
+    numbers,
+    paired_interval,
+    paired_noise,
+)
 
 pytestmark = pytest.mark.studies
 
@@ -50,6 +57,7 @@ def test_claims_have_provenance_seeds_and_a_paired_effect(quick):
     ]
     assert ids == expected
     for c in js["claims"]:
+        check_provenance(c)
         kind = c["id"].split("-alpha-")[-1]
         # only what the paper's abstract and theorems state at its own α is the paper's; the
         # calibrated α, the small-t reading, the non-inferiority and W2 readings are ours
@@ -67,13 +75,6 @@ def test_claims_have_provenance_seeds_and_a_paired_effect(quick):
 
 def _log10(x: float) -> float:
     return math.log10(max(x, 1e-300))
-
-
-def _noise(first, second) -> float:
-    """The paired-noise margin, written out: RMS over seeds of the change between the two
-    independent draws, over √2."""
-    d = np.asarray(first) - np.asarray(second)
-    return float(np.sqrt(np.mean(d**2) / 2))
 
 
 def _guarded(claim: dict, medians, means, direction: str, margin: float, bound: float) -> str:
@@ -105,7 +106,7 @@ def test_every_claim_is_its_evidence_recomputed(quick):
     first = [small_t(d["profile"]) for d in dsm]
     second = [small_t(d["redraw"]["profile"]) for d in dsm]
     check_claim(claims["ring-vp-residual-small-t"], first, direction="greater",
-                margin=_noise(first, second))  # fmt: skip
+                margin=paired_noise(first, second))  # fmt: skip
     factors = [r["factor"] for r in seeds[0]["fp"]]
     ratio = [
         np.mean([_log10(s["unit_ratio"] * run["alpha_star"] * f) for s in seeds]) for f in factors
@@ -122,10 +123,12 @@ def test_every_claim_is_its_evidence_recomputed(quick):
             a = [_log10(f[key]) - _log10(d[key]) for f, d in zip(fp, dsm, strict=True)]
             b = [_log10(f["redraw"][key]) - _log10(d["redraw"][key])
                  for f, d in zip(fp, dsm, strict=True)]  # fmt: skip
-            check_claim(claims[f"ring-vp-{tag}-{kind}"], a, direction="less", margin=_noise(a, b))
+            check_claim(
+                claims[f"ring-vp-{tag}-{kind}"], a, direction="less", margin=paired_noise(a, b)
+            )
         medians = [f["nll_diff"]["median"][0] for f in fp]
         means = [f["nll_diff"]["mean"][0] for f in fp]
-        m = _noise(medians, [f["nll_diff"]["median"][1] for f in fp])
+        m = paired_noise(medians, [f["nll_diff"]["median"][1] for f in fp])
         c = claims[f"ring-vp-{tag}-nll"]
         check_claim(c, medians, direction="less", margin=m,
                     verdict=_guarded(c, medians, means, "less", m, 0.0))  # fmt: skip
