@@ -379,7 +379,7 @@ def test_escape_summary_flags_end_points_far_outside_the_prior():
     e = escape_summary(x_T, nll, process)
     assert e["fraction"] == pytest.approx(3 / 400)
     assert [w["index"] for w in e["worst"]] == [7, 11, 13]
-    assert e["worst"][0]["q"] == pytest.approx(float(x_T[7].pow(2).mean()) / 100.0)
+    assert e["worst"][0]["q"] == pytest.approx(float(x_T[7].pow(2).mean()) / 100.0, rel=1e-5)
     assert e["worst"][1]["nll"] == 11.0 and e["max_q"] == e["worst"][0]["q"]
     # the prior's own draws: χ²₆₄/64 never comes near 10
     assert escape_summary(x_T[20:], nll[20:], process)["fraction"] == 0.0

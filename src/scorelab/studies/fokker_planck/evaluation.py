@@ -98,6 +98,8 @@ def trajectory_profile(model, process, x0: torch.Tensor, rtol: float) -> list[di
     ts = torch.tensor(times, dtype=torch.float64)
 
     def field(t, x):
+        # dopri5's initial-step heuristic may probe beyond T: continue the field constantly
+        t = t.clamp(max=process.T)
         tt = t.expand(B)
         s = model(x.reshape(x0.shape), tt).reshape(B, -1)
         return process.drift_coef(t) * x - 0.5 * process.diffusion2(t) * s
