@@ -108,8 +108,12 @@ def _at_alpha(study: Study, data: str, process: str, cells: list[dict], i: int, 
     alpha = fp[0]["alpha"]
     ratio = sum(log10(c["unit_ratio"] * alpha) for c in cells) / len(cells)
     if source == "paper":
-        carried = "inferred" if process == "ve" else "published"
-        what = f"α = {alpha:.3g} (the {carried} α = 0.15 in scorelab's normalisation)"
+        what = f"α = {alpha:.3g} (the published α = 0.15 in scorelab's normalisation)"
+        if process == "ve":  # the release cannot run FP under VE (docs/theory.md §7.5)
+            what = (
+                f"α = {alpha:.3g} (inferred: the configuration default α = 0.15 carried over; "
+                "the authors' release cannot run FP under VE)"
+            )
         where_extra = ""
     else:
         what = f"α = {alpha:.3g} (calibrated: FP/DSM loss ratio ≈ 10^{ratio:.2f} at the start)"
