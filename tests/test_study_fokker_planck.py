@@ -319,7 +319,7 @@ _FULL = fp_settings.settings_for
 
 
 @pytest.mark.parametrize("data,process", [("digits", "ve"), ("ring", "ve")])
-def test_full_mode_cells_run_for_every_data_set_and_process(monkeypatch, data, process):
+def test_full_mode_cells_run_for_every_data_set_and_process(monkeypatch, tmp_path, data, process):
     monkeypatch.setattr(fp_cells, "settings_for", _tiny)
     streams = {k: i for i, k in enumerate(fp_cells.STREAMS)}
     out = fp_cells.fp_cell(data, process, 0, False, streams)
@@ -336,6 +336,19 @@ def test_full_mode_cells_run_for_every_data_set_and_process(monkeypatch, data, p
     for f in out["fp"]:
         assert len(f["nll_diff"]["median"]) == len(f["nll_diff"]["mean"]) == 2
     assert all(math.isfinite(v) for v in numbers(out))
+    # the VE claims (not run in quick mode): the α at the paper's setting is labelled inferred
+    from scorelab.studies.fokker_planck.claims import add_claims
+    from scorelab.study import Study
+
+    study = Study("fokker-planck", "t", "p", tmp_path, quick=False)
+    add_claims(study, data, process, [out, json.loads(json.dumps(out))], 0.1)
+    paper = [c for c in study.claims if "-paper-alpha-" in c.id]
+    assert paper and all("INFERRED" in c.where and "self.q" in c.where for c in paper)
+    assert all("inferred" in c.statement for c in paper)
+    for c in study.claims:
+        check_provenance(c.to_json())
+        steps = 600 if data == "digits" else 1000  # the full mode's continuation
+        assert "5000 warm-up steps" in c.where and f"for {steps} steps" in c.where
 
 
 def test_the_digits_are_evaluated_on_images_never_trained_on():
