@@ -31,14 +31,18 @@ def report_sections(study: Study, res: dict, s: Settings) -> None:
     study.text(
         "E‖s‖² grows like d in both families, so the left panel's relative error of the fixed "
         "family is diluted by the d − 2 Gaussian directions (its untrained baseline, dotted, "
-        "falls like 1/d); the right panel divides by the tilt's own score instead."
+        "falls like 1/d) and decides no claim; the right panel divides by the tilt's own "
+        "score — the part the network learns — and is the measure the claims use."
     )
     study.section("Generated samples against d")
     plot_sample_metrics(study, res)
     study.text(
         "Mean over seeds. Floors (exact target samples of the same size): TV "
-        f"{res['floors']['tv_axes']:.3g}, W2 plane {res['floors']['w2_plane']:.3g}. Log-scale "
-        "noise: " + ", ".join(f"{k} {v:.3g}" for k, v in res["noise"].items()) + "."
+        f"{res['floors']['tv_axes']:.3g}, W2 plane {res['floors']['w2_plane']:.3g}. Unpaired "
+        "log-scale noise (for reference; a claim's margin is the noise of its own paired "
+        "difference on a second evaluation): "
+        + ", ".join(f"{k} {v:.3g}" for k, v in res["noise"].items())
+        + "."
     )
     header = ["family", "d", "rel. score err", "tilt-rel. err", "TV(x₁,x₂)", "W2 plane", "SW2"]
     rows = []

@@ -52,8 +52,10 @@ def report_mg25(study: Study, mg: dict) -> None:
         "KL(π_data ‖ samples) (k = 1) and sliced W2 (64 directions) against one reference sample "
         "of n points shared by every arm. The metrics' noise (RMS of their value between the "
         "reference and independent draws of MG25): kNN KL "
-        f"{mg['noise']['knn_kl']:.4f}, sliced W2 {mg['noise']['sliced_w2']:.4f}. The W2 bound "
-        "does not apply (a mixture is not log-concave). The table shows the mean over seeds."
+        f"{mg['noise']['knn_kl']:.4f}, sliced W2 {mg['noise']['sliced_w2']:.4f}; a claim's "
+        "margin is the noise of its own paired difference, from a second independent "
+        "reference. The W2 bound does not apply (a mixture is not log-concave). The table "
+        "shows the mean over seeds."
     )
     figure_mg25(study, mg)
     m = mg["mean"]
@@ -81,7 +83,8 @@ def report_trained(study: Study, trained: dict, gauss: dict) -> None:
         f"training draws, prior draws and sampling noise. {trained['n_samples']} samples with "
         f"N = {trained['N']}; KL and W2 of the Gaussian fitted to the samples (KL bias ≈ "
         f"{trained['fit_bias_kl']:.4f}; noise, the floor's spread: KL "
-        f"{trained['noise']['kl']:.5f}, W2 {trained['noise']['w2']:.5f}). Bounds use the "
+        f"{trained['noise']['kl']:.5f}, W2 {trained['noise']['w2']:.5f}; a claim's margin is "
+        "the noise of its paired difference on a second sample draw). Bounds use the "
         f"measured score error. 'tuned' is a* = {trained['a_tuned']:.2f} (W2 bound). Tuning "
         "the KL bound with the linear network's effective ε gives a = "
         + ", ".join(f"{k['a']:.2f} (ε = {k['epsilon']:.3f})" for k in kt)
