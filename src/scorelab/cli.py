@@ -824,6 +824,16 @@ def _print_run_summary(result, since: float | None = None) -> None:
                 style="bold",
                 soft_wrap=True,
             )
+    d = getattr(result, "diagnostics", None)
+    if d and d.get("fpe_relative_residual"):
+        rel = d["fpe_relative_residual"]
+        out.print(
+            f"score Fokker–Planck relative residual {rel['value']:.3g} "
+            f"[{rel['ci'][0]:.3g}, {rel['ci'][1]:.3g}] (0 = exact score, 1 = the equation's "
+            "two sides unrelated)",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(f"report: {result.report}", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -916,10 +926,12 @@ def diagnose(
     table = Table(title="Fokker–Planck diagnostics", title_justify="left")
     for col in ("diagnostic", "value", "95% CI"):
         table.add_column(col, justify="right")
-    ci = d["fpe_residual"]["ci"]
-    table.add_row(
-        "FPE residual E‖ε‖²/D", _g(d["fpe_residual"]["value"]), f"[{ci[0]:.3g}, {ci[1]:.3g}]"
-    )
+    for key, label in (
+        ("fpe_relative_residual", "FPE relative residual (0 exact, 1 unrelated)"),
+        ("fpe_residual", "FPE residual E‖ε‖²/D (units of ∂ₜs)"),
+    ):
+        ci = d[key]["ci"]
+        table.add_row(label, _g(d[key]["value"]), f"[{ci[0]:.3g}, {ci[1]:.3g}]")
     table.add_row("non-conservativity", _g(d["conservativity"]["value"]), "—")
     ci = d["nll"]["ci"]
     table.add_row(

@@ -1,8 +1,13 @@
 """Paper D's diagnostics of a score model in one call (``scorelab diagnose``, run reports).
 
-* ``fpe_profile``: E_{x~p_t}‖ε(x, t)‖²/D of the score-FPE residual on a grid of times spread
-  evenly in log σ, each with a 95% interval; ``fpe_residual``: the mean over that grid, its
-  interval from the per-time ones (independent draws at each t).
+* ``fpe_relative_residual``: the dimensionless relative residual ρ(t) = E‖ε‖² / E(‖∂_t s‖² +
+  ‖∇_x φ‖²) of the score FPE (0 for an exact score, 1 when the equation's two sides are
+  uncorrelated, at most 2; docs/theory.md §7.3), averaged over a grid of times spread evenly in
+  log σ, with its interval from the per-time delta-method ones — the number to read;
+* ``fpe_profile``: per time, E_{x~p_t}‖ε(x, t)‖²/D of the score-FPE residual (``value``, with
+  a 95% interval) and ρ(t) (``relative``, with ``relative_ci``); ``fpe_residual``: the mean of
+  E‖ε‖²/D over that grid (it carries the units of ∂_t s and is dominated by the smallest σ),
+  its interval from the per-time ones (independent draws at each t).
 * ``conservativity``: NC = E‖J − Jᵀ‖²_F / E‖J‖²_F of x ↦ s(x, t), averaged over the same
   times (exact Jacobians for D ≤ ``EXACT_MAX_DIM``, probe pairs above).
 * ``nll``: the mean PF-ODE negative log-likelihood (nats) of target samples — of p_{t_min},
@@ -114,6 +119,8 @@ def _diagnose(
     k = len(profile)
     residual = sum(p.mean for p in profile) / k
     half = math.sqrt(sum(p.half_width**2 for p in profile)) / k
+    relative = sum(p.relative for p in profile) / k
+    rel_half = math.sqrt(sum(p.relative_half_width**2 for p in profile)) / k
 
     ratios = []
     for t in times:
@@ -134,14 +141,23 @@ def _diagnose(
         n_probes=1, generator=g, batch_size=bs, error_norm="per_example",
     )  # fmt: skip
     nll = res.nll.double()
+    div = "exact" if small else f"hutchinson ({n_probes} probes)"
     out = {
-        "fpe_residual": {
-            "value": residual,
-            "ci": _interval(residual, half),
-            "div": "exact" if small else f"hutchinson ({n_probes} probes)",
+        "fpe_relative_residual": {
+            "value": relative,
+            "ci": _interval(relative, rel_half),
+            "div": div,
         },
+        "fpe_residual": {"value": residual, "ci": _interval(residual, half), "div": div},
         "fpe_profile": [
-            {"t": p.t, "sigma": float(process.sigma(p.t)), "value": p.mean, "ci": [p.lo, p.hi]}
+            {
+                "t": p.t,
+                "sigma": float(process.sigma(p.t)),
+                "value": p.mean,
+                "ci": [p.lo, p.hi],
+                "relative": p.relative,
+                "relative_ci": _interval(p.relative, p.relative_half_width),
+            }
             for p in profile
         ],
         "conservativity": {

@@ -14,6 +14,12 @@ any other initial law) gives a solution, so ε = 0 says nothing about which law 
 learned (docs/theory.md §7.4). It is a consistency diagnostic and a regulariser, not a proxy
 for correctness.
 
+Its size E‖ε‖²/D carries the units of ∂_t s and falls by decades as σ grows (≈ σ⁻⁶ for the
+small-σ terms), so it is read against the size of the equation's two sides: the relative
+residual ρ = E‖ε‖²/E(‖∂_t s‖² + ‖∇_x φ‖²) (``relative_residual``; 0 for an exact score, 1 for
+sides that are uncorrelated, at most 2) is dimensionless and comparable across σ, processes
+and data sets (docs/theory.md §7.3).
+
 How it is computed (``fpe_residual``), with ordinary reverse-mode autograd only:
 
 * ``div="exact"`` (small D): one backward pass of the batch sum of each output coordinate
@@ -80,6 +86,7 @@ DIV_METHODS = get_args(DivMethod)
 FP_WEIGHTINGS = get_args(FPWeighting)
 FP_POINTS = get_args(FPPoints)
 NonNegative = Annotated[float, Field(ge=0)]
+Z95 = 1.959963984540054
 
 
 def _choice(field: str, value: str, allowed: Sequence[str]) -> str:
@@ -284,12 +291,16 @@ def fpe_residual(score: ScoreFn, process: ForwardProcess, x: torch.Tensor, t, **
 
 class ResidualPoint(NamedTuple):
     """E_{x~p_t}‖ε(x, t)‖²/D at one time, with a normal-approximation 95% interval over the
-    n points (which also absorbs the probe noise of the Hutchinson route)."""
+    n points (which also absorbs the probe noise of the Hutchinson route); ``relative`` the
+    dimensionless relative residual ρ(t) = E‖ε‖² / E(‖∂_t s‖² + ‖∇_x φ‖²) at the same points
+    (``relative_residual``), with its delta-method 95% half-width."""
 
     t: float
     mean: float
     half_width: float
     n: int
+    relative: float = math.nan
+    relative_half_width: float = math.nan
 
     @property
     def lo(self) -> float:
@@ -331,7 +342,8 @@ def residual_profile(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> list[ResidualPoint]:
-    """E_{x~p_t}‖ε(x, t)‖²/D on a grid of times, with 95% intervals.
+    """E_{x~p_t}‖ε(x, t)‖²/D on a grid of times, with 95% intervals, and beside it the
+    relative residual ρ(t) (``relative_residual``, the ratio of the sums over the same points).
 
     At each t, n points x = m(t) x₀ + s(t) z are drawn from the noised marginal, with x₀ from
     ``target_or_sampler`` (a Target, a callable (n, generator) → x₀, or a data tensor to
@@ -354,18 +366,50 @@ def residual_profile(
         if div == "hutchinson":
             V = sample_probes(n_probes, (x.shape[0], x[0].numel()), probe, generator, dtype,
                               device)  # fmt: skip
-        vals = []
+        vals, sizes = [], []
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size]
-            eps = residual_parts(
+            parts = residual_parts(
                 score, process, xb, t, dt=dt, div=div, n_probes=n_probes, probe=probe,
                 generator=generator, probes=None if V is None else V[:, i : i + batch_size],
-            ).residual  # fmt: skip
-            vals.append(eps.double().pow(2).mean(1))
-        v = torch.cat(vals)
-        hw = 1.959963984540054 * float(v.std()) / math.sqrt(v.shape[0])
-        out.append(ResidualPoint(float(t), float(v.mean()), hw, int(v.shape[0])))
+            )  # fmt: skip
+            vals.append(parts.residual.double().pow(2).mean(1))
+            sizes.append((parts.dsdt.double().pow(2) + parts.rhs.double().pow(2)).mean(1))
+        v, w = torch.cat(vals), torch.cat(sizes)
+        hw = Z95 * float(v.std()) / math.sqrt(v.shape[0])
+        rel, rel_hw = _ratio_of_means(v, w)
+        out.append(ResidualPoint(float(t), float(v.mean()), hw, int(v.shape[0]), rel, rel_hw))
     return out
+
+
+def _ratio_of_means(num: torch.Tensor, den: torch.Tensor) -> tuple[float, float]:
+    """Σnum/Σden over the points and its delta-method 95% half-width,
+    Z95·sd(num − R·den)/(√n·mean(den)); 0/0 (a score that is zero with zero derivatives)
+    reads as 0."""
+    d = float(den.mean())
+    if d <= 0.0:
+        return 0.0, 0.0
+    r = float(num.mean()) / d
+    return r, Z95 * float((num - r * den).std()) / (math.sqrt(num.shape[0]) * d)
+
+
+def relative_residual(
+    score: ScoreFn, process: ForwardProcess, x: torch.Tensor, t, **options
+) -> float:
+    """The relative score-FPE residual at the points x (docs/theory.md §7.3):
+
+        ρ = Σ‖∂_t s − ∇_x φ[s]‖² / Σ(‖∂_t s‖² + ‖∇_x φ[s]‖²)     (sums over the points)
+
+    dimensionless, in [0, 2]: 0 exactly when the equation holds at every point, 1 when the
+    two sides are uncorrelated (in particular when either is zero), 2 when they are opposite;
+    unchanged by rescaling x, t or the score, so comparable across times, processes and data
+    sets, where E‖ε‖²/D spans decades. ``options`` are ``residual_parts``'s; with
+    ``div="hutchinson"`` the probe noise of ∇(vᵀJv) enters both sums, so even an exact score
+    reads noise/(noise + signal) > 0 there."""
+    parts = residual_parts(score, process, x, t, **options)
+    num = parts.residual.double().pow(2).sum()
+    den = (parts.dsdt.double().pow(2) + parts.rhs.double().pow(2)).sum()
+    return float(num / den) if float(den) > 0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------

@@ -428,26 +428,43 @@ def score_error_figure(rows: list[dict], path: Path) -> Path:
 def residual_profile_figure(
     diagnostics: dict[str, dict], title: str = "score Fokker–Planck residual"
 ):
-    """E‖ε‖²/D against σ(t) with 95% bands, one curve per labelled ``diagnose`` result."""
+    """The relative residual ρ(t) (left, dimensionless) and E‖ε‖²/D (right, in the units of
+    ∂_t s) against σ(t) with 95% bands, one curve per labelled ``diagnose`` result."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     for label, d in diagnostics.items():
         prof = d["fpe_profile"]
         sig = [p["sigma"] for p in prof]
-        line = ax.loglog(sig, [max(p["value"], 1e-30) for p in prof], "o-", label=label)[0]
-        lo = [max(p["ci"][0], 1e-30) for p in prof]
-        ax.fill_between(sig, lo, [p["ci"][1] for p in prof], color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("σ(t)")
-    ax.set_ylabel("E‖ε(x,t)‖²/D, x ~ p_t")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+        for ax, key, ci in zip(axes, ("relative", "value"), ("relative_ci", "ci"), strict=True):
+            line = ax.loglog(sig, [max(p[key], 1e-30) for p in prof], "o-", label=label)[0]
+            lo = [max(p[ci][0], 1e-30) for p in prof]
+            ax.fill_between(sig, lo, [p[ci][1] for p in prof], color=line.get_color(), alpha=0.2)
+    axes[0].axhline(1.0, color="grey", lw=0.8, ls="--")
+    axes[0].set_ylabel("ρ = E‖ε‖² / E(‖∂ₜs‖² + ‖∇φ‖²)")
+    axes[0].set_title("relative residual (0 exact, 1 unrelated sides)", fontsize=9)
+    axes[1].set_ylabel("E‖ε(x,t)‖²/D, x ~ p_t")
+    axes[1].set_title("absolute residual (units of ∂ₜs)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("σ(t)")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     return fig
 
 
 def diagnostics_table(d: dict) -> str:
     exact = d.get("nll_exact")
     rows = [
-        ["FPE residual (mean over t)", d["fpe_residual"]["value"], _ci(d["fpe_residual"]["ci"])],
+        [
+            "FPE relative residual ρ, mean over t (0 = exact score, 1 = the equation's two "
+            "sides unrelated)",
+            d["fpe_relative_residual"]["value"],
+            _ci(d["fpe_relative_residual"]["ci"]),
+        ],
+        [
+            "FPE residual E‖ε‖²/D, mean over t (units of ∂ₜs; dominated by the smallest σ)",
+            d["fpe_residual"]["value"],
+            _ci(d["fpe_residual"]["ci"]),
+        ],
         ["non-conservativity ‖J−Jᵀ‖²/‖J‖²", d["conservativity"]["value"], "—"],
         [f"PF-ODE NLL, nats (NFE {d['nll']['nfe']})", d["nll"]["value"], _ci(d["nll"]["ci"])],
     ]
@@ -546,6 +563,13 @@ def _headline(cfg, result, trainer, records) -> str:
         header += ["NLL (nats)", "NLL of target samples"]
     parts.append(table_html(header, rows))
     d = result.diagnostics
+    if d and d.get("fpe_relative_residual"):
+        rel = d["fpe_relative_residual"]
+        parts.append(
+            f"<p>Score Fokker–Planck relative residual ρ (mean over t): {fmt(rel['value'])} "
+            f"[{fmt(rel['ci'][0])}, {fmt(rel['ci'][1])}] — 0 for an exact score, 1 when the "
+            "equation's two sides are unrelated (docs/theory.md §7.3).</p>"
+        )
     if d and d.get("nll_exact"):
         parts.append(
             f"<p>Likelihood of the trained model (PF-ODE, NFE {d['nll']['nfe']}): "

@@ -14,23 +14,28 @@ noise** (common random numbers):
   points (the published default pairing, ``fp_dsm`` with ``weighting=g2``,
   ``noise=uniform_t``, ``fp.weighting=likelihood``, ``points=perturbed``).
 
-α is swept over 10⁻⁴…1 × α*, where α* is the published α = 0.15 carried over to scorelab's
+α is swept over 10⁻²…10² × α*, where α* is the published α = 0.15 carried over to scorelab's
 normalisation (:func:`paper_equivalent_alpha`, docs/theory.md §7.5): the published VP recipe
 averages the DSM term over dimensions and divides ‖ε‖² by D², ours sums and divides by D —
-the same ratio, so α* = 0.15; the published VE recipe takes half the sum, so α* = 2·0.15/D.
+the same ratio, so α* = 0.15; the VE configuration takes half the sum, so α* = 2·0.15/D —
+inferred, since the authors' release cannot run FP under VE (docs/theory.md §7.5).
 Before fine-tuning, the FP/DSM loss ratio of the checkpoint is measured per α on one shared
 batch; the "calibrated" α is the grid value whose ratio is closest to 1 (chosen from that
 ratio alone, never from the outcomes).
 
-Every arm of a seed is evaluated on the same points: the score-FPE residual profile
-(E‖ε‖²/D on 8 times spread in log σ; the summary is its mean over the grid), conservativity
-NC = E‖J − Jᵀ‖²/E‖J‖² (same grid), the PF-ODE NLL (dopri5; nats, and bits/dim for digits) of
-the same target points, and W2 of Heun samples (same prior draws) against one shared target
-reference sample; W2's floor is that of independent target samples against the same
-reference. An EDM-weighted pair (log-normal σ, EDM weighting; the study's earlier recipe, ours,
-not the paper's) is reported beside the ring in full mode.
+Every arm of a seed is evaluated on the same points, each measure twice on independent draws
+(the first decides the claims, the second fixes their paired-noise margins): the relative
+score-FPE residual ρ(t) = E‖ε‖²/E(‖∂_t s‖² + ‖∇φ‖²) on 8 times spread in log σ (summary: its
+mean over the grid; E‖ε‖²/D beside it), conservativity NC = E‖J − Jᵀ‖²/E‖J‖² (same grid), the
+PF-ODE NLL (dopri5; nats, and bits/dim for digits) per point on held-out target points (the
+ring's own law; 500 digits never trained on), whose per-point paired differences FP − DSM are
+summarised per seed by their median (the mean stored beside it), the escaped end points
+(‖x_T‖²/(D σ_T²) > 10) and the ‖x‖ profile along the PF-ODE, and W2 of Heun samples (same
+prior draws) against one shared target reference sample; W2's floor is that of independent
+target samples against the same reference. An EDM-weighted pair (log-normal σ, EDM weighting;
+the study's earlier recipe, ours, not the paper's) is reported beside the ring in full mode.
 
-Quick mode: the ring under VP, α ∈ {α*, 10⁻³α*}, 2 seeds. Full mode: both data sets, both
+Quick mode: the ring under VP, α ∈ {α*, 10⁻²α*}, 2 seeds. Full mode: both data sets, both
 processes, five α, 5 seeds.
 """
 

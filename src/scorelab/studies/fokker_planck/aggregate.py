@@ -1,5 +1,6 @@
 """Aggregates over seeds: means and 95 % t-intervals (geometric for quantities spanning decades),
-the paired FP − DSM effects, the calibrated α and the W2 tolerance.
+the paired FP − DSM effects, the calibrated α (and the start ratio on a grid symmetric around
+the published α) and the W2 tolerance.
 """
 
 from __future__ import annotations
@@ -24,29 +25,35 @@ def geometric_summary(values) -> dict:
 
 
 def paired_summary(cells: list[dict], i: int) -> dict:
-    """The paired effects DSM + FP − DSM per seed at the i-th α: NLL and W2 differences,
-    log10 ratios of the residual and NC (the claims' evidence), with their 95 % intervals."""
+    """The paired effects DSM + FP − DSM per seed at the i-th α, with their 95 % intervals:
+    the median (the claims' statistic) and the mean of the per-point NLL differences on the
+    held-out draw, log10 ratios of the relative residual, the absolute residual and NC, and
+    the W2 difference."""
     pairs = [(c["fp"][i], c["dsm"]) for c in cells]
-    out = {
-        "nll": summary(f["nll"] - d["nll"] for f, d in pairs),
-        "log10_residual": summary(log10(f["residual"]) - log10(d["residual"]) for f, d in pairs),
-        "log10_conservativity": summary(
-            log10(f["conservativity"]) - log10(d["conservativity"]) for f, d in pairs
-        ),
+
+    def log_ratio(key):
+        return summary(log10(f[key]) - log10(d[key]) for f, d in pairs)
+
+    return {
+        "nll_median": summary(f["nll_diff"]["median"][0] for f, _ in pairs),
+        "nll_mean": summary(f["nll_diff"]["mean"][0] for f, _ in pairs),
+        "log10_relative_residual": log_ratio("relative"),
+        "log10_residual": log_ratio("residual"),
+        "log10_conservativity": log_ratio("conservativity"),
         "w2": summary(f["w2"] - d["w2"] for f, d in pairs),
     }
-    if "bits_per_dim" in pairs[0][1]:
-        out["bits_per_dim"] = summary(f["bits_per_dim"] - d["bits_per_dim"] for f, d in pairs)
-    return out
 
 
 def arm_summary(rows: list[dict]) -> dict:
-    out = {k: summary(r[k] for r in rows) for k in ("nll", "w2")}
-    out.update({k: geometric_summary(r[k] for r in rows) for k in ("residual", "conservativity")})
-    if "bits_per_dim" in rows[0]:
-        out["bits_per_dim"] = summary(r["bits_per_dim"] for r in rows)
-    if "nll_exact" in rows[0]:
-        out["nll_exact"] = summary(r["nll_exact"] for r in rows)
+    out = {k: summary(r[k] for r in rows) for k in ("nll", "nll_median", "w2")}
+    out.update(
+        {k: geometric_summary(r[k] for r in rows) for k in ("relative", "residual",
+                                                             "conservativity")}
+    )  # fmt: skip
+    out["escaped_fraction"] = summary(r["escape"]["fraction"] for r in rows)
+    for k in ("bits_per_dim", "bits_per_dim_median", "nll_exact"):
+        if k in rows[0]:
+            out[k] = summary(r[k] for r in rows)
     return out
 
 
@@ -55,8 +62,9 @@ def log10(x: float) -> float:
 
 
 def small_t_excess(profile: list[dict]) -> float:
-    """log10 of (largest residual in the lowest third of the σ grid) / (largest elsewhere)."""
-    values = [p["value"] for p in sorted(profile, key=lambda p: p["sigma"])]
+    """log10 of (largest relative residual ρ in the lowest third of the σ grid) / (largest
+    elsewhere)."""
+    values = [p["relative"] for p in sorted(profile, key=lambda p: p["sigma"])]
     k = math.ceil(len(values) / 3)
     return log10(max(values[:k])) - log10(max(values[k:]))
 
@@ -69,6 +77,23 @@ def calibrated_index(cells: list[dict]) -> int:
         for f in factors
     ]
     return min(range(len(factors)), key=lambda i: abs(logs[i]))
+
+
+def paper_index(cells: list[dict]) -> int:
+    """The α grid index of the published α carried over (α / α* = 1)."""
+    return [r["factor"] for r in cells[0]["fp"]].index(1.0)
+
+
+def calibration_rows(cells: list[dict]) -> list[dict]:
+    """The start FP/DSM ratio (geometric mean over seeds) at α*·10^k, k = −4…4: the ratio is
+    α times the checkpoint's unit ratio, so the calibration is read on a grid symmetric around
+    the published α, wider than the fine-tuned one."""
+    alpha_star = cells[0]["alpha_star"]
+    return [
+        {"alpha_over_paper": 10.0**k, "alpha": alpha_star * 10.0**k,
+         "loss_ratio": geometric_summary(c["unit_ratio"] * alpha_star * 10.0**k for c in cells)}
+        for k in range(-4, 5)
+    ]  # fmt: skip
 
 
 def w2_tolerance(cells: list[dict]) -> tuple[float, float]:
@@ -114,6 +139,7 @@ def run_summary(cells: list[dict], seeds: list[int], w2_sd: float, w2_margin: fl
         "dim": cells[0]["dim"],
         "alpha_star": cells[0]["alpha_star"],
         "calibrated_alpha": cells[0]["fp"][cal]["alpha"],
+        "calibration": calibration_rows(cells),
         "nll_tolerance": NLL_TOLERANCE_PER_DIM * cells[0]["dim"],
         "w2_floor": summary(sum(c["w2_floors"]) / len(c["w2_floors"]) for c in cells),
         "w2_floor_sd": w2_sd,
@@ -140,7 +166,8 @@ def edm_extra_summary(cells: list[dict]) -> dict:
         "dsm": arm_summary([x["dsm"] for x in e]),
         "fp": arm_summary([x["fp"] for x in e]),
         "delta_nll": summary(x["fp"]["nll"] - x["dsm"]["nll"] for x in e),
-        "log10_residual_ratio": summary(
-            log10(x["fp"]["residual"]) - log10(x["dsm"]["residual"]) for x in e
+        "delta_nll_median": summary(x["fp"]["nll_median"] - x["dsm"]["nll_median"] for x in e),
+        "log10_relative_residual_ratio": summary(
+            log10(x["fp"]["relative"]) - log10(x["dsm"]["relative"]) for x in e
         ),
     }

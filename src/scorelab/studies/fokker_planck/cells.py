@@ -1,26 +1,22 @@
 """One cell per (data set, process, seed): a DSM checkpoint, its continuation by DSM and by
-DSM + FP at each α on the same data, times and noise, and every arm evaluated on the same
-points.
+DSM + FP at each α on the same data, times and noise, every arm evaluated on the same held-out
+points (``evaluation``), and the per-point paired NLL differences FP − DSM.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ...diagnostics import log_sigma_times
-from ...divergence import conservativity
-from ...fokker_planck import fp_regulariser, residual_profile
-from ...grids import TimeGrid
-from ...likelihood import bits_per_dim, pf_ode_nll
+from ...fokker_planck import fp_regulariser
 from ...losses import dsm_loss, sample_times
 from ...metrics.transport import w2
-from ..common import Study, draw_samples, train_score_model
-from .data import DATA, DequantisedDigits, build_setting
-from .settings import DIGIT_LEVELS, EXACT_MAX_DIM, paper_equivalent_alpha, settings_for
+from ..common import Study, train_score_model
+from .data import DATA, build_setting
+from .evaluation import evaluate_arm
+from .settings import paper_equivalent_alpha, settings_for
 
-STREAMS = ("init", "pretrain", "ratio", "finetune", "eval", "sampler", "reference", "floor")
+STREAMS = ("init", "pretrain", "ratio", "finetune", "eval", "eval2", "nll", "nll2", "sampler",
+           "reference", "floor")  # fmt: skip
 
 
 def start_ratio(model, target, process, size: dict, seed: int) -> float:
@@ -43,70 +39,12 @@ def start_ratio(model, target, process, size: dict, seed: int) -> float:
     return float(fp.mean() / dsm.mean())
 
 
-def evaluate_arm(model, target, process, size: dict, seeds: dict, reference: torch.Tensor) -> dict:
-    """The arm's residual profile, conservativity, PF-ODE NLL and W2 — on the same points,
-    probes and prior draws for every arm of a seed (generators seeded alike)."""
-    small = target.dim <= EXACT_MAX_DIM
-    model.double()
-    g = torch.Generator().manual_seed(seeds["eval"])
-    times = log_sigma_times(process, 8)
-    profile = residual_profile(
-        model, process, target, times, n=size["n_residual"], generator=g, dtype=torch.float64,
-        div="exact" if small else "hutchinson", n_probes=1 if small else 4,
-    )  # fmt: skip
-    residual = sum(p.mean for p in profile) / len(profile)
-    residual_hw = math.sqrt(sum(p.half_width**2 for p in profile)) / len(profile)
-    ratios, ses = [], []
-    for t in times:
-        x0 = target.sample(size["n_conservativity"], g, dtype=torch.float64)
-        x = process.perturb(x0, t, torch.randn(x0.shape, generator=g, dtype=torch.float64))
-        tt = torch.full((x.shape[0],), t, dtype=torch.float64)
-        nc = conservativity(
-            lambda y, tt=tt: model(y, tt), x, method="exact" if small else "probes",
-            n_probes=4, generator=g,
-        )  # fmt: skip
-        ratios.append(nc.ratio)
-        ses.append(nc.stderr)
-    x0 = target.sample(size["n_nll"], g, dtype=torch.float64)
-    res = pf_ode_nll(
-        model, process, x0, rtol=size["nll_tol"], atol=size["nll_tol"],
-        trace="exact" if small else "hutchinson", n_probes=1, generator=g,
-    )  # fmt: skip
-    nll = res.nll.double()
-    model.float()
-    samples = draw_samples(
-        model, process, target.event_shape, sampler="heun",
-        grid=TimeGrid(kind="edm", steps=size["sampler_steps"]), n=size["n_samples"],
-        seed=seeds["sampler"],
-    )  # fmt: skip
-    out = {
-        "residual": residual,
-        "residual_hw": residual_hw,
-        "profile": [
-            {"t": p.t, "sigma": float(process.sigma(p.t)), "value": p.mean} for p in profile
-        ],
-        "conservativity": sum(ratios) / len(ratios),
-        "conservativity_se": math.sqrt(sum(s**2 for s in ses)) / len(ses),
-        "nll": float(nll.mean()),
-        "nll_se": float(nll.std()) / math.sqrt(nll.numel()),
-        "nll_nfe": res.nfe,
-        "w2": w2(samples.reshape(samples.shape[0], -1), reference, max_points=None),
-    }
-    if target.has_score:  # closed-form noised marginals: the exact NLL at the same points
-        out["nll_exact"] = float(-target.log_prob_t(x0, res.t_min, process).double().mean())
-    if isinstance(target, DequantisedDigits):
-        out["bits_per_dim"] = float(
-            bits_per_dim(out["nll"], target.dim, data_range="[-1,1]", levels=DIGIT_LEVELS)
-        )
-    return out
-
-
 def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> dict:
     """Pre-train one DSM checkpoint, continue it with each arm, evaluate every arm (a study
     cell: JSON-able arguments and result)."""
     st = settings_for(quick)
     size = st[data]
-    target, proc, sigma_data = build_setting(data, process, streams["pretrain"])
+    target, held, proc, sigma_data = build_setting(data, process, streams["pretrain"])
     dim = target.dim
     network = DATA[data]["network"]
     common = {"network": network, "parameterisation": "eps", "sigma_data": sigma_data}
@@ -137,10 +75,12 @@ def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> d
         fitted = train_score_model(
             target, proc, train=cfg, seed=streams["finetune"], start=start, **common
         )
-        row = evaluate_arm(fitted.model, target, proc, size, streams, reference)
+        row, nlls = evaluate_arm(fitted.model, held, proc, size, streams, reference)
         row["seconds"] = fitted.result.seconds
+        per_point.append(nlls)
         return row
 
+    per_point: list[list[torch.Tensor]] = []  # per arm, in order: the NLLs of both draws
     alpha_star = paper_equivalent_alpha(process, dim)
     out = {
         "dim": dim,
@@ -155,6 +95,8 @@ def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> d
             for f in st["alpha_factors"]
         ],
     }
+    for row, nlls in zip(out["fp"], per_point[1:], strict=True):
+        row["nll_diff"] = paired_nll_differences(nlls, per_point[0])
     if st["edm_extra"] and data == "ring":
         edm = {"noise": "lognormal", "weighting": "edm"}
         out["edm_extra"] = {
@@ -163,6 +105,17 @@ def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> d
             "fp": arm("fp_dsm", alpha_star, **edm),
         }
     return out
+
+
+def paired_nll_differences(fp: list[torch.Tensor], dsm: list[torch.Tensor]) -> dict:
+    """Per held-out draw, the mean and the median over the points of NLL(FP) − NLL(DSM) at the
+    same points: the median is the claims' statistic (a few escaped trajectories, whose NLL
+    is off by 10⁷ nats, cannot move it), the mean is stored beside it."""
+    diffs = [f - d for f, d in zip(fp, dsm, strict=True)]
+    return {
+        "mean": [float(d.mean()) for d in diffs],
+        "median": [float(d.median()) for d in diffs],
+    }
 
 
 def cell_items(study: Study, combos: list[tuple[str, str]]) -> list[dict]:
