@@ -301,6 +301,33 @@ def test_a_class_with_no_step_and_a_consistency_model_are_not_certified():
     assert not lcm.passed and not lcm.certifiable and "consistency" in lcm.notes[0]
 
 
+@pytest.mark.parametrize(
+    ("cls", "check", "state"),
+    [
+        ("FlowMatchEulerDiscreteScheduler", "runs", True),  # no init_noise_sigma: 1
+        ("FlowMatchHeunDiscreteScheduler", "runs", True),
+        ("IPNDMScheduler", "runs", True),  # no alphas_cumprod: its own angle table
+        ("ScoreSdeVeScheduler", "public_api", None),  # no step
+        ("CMStochasticIterativeScheduler", "runs", True),  # 80 > its 40 steps: refused
+        ("DPMSolverSDEScheduler", "loads", None),  # torchsde, where it is missing
+        ("CosineDPMSolverMultistepScheduler", "loads", None),
+    ],
+)
+def test_schedulers_the_old_audit_crashed_on_yield_a_certificate(cls, check, state):
+    try:
+        import torchsde  # noqa: F401
+
+        if check == "loads":
+            pytest.skip("torchsde is installed")
+    except ImportError:
+        pass
+    cert = certify(f"diffusers:{cls}", TARGET, steps=(5, 10, 80) if "CM" in cls else (5, 10))
+    assert cert.check(check).passed is state, [c.to_json() for c in cert.checks]
+    json.dumps(cert.to_json())
+    if "CM" in cls:
+        assert cert.ladder[-1].refused and cert.ladder[0].w2 is not None
+
+
 def test_mixtures_are_measured_by_samples_with_floors():
     gmm = build_target({"kind": "gmm", "preset": "ring8"})
     cert = certify("diffusers:DDIMScheduler", gmm, steps=(5, 10), n=200)
