@@ -92,6 +92,8 @@ def _check_limit(rungs, runs, target, start_std, diffs, scale, deterministic) ->
     error."""
     done = [r for r in rungs if r.measured and r.mean is not None]
     run = runs[-1] if runs else None
+    if deterministic is None:
+        return Check("limit_explained", None, "an inversion's limit: inverse_reaches_prior")
     if not deterministic or run is None or not done or not run.calls:
         why = "the limit of a stochastic run depends on the noise it injects"
         return Check("limit_explained", None, why if not deterministic else "no exact law")
