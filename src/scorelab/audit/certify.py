@@ -23,8 +23,14 @@ from .checks import (
     check_runs,
     check_sequence,
     check_timestep_levels,
+    last_level_shrinks,
 )
-from .diffusers_facts import CONSISTENCY_NOTE, CONSISTENCY_SCHEDULERS, nominal_order
+from .diffusers_facts import (
+    CONSISTENCY_NOTE,
+    CONSISTENCY_SCHEDULERS,
+    first_order_final,
+    nominal_order,
+)
 from .driver import IMAGE_OPTIONS, Driver, MissingDependency, StepsRefused, init_noise_sigma
 from .ladder import (
     DEFAULT_STEPS,
@@ -183,13 +189,18 @@ def _certify(driver: Driver, target, counts: list[int], n: int, seed: int) -> Ce
         limit = limit_report(limit_law, reference(target, inverse), runs, target, start_std)
     if probe is not None:
         checks.append(check_sequence(runs, driver.config, inverse, probe))
-        checks.append(level_problem or check_timestep_levels(runs))
+        checks.append(level_problem or check_timestep_levels(runs, probe))
         checks.append(check_add_noise(driver, runs[len(runs) // 2] if runs else None))
     if gaussian and measured:
         mid = next((r.steps for r in measured if r.steps >= 10), measured[-1].steps)
         draws = max(r.draws for r in measured)
         checks += [
-            check_order(fit, nominal, gaussian),
+            check_order(
+                fit,
+                nominal,
+                gaussian,
+                first_order_final(driver.family, driver.config) and last_level_shrinks(runs),
+            ),
             check_prediction_types(driver, target, mid, scale),
             check_options(driver, target, mid, scale),
             check_generator(driver, target, mid, draws),

@@ -117,6 +117,27 @@ def nominal_order(name: str, config: dict, step_kwargs: dict) -> int | None:
         raise InvalidParameter("--scheduler-config", f"gives no order ({exc})", config) from None
 
 
+# classes whose last step into σ = 0 is taken at first order in these configurations (the
+# DPM-Solver family's ``lower_order_final`` rule for ``final_sigmas_type='zero'`` or
+# ``euler_at_final``; UniPC's order falls to the steps left, so its last step is first order)
+FIRST_ORDER_FINAL = {
+    "DPMSolverMultistepScheduler": lambda c: (
+        c.get("final_sigmas_type", "zero") == "zero" or bool(c.get("euler_at_final"))
+    ),
+    "DPMSolverSinglestepScheduler": lambda c: c.get("final_sigmas_type", "zero") == "zero",
+    "EDMDPMSolverMultistepScheduler": lambda c: (
+        c.get("final_sigmas_type", "zero") == "zero" or bool(c.get("euler_at_final"))
+    ),
+    "UniPCMultistepScheduler": lambda c: bool(c.get("lower_order_final", True)),
+}
+
+
+def first_order_final(name: str, config: dict) -> bool:
+    """Whether this configuration takes its last step (into σ = 0) at first order."""
+    rule = FIRST_ORDER_FINAL.get(name)
+    return bool(rule and rule(config))
+
+
 def expected_end_is_min(config: dict) -> bool:
     """Whether the configuration asks the run to end at the smallest training noise level
     rather than at σ = 0 (``final_sigmas_type='sigma_min'``, ``set_alpha_to_one=False``)."""
@@ -126,11 +147,13 @@ def expected_end_is_min(config: dict) -> bool:
 __all__ = [
     "CONSISTENCY_NOTE",
     "CONSISTENCY_SCHEDULERS",
+    "FIRST_ORDER_FINAL",
     "MODEL_OUTPUTS",
     "NOMINAL_ORDERS",
     "OPTION_ALTERNATIVES",
     "TIMESTEP_LEVELS",
     "expected_end_is_min",
     "family",
+    "first_order_final",
     "nominal_order",
 ]

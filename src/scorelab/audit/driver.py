@@ -51,6 +51,7 @@ class Call:
     inp: torch.Tensor
     after: torch.Tensor
     complete: bool
+    table_sigma: float | None = None  # the scheduler's own σ for the call, where it keeps one
 
 
 def _resolve_class(spec):
@@ -163,6 +164,7 @@ class Driver:
         kw = {**self.step_kwargs, **(step_kwargs or {})}
         for i, t in enumerate(sch.timesteps):
             inp = sch.scale_model_input(x, t) if hasattr(sch, "scale_model_input") else x
+            own = table_sigma(sch, i) if record is not None else None
             out = output(sch, inp, t, i).to(inp.dtype)
             res = sch.step(out, t, x, **kw)
             new = res.prev_sample if hasattr(res, "prev_sample") else res[0]
@@ -170,7 +172,7 @@ class Driver:
                 raise NonFinite(f"step {i} (timestep {float(t):g}) returned a non-finite sample")
             if record is not None:
                 done = bool(getattr(sch, "state_in_first_order", True))
-                record.append(Call(float(t), x, inp, new, done))
+                record.append(Call(float(t), x, inp, new, done, own))
             x = new
         return x
 
@@ -199,6 +201,17 @@ def timestep_level(sch, t) -> float | None:
         return None
     table = ((1 - abar.to(F64)) / abar.to(F64)).sqrt().numpy()
     return float(np.interp(t, np.arange(len(table)), table))
+
+
+def table_sigma(sch, i: int) -> float | None:
+    """The scheduler's own σ for its i-th call where it keeps a ``sigmas`` table (read before
+    ``step`` advances its index); None where its level is only its timestep's."""
+    sig = getattr(sch, "sigmas", None)
+    if not isinstance(sig, torch.Tensor) or sig.numel() == 0:
+        return None
+    idx = getattr(sch, "step_index", None)
+    idx = i if idx is None else idx
+    return float(sig[idx]) if 0 <= idx < sig.numel() else None
 
 
 def internal_level(sch, t, i: int) -> float | None:

@@ -46,6 +46,7 @@ class LevelCall:
     after: float  # the noise level of the state after the step
     after_scale: float  # A after the step
     complete: bool
+    table_sigma: float | None = None  # the scheduler's own σ for the call, where it keeps one
 
 
 @dataclass
@@ -144,6 +145,7 @@ def level_run(driver: Driver, steps: int, overrides=None) -> LevelRun:
                 _level(na, nb),
                 na,
                 c.complete,
+                c.table_sigma,
             )
         )
     return LevelRun(steps, (a, b), sigma0, calls, init_noise_sigma(sch))
