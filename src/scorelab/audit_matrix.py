@@ -20,9 +20,13 @@ plus one changed option, so a failing row names the option that breaks it.
 from __future__ import annotations
 
 import inspect
+import json
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidParameter
 
 # the options varied by the matrix, in the order they are tried
 MAIN_OPTIONS = (
@@ -186,3 +190,329 @@ def label(config: dict) -> str:
     if not config:
         return "default"
     return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
+# --------------------------------------------------------------------------------------------
+# the cells: one certificate per configuration
+# --------------------------------------------------------------------------------------------
+
+VERDICTS = ("pass", "fail", "refused", "not certified", "error")
+CSV_COLUMNS = (
+    "scheduler",
+    "configuration",
+    "verdict",
+    "failed_checks",
+    "fitted_order",
+    "fitted_order_ci",
+    "nominal_order",
+    "limit_kl",
+    "limit_w2",
+    "kl_at_most_steps",
+    "most_steps",
+    "seconds",
+    "details",
+)
+
+
+def _quiet_diffusers() -> None:
+    """diffusers' logger warns on every configuration it adjusts; the certificate says
+    what matters, so its warnings are silenced in the matrix's cells."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("diffusers").setLevel(logging.ERROR)
+
+
+def certify_cell(scheduler: str, config: dict, target: dict, steps, seed: int, diffusers: str):
+    """One configuration's row (a JSON-able dict): the certificate's verdict and numbers.
+    Never raises: a configuration the class refuses, or an error of the audit, is the row's
+    verdict. ``diffusers`` (the installed version) keys the cell's cache."""
+    import time
+
+    from .config import build_target
+    from .errors import ScorelabError
+
+    _quiet_diffusers()
+    t0 = time.perf_counter()
+    row = {"scheduler": scheduler, "configuration": label(config), "config": config}
+    try:
+        from .audit import certify
+
+        cert = certify(
+            f"diffusers:{scheduler}",
+            build_target(target, seed=seed),
+            steps=steps,
+            scheduler_config=config,
+            seed=seed,
+        )
+        row.update(_summary(cert.to_json()))
+    except ScorelabError as exc:  # the class refuses this configuration (a documented value)
+        row.update(verdict="refused", details=str(exc))
+    except Exception as exc:  # an error of the audit itself: shown, never hidden
+        row.update(verdict="error", details=f"{type(exc).__name__}: {exc}")
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _summary(cert: dict) -> dict:
+    """The matrix's columns from a certificate's JSON."""
+    failed = [c for c in cert["checks"] if c["passed"] is False]
+    if cert["passed"]:
+        verdict = "pass"
+    elif failed:
+        verdict = "fail"
+    else:
+        verdict = "not certified"
+    fit = cert.get("fitted_order") or {}
+    measured = [r for r in cert["ladder"] if r.get("kl") is not None]
+    last = measured[-1] if measured else {}
+    limit = cert.get("limit_error") or {}
+    return {
+        "verdict": verdict,
+        "failed_checks": [c["id"] for c in failed],
+        "details": "; ".join(f"{c['id']}: {c['detail']}" for c in failed),
+        "fitted_order": fit.get("value"),
+        "fitted_order_ci": fit.get("ci"),
+        "nominal_order": cert.get("nominal_order"),
+        "limit_kl": limit.get("kl"),
+        "limit_w2": limit.get("w2"),
+        "kl_at_most_steps": last.get("kl"),
+        "most_steps": last.get("steps"),
+        "checks": {c["id"]: c["passed"] for c in cert["checks"]},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# the matrix: discovery, cells on the sweep engine, the table
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Matrix:
+    """The rows (one per configuration, in class then option order), the exported classes
+    left out and why, the installed diffusers version and the wall time."""
+
+    rows: list[dict]
+    excluded: list[Excluded]
+    diffusers: str
+    target: dict
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(r["verdict"] == v for r in self.rows) for v in VERDICTS}
+
+    def to_json(self) -> dict:
+        return {
+            "diffusers": self.diffusers,
+            "target": self.target,
+            "counts": self.counts(),
+            "seconds": self.seconds,
+            "rows": self.rows,
+            "excluded": [{"scheduler": e.name, "reason": e.reason} for e in self.excluded],
+        }
+
+
+def matrix_items(
+    target: dict,
+    *,
+    steps: Sequence[int] | None = None,
+    classes: Sequence[str] | None = None,
+    options: Sequence[str] = MAIN_OPTIONS,
+    seed: int = 0,
+) -> tuple[list[dict], list[Excluded]]:
+    """The cells' arguments (one per configuration) and the classes left out."""
+    import diffusers
+
+    found, excluded = exported_schedulers(diffusers)
+    if classes is not None:
+        unknown = [c for c in classes if c not in found]
+        if unknown:
+            raise InvalidParameter(
+                "classes", "are sampling schedulers of this diffusers", unknown, ", ".join(found)
+            )
+        found = list(classes)
+    items = [
+        {
+            "scheduler": name,
+            "config": config,
+            "target": target,
+            "steps": None if steps is None else [int(n) for n in steps],
+            "seed": seed,
+            "diffusers": diffusers.__version__,
+        }
+        for name in found
+        for config in configurations(getattr(diffusers, name), options)
+    ]
+    return items, excluded
+
+
+def run_matrix(
+    target: dict,
+    out_dir: str | Path,
+    *,
+    steps: Sequence[int] | None = None,
+    classes: Sequence[str] | None = None,
+    options: Sequence[str] = MAIN_OPTIONS,
+    seed: int = 0,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda msg: None,
+) -> Matrix:
+    """Certify every configuration as a cell of the sweep engine (cached in
+    ``out_dir/cells``: a rerun computes only what is missing) and write ``matrix.csv``,
+    ``matrix.html`` and ``matrix.json`` into ``out_dir``."""
+    import time
+
+    import diffusers
+
+    from .sweep.mapping import map_cells
+
+    _quiet_diffusers()
+    t0 = time.perf_counter()
+    items, excluded = matrix_items(target, steps=steps, classes=classes, options=options, seed=seed)
+    log(f"{len(items)} configurations of {len({i['scheduler'] for i in items})} classes")
+    rows = map_cells(
+        certify_cell,
+        items,
+        out_dir,
+        executor=executor,
+        workers=workers,
+        address=address,
+        progress=progress,
+        log=log,
+    )
+    matrix = Matrix(rows, excluded, diffusers.__version__, target, time.perf_counter() - t0)
+    write(matrix, out_dir)
+    return matrix
+
+
+def write(matrix: Matrix, out_dir: str | Path) -> dict[str, Path]:
+    """``matrix.csv``, ``matrix.html`` and ``matrix.json`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "matrix.csv", "html": out / "matrix.html", "json": out / "matrix.json"}
+    write_csv(matrix, paths["csv"])
+    paths["html"].write_text(render_html(matrix), encoding="utf-8")
+    paths["json"].write_text(
+        json.dumps(matrix.to_json(), indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+    )
+    return paths
+
+
+def _cell(row: dict, column: str) -> str:
+    v = row.get(column)
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return " ".join(_cell({"v": x}, "v") for x in v)
+    return str(v)
+
+
+def write_csv(matrix: Matrix, path: Path) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for row in matrix.rows:
+            w.writerow([_cell(row, c) for c in CSV_COLUMNS])
+        for e in matrix.excluded:
+            w.writerow([e.name, "", "excluded", "", "", "", "", "", "", "", "", "", e.reason])
+
+
+def _order_text(row: dict) -> str:
+    fit, ci, nominal = row.get("fitted_order"), row.get("fitted_order_ci"), row.get("nominal_order")
+    text = "—" if fit is None else f"{fit:.2f}"
+    if fit is not None and ci:
+        text += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return f"{text} / {'—' if nominal is None else nominal}"
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+    "table{border-collapse:collapse;font-size:13px}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}"
+    "th{background:#f0f0f0}.pass{background:#e3f5e1}.fail{background:#fbe3e3}"
+    ".refused,.error{background:#fff1d6}.detail{max-width:46em;font-size:12px}"
+)
+
+
+def render_html(matrix: Matrix) -> str:
+    """The table as one self-contained HTML page (inline style, no external file)."""
+    from html import escape
+
+    counts = ", ".join(f"{n} {v}" for v, n in matrix.counts().items() if n)
+    head = (
+        "<tr><th>scheduler</th><th>configuration</th><th>verdict</th>"
+        "<th>fitted / nominal order</th><th>KL at most steps (N)</th><th>limit KL</th>"
+        "<th>failing checks</th></tr>"
+    )
+    body = []
+    for r in matrix.rows:
+        kl = _cell(r, "kl_at_most_steps")
+        n = _cell(r, "most_steps")
+        body.append(
+            f"<tr class='{escape(r['verdict'].replace(' ', '-'))}'>"
+            f"<td>{escape(r['scheduler'])}</td><td>{escape(r['configuration'])}</td>"
+            f"<td>{escape(r['verdict'])}</td><td>{escape(_order_text(r))}</td>"
+            f"<td>{escape(kl)}{f' ({n})' if n else ''}</td><td>{escape(_cell(r, 'limit_kl'))}</td>"
+            f"<td class='detail'>{escape(r.get('details') or '')}</td></tr>"
+        )
+    excluded = "".join(
+        f"<li><b>{escape(e.name)}</b>: {escape(e.reason)}</li>" for e in matrix.excluded
+    )
+    title = f"Conformance matrix: diffusers {matrix.diffusers}"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
+        f"<p>Target: <code>{escape(json.dumps(matrix.target))}</code>. "
+        f"{len(matrix.rows)} configurations: {escape(counts)} "
+        f"({matrix.seconds:.0f} s).</p>"
+        f"<table>{head}{''.join(body)}</table>"
+        f"<h2>Exported scheduler classes not certified</h2><ul>{excluded}</ul>"
+        "</body></html>"
+    )
+
+
+def rich_table(matrix: Matrix):
+    """The table for the terminal (rich): one line per configuration."""
+    from rich.table import Table
+
+    colour = {"pass": "green", "fail": "red", "refused": "yellow", "error": "magenta"}
+    table = Table(title=f"Conformance matrix: diffusers {matrix.diffusers}")
+    for col in ("scheduler", "configuration", "verdict", "order fit / nominal", "failing"):
+        table.add_column(col)
+    for r in matrix.rows:
+        style = colour.get(r["verdict"], "")
+        table.add_row(
+            r["scheduler"],
+            r["configuration"],
+            f"[{style}]{r['verdict']}[/]" if style else r["verdict"],
+            _order_text(r),
+            ", ".join(r.get("failed_checks") or []) or (r.get("details") or "")[:60],
+        )
+    return table
+
+
+__all__ = [
+    "DOMAINS",
+    "MAIN_OPTIONS",
+    "Excluded",
+    "Matrix",
+    "certify_cell",
+    "configurations",
+    "exported_schedulers",
+    "label",
+    "matrix_items",
+    "option_values",
+    "render_html",
+    "rich_table",
+    "run_matrix",
+    "write",
+    "write_csv",
+]
