@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidParameter
+from ..errors import InvalidParameter
 
 # the options varied by the matrix, in the order they are tried
 MAIN_OPTIONS = (
@@ -230,22 +230,17 @@ def certify_cell(scheduler: str, config: dict, target: dict, steps, seed: int, d
     verdict. ``diffusers`` (the installed version) keys the cell's cache."""
     import time
 
-    from .config import build_target
-    from .errors import ScorelabError
+    from ..config import build_target
+    from ..errors import ScorelabError
+    from .certify import certify
 
     _quiet_diffusers()
     t0 = time.perf_counter()
     row = {"scheduler": scheduler, "configuration": label(config), "config": config}
+    tgt = build_target(target, seed=seed)  # validated before the cells: not a finding
+    ladder = {} if steps is None else {"steps": steps}
     try:
-        from .audit import certify
-
-        cert = certify(
-            f"diffusers:{scheduler}",
-            build_target(target, seed=seed),
-            steps=steps,
-            scheduler_config=config,
-            seed=seed,
-        )
+        cert = certify(f"diffusers:{scheduler}", tgt, scheduler_config=config, seed=seed, **ladder)
         row.update(_summary(cert.to_json()))
     except ScorelabError as exc:  # the class refuses this configuration (a documented value)
         row.update(verdict="refused", details=str(exc))
@@ -368,10 +363,12 @@ def run_matrix(
 
     import diffusers
 
-    from .sweep.mapping import map_cells
+    from ..config import build_target
+    from ..sweep.mapping import map_cells
 
     _quiet_diffusers()
     t0 = time.perf_counter()
+    build_target(target, seed=seed)  # a bad target is refused here, not in every cell
     items, excluded = matrix_items(target, steps=steps, classes=classes, options=options, seed=seed)
     log(f"{len(items)} configurations of {len({i['scheduler'] for i in items})} classes")
     rows = map_cells(
