@@ -87,6 +87,21 @@ def _check_keys(given: dict, allowed, option: str, what: str) -> None:
             raise InvalidParameter(option, f"is not an option of {what}", key, ", ".join(allowed))
 
 
+def _trial(cls, overrides: dict, given: dict, name: str) -> None:
+    """A configuration value that only ``set_timesteps`` rejects is still the user's error:
+    ``set_timesteps(2)`` with it fails where it succeeds with the class's defaults."""
+    try:
+        cls(**overrides).set_timesteps(2)
+    except Exception as exc:
+        try:
+            cls().set_timesteps(2)
+        except Exception:
+            return  # the class fails on its own: a finding of the certificate
+        raise InvalidParameter(
+            "--scheduler-config", f"is not accepted by {name} ({exc})", given
+        ) from None
+
+
 class Driver:
     """A scheduler class with a configuration and step keywords, validated once."""
 
@@ -116,6 +131,8 @@ class Driver:
             raise InvalidParameter(
                 "--scheduler-config", f"is not accepted by {self.name} ({exc})", given
             ) from None
+        if given and not self.missing:
+            _trial(self.cls, self.overrides, given, self.name)
         self.config = {k: v for k, v in dict(probe.config).items() if not k.startswith("_")}
         self.flow = is_flow_scheduler(probe)
         self.edm = is_edm_scheduler(probe)

@@ -45,7 +45,7 @@ from .law import (
 F64 = torch.float64
 DEFAULT_STEPS = (5, 10, 20, 40, 80, 160, 320)
 # a W2 difference below this fraction of the target's scale is float32 round-off, not error
-ROUNDOFF = 2e-5
+ROUNDOFF = 2e-6
 FIT_POINTS = 3  # the fit uses the last (largest-N) usable differences: the asymptotic regime
 
 
