@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidParameter
+from .ladder import DEFAULT_STEPS as DEFAULT_LADDER
 
 # the options varied by the matrix, in the order they are tried
 MAIN_OPTIONS = (
@@ -496,12 +497,51 @@ def rich_table(matrix: Matrix):
     return table
 
 
+def command(
+    target: dict,
+    steps: Sequence[int],
+    out_dir: Path | None,
+    *,
+    workers: int,
+    executor: str,
+    json_out: bool,
+    console,
+    seed: int = 0,
+) -> Matrix:
+    """``scorelab audit diffusers:all``: the matrix into ``out_dir`` (default
+    ``./audit-matrix``), its table on ``console`` (or its JSON on stdout)."""
+    from ..sweep.engine import EXECUTORS
+
+    if int(workers) < 1:
+        raise InvalidParameter("--workers", "must be ≥ 1", workers)
+    if executor not in EXECUTORS:
+        raise InvalidParameter("--executor", "is not an executor", executor, ", ".join(EXECUTORS))
+    out = Path(out_dir) if out_dir is not None else Path("audit-matrix")
+    steps = None if tuple(steps) == tuple(DEFAULT_LADDER) else list(steps)
+    log = (lambda msg: None) if json_out else (lambda msg: console.print(msg, highlight=False))
+    matrix = run_matrix(
+        target, out, steps=steps, seed=seed, executor=executor, workers=workers, log=log
+    )
+    if json_out:
+        print(json.dumps(matrix.to_json(), indent=2, ensure_ascii=False, default=str))
+        return matrix
+    console.print(rich_table(matrix))
+    counts = ", ".join(f"{n} {v}" for v, n in matrix.counts().items() if n)
+    console.print(
+        f"{len(matrix.rows)} configurations ({counts}); {len(matrix.excluded)} exported classes "
+        f"not certified; {matrix.seconds:.0f} s → {out / 'matrix.csv'}, {out / 'matrix.html'}",
+        highlight=False,
+    )
+    return matrix
+
+
 __all__ = [
     "DOMAINS",
     "MAIN_OPTIONS",
     "Excluded",
     "Matrix",
     "certify_cell",
+    "command",
     "configurations",
     "exported_schedulers",
     "label",
