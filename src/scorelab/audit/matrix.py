@@ -19,6 +19,7 @@ plus one changed option, so a failing row names the option that breaks it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import typing
@@ -158,7 +159,10 @@ def _literal_values(annotation) -> tuple | None:
 def option_values(cls, options: Sequence[str] = MAIN_OPTIONS) -> dict[str, list]:
     """For each of ``options`` in the class's ``__init__``: the values other than its
     default that the matrix tries (read from the signature; ``DOMAINS`` where it is silent)."""
-    params = inspect.signature(cls.__init__).parameters
+    try:  # annotations written as strings (``from __future__ import annotations``)
+        params = inspect.signature(cls.__init__, eval_str=True).parameters
+    except Exception:
+        params = inspect.signature(cls.__init__).parameters
     out = {}
     for opt in options:
         p = params.get(opt)
@@ -215,14 +219,23 @@ CSV_COLUMNS = (
 )
 
 
-def _quiet_diffusers() -> None:
-    """diffusers' logger warns on every configuration it adjusts; the certificate says
-    what matters, so its warnings are silenced in the matrix's cells."""
+@contextlib.contextmanager
+def quiet_diffusers():
+    """diffusers warns (its logger and Python warnings) on every configuration it adjusts
+    and every deprecated call; the certificate says what matters, so they are silenced while
+    the matrix runs, and restored after."""
     import logging
     import warnings
 
-    warnings.filterwarnings("ignore")
-    logging.getLogger("diffusers").setLevel(logging.ERROR)
+    logger = logging.getLogger("diffusers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def certify_cell(scheduler: str, config: dict, target: dict, steps, seed: int, diffusers: str):
@@ -235,13 +248,15 @@ def certify_cell(scheduler: str, config: dict, target: dict, steps, seed: int, d
     from ..errors import ScorelabError
     from .certify import certify
 
-    _quiet_diffusers()
     t0 = time.perf_counter()
     row = {"scheduler": scheduler, "configuration": label(config), "config": config}
     tgt = build_target(target, seed=seed)  # validated before the cells: not a finding
     ladder = {} if steps is None else {"steps": steps}
     try:
-        cert = certify(f"diffusers:{scheduler}", tgt, scheduler_config=config, seed=seed, **ladder)
+        with quiet_diffusers():
+            cert = certify(
+                f"diffusers:{scheduler}", tgt, scheduler_config=config, seed=seed, **ladder
+            )
         row.update(_summary(cert.to_json()))
     except ScorelabError as exc:  # the class refuses this configuration (a documented value)
         row.update(verdict="refused", details=str(exc))
@@ -367,10 +382,12 @@ def run_matrix(
     from ..config import build_target
     from ..sweep.mapping import map_cells
 
-    _quiet_diffusers()
     t0 = time.perf_counter()
     build_target(target, seed=seed)  # a bad target is refused here, not in every cell
-    items, excluded = matrix_items(target, steps=steps, classes=classes, options=options, seed=seed)
+    with quiet_diffusers():
+        items, excluded = matrix_items(
+            target, steps=steps, classes=classes, options=options, seed=seed
+        )
     log(f"{len(items)} configurations of {len({i['scheduler'] for i in items})} classes")
     rows = map_cells(
         certify_cell,
