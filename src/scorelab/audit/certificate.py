@@ -28,13 +28,14 @@ class Certificate:
     checks: list[Check]
     notes: list[str] = field(default_factory=list)
     step_kwargs: dict = field(default_factory=dict)
+    certifiable: bool = True  # False where the exact model is not what the class expects
 
     @property
     def passed(self) -> bool:
         """No check failed and at least one passed (a certificate that certifies nothing,
-        every check skipped, does not pass)."""
+        every check skipped, does not pass), for a class the exact model can certify."""
         states = [c.passed for c in self.checks]
-        return False not in states and True in states
+        return self.certifiable and False not in states and True in states
 
     def check(self, cid: str) -> Check | None:
         return next((c for c in self.checks if c.id == cid), None)
@@ -54,6 +55,7 @@ class Certificate:
             "limit_error": {k: _num(v) for k, v in self.limit_error.items()},
             "checks": [c.to_json() for c in self.checks],
             "notes": self.notes,
+            "certifiable": self.certifiable,
             "passed": self.passed,
         }
 

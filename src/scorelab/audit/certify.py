@@ -210,6 +210,7 @@ def _certify(driver: Driver, target, counts: list[int], n: int, seed: int) -> Ce
         checks,
         notes,
         driver.step_kwargs,
+        certifiable=driver.name not in CONSISTENCY_SCHEDULERS,
     )
 
 

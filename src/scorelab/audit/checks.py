@@ -295,7 +295,7 @@ def _expected_coefficients(driver: Driver, c) -> tuple[float, float]:
 def _noised(sch, t) -> tuple[float, float]:
     x0 = torch.tensor([[1.0], [0.0]], dtype=torch.float32)
     e = torch.tensor([[0.0], [1.0]], dtype=torch.float32)
-    ts = torch.tensor([t, t], dtype=sch.timesteps.dtype)
+    ts = torch.tensor([t], dtype=sch.timesteps.dtype)  # one timestep, as pipelines pass it
     if hasattr(sch, "add_noise"):
         out = sch.add_noise(x0, e, ts)
     else:

@@ -70,9 +70,10 @@ def _resolve_class(spec):
         ) from exc
     try:
         cls = getattr(diffusers, name, None)
+        is_scheduler = isinstance(cls, type) and hasattr(cls, "set_timesteps")
     except ImportError as exc:  # a class whose optional dependency is missing
         raise MissingDependency(str(exc).strip().splitlines()[0]) from None
-    if cls is None or not isinstance(cls, type) or not hasattr(cls, "set_timesteps"):
+    if not is_scheduler:
         raise InvalidParameter("scheduler", "is not a diffusers scheduler class", name)
     return cls, name, {}
 

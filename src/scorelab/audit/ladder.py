@@ -101,7 +101,7 @@ def exact_output(target, driver: Driver):
 
         model = exact_velocity(target, flow_scheduler_process())
     else:
-        model = exact_denoiser(target)
+        model = exact_denoiser(target, sigma_max=1e30)  # IPNDM starts at σ = tan(π/2)
 
     def output(sch, inp, t, i):
         return model_output(model, sch, inp, internal_level(sch, t, i), driver.flow)
