@@ -5,6 +5,7 @@ options) whose CSV and HTML say what the certificates of its configurations say.
 from __future__ import annotations
 
 import csv
+import json
 import types
 from typing import Literal
 
@@ -16,9 +17,11 @@ import diffusers
 
 from scorelab.audit import certify
 from scorelab.audit.matrix import (
+    Matrix,
     configurations,
     exported_schedulers,
     label,
+    markdown,
     option_values,
     quiet_diffusers,
     run_matrix,
@@ -156,6 +159,21 @@ def test_the_small_matrix_says_what_its_certificates_say(small_matrix):
     assert "<script" not in html and "http" not in html.split("</style>")[0]  # self-contained
     for row in m.rows:
         assert f"<td>{row['configuration']}</td><td>{row['verdict']}</td>" in html
+
+
+def test_the_markdown_lists_every_configuration_that_does_not_pass(small_matrix):
+    m, out, _ = small_matrix
+    again = Matrix.from_json(json.loads((out / "matrix.json").read_text(encoding="utf-8")))
+    assert again.rows == m.rows and again.counts() == m.counts()
+    text = markdown(again)
+    table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    failing = [r for r in m.rows if r["verdict"] != "pass"]
+    assert len(table) == 1 + len(failing)  # the header, then one line each
+    for r, line in zip(failing, table[1:], strict=True):
+        assert f"| {r['scheduler']} | {r['configuration']} | {r['verdict']} |" in line
+    for r in m.rows:
+        if r["verdict"] == "pass":
+            assert r["configuration"] in text.split("Passing configurations:")[1]
 
 
 def test_a_rerun_reads_every_cell_from_its_cache(small_matrix):

@@ -310,6 +310,12 @@ class Matrix:
     target: dict
     seconds: float = 0.0
 
+    @classmethod
+    def from_json(cls, data: dict) -> Matrix:
+        """The matrix written as ``matrix.json``."""
+        excluded = [Excluded(e["scheduler"], e["reason"]) for e in data["excluded"]]
+        return cls(data["rows"], excluded, data["diffusers"], data["target"], data["seconds"])
+
     def counts(self) -> dict[str, int]:
         return {v: sum(r["verdict"] == v for r in self.rows) for v in VERDICTS}
 
@@ -494,6 +500,36 @@ def render_html(matrix: Matrix) -> str:
     )
 
 
+def markdown(matrix: Matrix) -> str:
+    """The table as Markdown (docs/audit.md's findings): the counts, each configuration that
+    does not pass with its failing checks and numbers, the passing ones by class, and the
+    classes left out."""
+    counts = ", ".join(f"{n} {v}" for v, n in matrix.counts().items() if n)
+    lines = [
+        f"diffusers {matrix.diffusers}, target `{json.dumps(matrix.target)}`: "
+        f"{len(matrix.rows)} configurations — {counts}.",
+        "",
+        "| scheduler | configuration | verdict | fitted / nominal order | failing checks |",
+        "|---|---|---|---|---|",
+    ]
+    for r in matrix.rows:
+        if r["verdict"] != "pass":
+            detail = (r.get("details") or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(
+                f"| {r['scheduler']} | {r['configuration']} | {r['verdict']} | "
+                f"{_order_text(r)} | {detail} |"
+            )
+    passing: dict[str, list[str]] = {}
+    for r in matrix.rows:
+        if r["verdict"] == "pass":
+            passing.setdefault(r["scheduler"], []).append(r["configuration"])
+    lines += ["", "Passing configurations:", ""]
+    lines += [f"* {name}: {', '.join(configs)}" for name, configs in passing.items()]
+    lines += ["", "Exported classes not certified:", ""]
+    lines += [f"* {e.name}: {e.reason}" for e in matrix.excluded]
+    return "\n".join(lines) + "\n"
+
+
 def rich_table(matrix: Matrix):
     """The table for the terminal (rich): one line per configuration."""
     from rich.table import Table
@@ -562,6 +598,7 @@ __all__ = [
     "configurations",
     "exported_schedulers",
     "label",
+    "markdown",
     "matrix_items",
     "option_values",
     "render_html",
