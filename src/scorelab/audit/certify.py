@@ -155,9 +155,9 @@ def certify(
 def _certify(driver: Driver, target, counts: list[int], n: int, seed: int) -> Certificate:
     gaussian = target.gaussian_moments() is not None
     rungs = [measure(driver, target, s, n=n, seed=seed) for s in counts]
-    nominal = nominal_order(driver.name, driver.config, driver.step_kwargs)
+    nominal = nominal_order(driver.family, driver.config, driver.step_kwargs)
     notes = []
-    if driver.name in CONSISTENCY_SCHEDULERS:
+    if driver.family in CONSISTENCY_SCHEDULERS:
         notes.append(CONSISTENCY_NOTE)
     image = {k: v for k, v in IMAGE_OPTIONS.items() if k in driver.config}
     if image:
@@ -197,7 +197,7 @@ def _certify(driver: Driver, target, counts: list[int], n: int, seed: int) -> Ce
             checks.append(_check_inverse(limit, target, scale))
     elif not gaussian:
         checks.append(check_order(fit, nominal, gaussian))
-    if driver.name in CONSISTENCY_SCHEDULERS:
+    if driver.family in CONSISTENCY_SCHEDULERS:
         checks = [c if c.id != "order" else Check("order", None, CONSISTENCY_NOTE) for c in checks]
     return Certificate(
         f"diffusers:{driver.name}",
@@ -210,7 +210,7 @@ def _certify(driver: Driver, target, counts: list[int], n: int, seed: int) -> Ce
         checks,
         notes,
         driver.step_kwargs,
-        certifiable=driver.name not in CONSISTENCY_SCHEDULERS,
+        certifiable=driver.family not in CONSISTENCY_SCHEDULERS,
     )
 
 

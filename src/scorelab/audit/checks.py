@@ -197,8 +197,8 @@ def check_order(fit: dict | None, nominal: int | None, gaussian: bool) -> Check:
 def check_options(driver: Driver, target, steps: int, scale: float) -> Check:
     """Options that must change the law (an order switch, a σ schedule) do change it."""
     tried, same = [], []
-    for key, other in OPTION_ALTERNATIVES.items():
-        if key not in driver.config:
+    for key, (other, in_use) in OPTION_ALTERNATIVES.items():
+        if key not in driver.config or not in_use(driver.config):
             continue
         alt = other(driver.config[key])
         try:

@@ -48,12 +48,25 @@ NOMINAL_ORDERS = {
     "UniPCMultistepScheduler": lambda config, step_kwargs: int(config.get("solver_order", 2)) + 1,
 }
 
-# option → the other value to try: options that must change the law of a run when changed
+SIGMA_SCHEDULES = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+
+
+def _spacing_used(config: dict) -> bool:
+    """A σ schedule (Karras, exponential, beta) replaces the spaced timesteps' σ's."""
+    return not any(config.get(k) for k in (*SIGMA_SCHEDULES, "use_flow_sigmas"))
+
+
+def _always(config: dict) -> bool:
+    return True
+
+
+# option → (the other value to try, whether the option is in use for this configuration):
+# options that must change the law of a run when changed
 OPTION_ALTERNATIVES = {
-    "solver_order": lambda v: 2 if int(v) == 1 else 1,
-    "use_karras_sigmas": lambda v: not v,
-    "shift": lambda v: 1.0 if float(v) != 1.0 else 3.0,
-    "timestep_spacing": lambda v: "trailing" if v != "trailing" else "linspace",
+    "solver_order": (lambda v: 2 if int(v) == 1 else 1, _always),
+    "use_karras_sigmas": (lambda v: not v, _always),
+    "shift": (lambda v: 1.0 if float(v) != 1.0 else 3.0, _always),
+    "timestep_spacing": (lambda v: "trailing" if v != "trailing" else "linspace", _spacing_used),
 }
 
 # what driving a consistency-model scheduler with the target's exact model measures
@@ -80,6 +93,15 @@ MODEL_OUTPUTS = {
     # v-diffusion's convention: the step forms ε = σ x + α v from the model's v
     "IPNDMScheduler": "v_prediction",
 }
+
+
+def family(cls) -> str:
+    """The name of the diffusers class a scheduler class is or derives from (a subclass
+    inherits its parent's facts)."""
+    for k in cls.__mro__:
+        if k.__module__.startswith("diffusers."):
+            return k.__name__
+    return cls.__name__
 
 
 def nominal_order(name: str, config: dict, step_kwargs: dict) -> int | None:
@@ -109,5 +131,6 @@ __all__ = [
     "OPTION_ALTERNATIVES",
     "TIMESTEP_LEVELS",
     "expected_end_is_min",
+    "family",
     "nominal_order",
 ]

@@ -25,7 +25,7 @@ import torch
 from ..errors import InvalidParameter
 from ..flow_interop import flow_model_output, is_flow_scheduler
 from ..interop import is_edm_scheduler, scheduler_model_output
-from .diffusers_facts import MODEL_OUTPUTS, TIMESTEP_LEVELS
+from .diffusers_facts import MODEL_OUTPUTS, TIMESTEP_LEVELS, family
 
 F64 = torch.float64
 # image-range clipping and dynamic thresholding assume data in [−1, 1]: off unless asked for
@@ -108,6 +108,7 @@ class Driver:
 
     def __init__(self, spec, scheduler_config: dict | None = None, step_kwargs=None):
         self.cls, self.name, base = _resolve_class(spec)
+        self.family = family(self.cls)
         params = inspect.signature(self.cls.__init__).parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         given = dict(scheduler_config or {})
@@ -186,7 +187,7 @@ def timestep_level(sch, t) -> float | None:
     t = float(t)
     if is_flow_scheduler(sch):
         return t / float(sch.config.num_train_timesteps)
-    rule = TIMESTEP_LEVELS.get(type(sch).__name__)
+    rule = TIMESTEP_LEVELS.get(family(type(sch)))
     if rule is not None:
         return rule(t)
     if is_edm_scheduler(sch) and hasattr(sch, "precondition_noise"):
@@ -236,7 +237,7 @@ def model_output(model, sch, inp, level: float, flow: bool):
         if isinstance(model, PointMass):
             return (inp - model.x0.to(inp.dtype)) / level if level > 0 else torch.zeros_like(inp)
         return flow_model_output(model, inp, level)
-    kind = MODEL_OUTPUTS.get(type(sch).__name__)
+    kind = MODEL_OUTPUTS.get(family(type(sch)))
     if kind is None or is_edm_scheduler(sch):
         return scheduler_model_output(sch, model, inp, level)
     alpha = 1 / math.sqrt(1 + level**2)  # the input is α(x₀ + σ z)

@@ -51,10 +51,11 @@ class AffineLaw:
 
 @contextlib.contextmanager
 def intercept_noise(scheduler, supply: Callable[[int, tuple], torch.Tensor]):
-    """Replace diffusers' ``randn_tensor`` in the scheduler's module by ``supply(k, shape)``;
-    yields a one-element list counting the draws."""
-    module = sys.modules.get(type(scheduler).__module__)
-    original = getattr(module, "randn_tensor", None)
+    """Replace diffusers' ``randn_tensor`` in the modules of the scheduler's class and of the
+    classes it derives from by ``supply(k, shape)``; yields a one-element list counting the
+    draws."""
+    modules = {sys.modules.get(k.__module__) for k in type(scheduler).__mro__}
+    originals = {m: m.randn_tensor for m in modules if hasattr(m, "randn_tensor")}
     calls = [0]
 
     def fake(shape, *args, dtype=None, device=None, **kwargs):
@@ -62,12 +63,12 @@ def intercept_noise(scheduler, supply: Callable[[int, tuple], torch.Tensor]):
         calls[0] += 1
         return z.to(dtype=dtype or z.dtype, device=device)
 
-    if original is not None:
+    for module in originals:
         module.randn_tensor = fake
     try:
         yield calls
     finally:
-        if original is not None:
+        for module, original in originals.items():
             module.randn_tensor = original
 
 
