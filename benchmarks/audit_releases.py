@@ -96,6 +96,16 @@ BUGS = [
         "check": "generator",
         "upstream": "huggingface/diffusers#13678",
     },
+    {
+        "bug": "Euler's add_noise after set_begin_index and steps noised to the begin index's σ",
+        "scheduler": "EulerDiscreteScheduler",
+        "config": {},
+        "steps": "5,10,20,40,80",
+        "buggy": "0.27.1",
+        "fixed": "0.27.2",
+        "check": "add_noise_mid_run",
+        "upstream": "huggingface/diffusers#7386",
+    },
 ]
 
 
