@@ -30,7 +30,10 @@ from pathlib import Path
 from ..errors import InvalidParameter
 from .ladder import DEFAULT_STEPS as DEFAULT_LADDER
 
-# the options varied by the matrix, in the order they are tried
+# the options varied by the matrix, in the order they are tried. prediction_type is not among
+# them: every certificate drives each prediction type the class accepts with the exact model
+# of that type and checks that the laws agree (its prediction_types check), so a row per type
+# would repeat the same certificate
 MAIN_OPTIONS = (
     "timestep_spacing",
     "use_karras_sigmas",
@@ -41,7 +44,6 @@ MAIN_OPTIONS = (
     "lower_order_final",
     "algorithm_type",
     "solver_type",
-    "prediction_type",
     "rescale_betas_zero_snr",
     "shift",
     "sigma_schedule",
