@@ -63,6 +63,13 @@ DOMAINS = {
 DRIVEN_PREDICTIONS = frozenset(DOMAINS["prediction_type"])
 # options whose other values need more than one change to be meaningful
 NEEDS_ANOTHER_OPTION = {"algorithm_type": {"deis", "data_prediction", "noise_prediction"}}
+# a value that the class accepts only together with another option's value (DPM-Solver's
+# noise-prediction algorithms refuse the default final σ of 0): the companion is set too,
+# where the class has that option
+COMPANIONS = {
+    ("algorithm_type", "dpmsolver"): {"final_sigmas_type": "sigma_min"},
+    ("algorithm_type", "sde-dpmsolver"): {"final_sigmas_type": "sigma_min"},
+}
 FLOAT_LATENT = (1, 4, 8, 8)  # what a pipeline's step sees: a float image latent
 
 
@@ -185,10 +192,14 @@ def option_values(cls, options: Sequence[str] = MAIN_OPTIONS) -> dict[str, list]
 
 
 def configurations(cls, options: Sequence[str] = MAIN_OPTIONS) -> list[dict]:
-    """The default configuration ({}) and each one-option change of it."""
+    """The default configuration ({}) and each one-option change of it (with its companion
+    option where the class needs one, ``COMPANIONS``)."""
+    params = inspect.signature(cls.__init__).parameters
     configs = [{}]
     for opt, values in option_values(cls, options).items():
-        configs.extend({opt: v} for v in values)
+        for v in values:
+            extra = COMPANIONS.get((opt, v), {})
+            configs.append({opt: v, **{k: w for k, w in extra.items() if k in params}})
     return configs
 
 
