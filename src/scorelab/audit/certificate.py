@@ -74,8 +74,8 @@ def _jsonable(d: dict) -> dict:
 
 
 def figure_png(cert: Certificate) -> bytes:
-    """Error against N (log–log): W2 to the target, W2 between successive rungs (the
-    discretisation error), the fitted slope and the nominal slope."""
+    """Error against N (log–log): W2 to the target and to the extrapolated limit law, W2
+    between successive rungs (the fit's points), the fitted slope and the nominal slope."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,6 +85,9 @@ def figure_png(cert: Certificate) -> bytes:
     pts = [(r.steps, r.w2) for r in cert.ladder if r.w2 and r.w2 > 0 and math.isfinite(r.w2)]
     if pts:
         ax.loglog(*zip(*pts, strict=True), "o-", lw=2, label="W2 to the target")
+    disc = [(r.steps, r.disc_w2) for r in cert.ladder if r.disc_w2 and r.disc_w2 > 0]
+    if disc:
+        ax.loglog(*zip(*disc, strict=True), "^-", lw=1, label="W2 to the limit law")
     fit = cert.fitted_order
     if fit:
         xs = [p["steps"] for p in fit["points"]]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..interop import is_edm_scheduler
 from .diffusers_facts import OPTION_ALTERNATIVES, expected_end_is_min
 from .driver import Driver, StepsRefused, init_noise_sigma, timestep_level
 from .ladder import exact_output, gaussian_rung
@@ -105,8 +106,8 @@ def check_sequence(runs: list[LevelRun], config: dict, inverse: bool, sch) -> Ch
 
 def _end_mismatch(run: LevelRun, config: dict, sch) -> str | None:
     end = run.end_sigma
-    if expected_end_is_min(config):
-        want = timestep_level(sch, 0)
+    if expected_end_is_min(config):  # EDM's σ_min is its config's, others' their table's
+        want = float(config["sigma_min"]) if is_edm_scheduler(sch) else timestep_level(sch, 0)
         if want is None or abs(math.log(max(end, 1e-300) / want)) <= LEVEL_TOL:
             return None
         return f"{run.steps} steps: ends at noise level {end:.4g}, the config asks σ_min {want:.4g}"

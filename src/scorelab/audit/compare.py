@@ -44,6 +44,7 @@ from ..interop import (
 from ..registry import entries, entry
 from ..samplers import integrate
 from ..velocity import exact_velocity
+from .driver import IMAGE_OPTIONS
 from .law import (
     AffineLaw,
     NotAffine,
@@ -55,8 +56,6 @@ from .law import (
 )
 
 F64 = torch.float64
-# image-range clipping and dynamic thresholding assume data in [−1, 1]: off unless asked for
-IMAGE_OPTIONS = {"clip_sample": False, "thresholding": False}
 
 
 def comparable() -> tuple[str, ...]:
