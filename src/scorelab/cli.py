@@ -1127,7 +1127,11 @@ def _key_values(items: list[str] | None, option: str) -> dict:
 @_friendly
 def audit(
     scheduler: Annotated[
-        str, typer.Argument(help="diffusers:CLASS (e.g. diffusers:DDIMScheduler), diffusers:all, or kdiffusion:sample_X.")
+        str,
+        typer.Argument(
+            help="diffusers:CLASS (e.g. diffusers:DDIMScheduler), diffusers:all, or "
+            "kdiffusion:sample_X."
+        ),
     ],
     target: Annotated[
         str,
