@@ -1178,7 +1178,11 @@ def _key_values(items: list[str] | None, option: str) -> dict:
 @_friendly
 def audit(
     scheduler: Annotated[
-        str, typer.Argument(help="diffusers:CLASS, e.g. diffusers:DDIMScheduler.")
+        str,
+        typer.Argument(
+            help="diffusers:CLASS (e.g. diffusers:DDIMScheduler), diffusers:all, or "
+            "kdiffusion:sample_X."
+        ),
     ],
     target: Annotated[
         str,
@@ -1215,11 +1219,18 @@ def audit(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    workers: Annotated[
+        int, typer.Option(help="diffusers:all: worker processes for the configurations.")
+    ] = 1,
+    executor: Annotated[
+        str, typer.Option(help="diffusers:all: local (process pool) or dask.")
+    ] = "local",
 ):
     """The conformance certificate of a diffusers scheduler configuration, run with the
     target's exact model: exact KL and W2 against the number of steps (closed form on Gaussian
     targets, by samples otherwise), the fitted order beside the nominal one, the limit error,
-    and checks (docs/audit.md)."""
+    and checks (docs/audit.md). diffusers:all certifies every sampling class × its main
+    options (a table: matrix.csv, matrix.html); kdiffusion:sample_X a k-diffusion sampler."""
     from .audit import certify, parse_steps
     from .audit import report as audit_report
     from .config import build_target
@@ -1230,9 +1241,36 @@ def audit(
     tgt = build_target(_target_mapping(target), seed=seed)
     config = _key_values(scheduler_config, "--scheduler-config")
     kwargs = _key_values(step_kwarg, "--step-kwarg")
-    cert = certify(
-        scheduler, tgt, scheduler_config=config, step_kwargs=kwargs, steps=counts, n=n, seed=seed
-    )
+    if scheduler == "diffusers:all":
+        from .audit import matrix
+
+        matrix.command(
+            _target_mapping(target), counts, out_dir, workers=workers, executor=executor,
+            json_out=json_out, console=out, seed=seed,
+        )  # fmt: skip
+        return
+    if scheduler.startswith("kdiffusion:"):
+        from .audit.kdiffusion import certify_kdiffusion
+
+        if config:
+            raise InvalidParameter(
+                "--scheduler-config",
+                "does not apply to a k-diffusion sampler (--step-kwarg)",
+                config,
+            )
+        cert = certify_kdiffusion(
+            scheduler, tgt, steps=counts, sampler_kwargs=kwargs, n=n, seed=seed
+        )
+    else:
+        cert = certify(
+            scheduler,
+            tgt,
+            scheduler_config=config,
+            step_kwargs=kwargs,
+            steps=counts,
+            n=n,
+            seed=seed,
+        )
     extra = {}
     if samplers:
         extra["beside"] = _audit_beside(scheduler, tgt, counts, config, kwargs, samplers, n, seed)

@@ -44,6 +44,7 @@ from .ladder import (
 from .law import law_distance
 from .levels import NoLevels, level_run
 from .limit import exact_limit, fixed_last_step, limit_report
+from .renoise import check_add_noise_mid_run
 
 MAX_STEPS = 10_000
 # the law at the largest N is the exact limit's to within this many last differences
@@ -191,6 +192,7 @@ def _certify(driver: Driver, target, counts: list[int], n: int, seed: int) -> Ce
         checks.append(check_sequence(runs, driver.config, inverse, probe))
         checks.append(level_problem or check_timestep_levels(runs, probe))
         checks.append(check_add_noise(driver, runs[len(runs) // 2] if runs else None))
+        checks.append(check_add_noise_mid_run(driver, runs[len(runs) // 2] if runs else None))
     if gaussian and measured:
         mid = next((r.steps for r in measured if r.steps >= 10), measured[-1].steps)
         draws = max(r.draws for r in measured)

@@ -311,8 +311,11 @@ def check_options(driver: Driver, target, steps: int, scale: float) -> Check:
     return Check("options_change_result", True, "; ".join(tried))
 
 
-def _real_run(driver: Driver, target, steps: int, seed: int | None, intercept: bool):
-    """A run on fixed starting points with a real generator (or none)."""
+def _real_run(
+    driver: Driver, target, steps: int, seed: int | None, intercept: bool, fill: float = 0.0
+):
+    """A run on fixed starting points with a real generator (or none); ``intercept``: every
+    draw through randn_tensor replaced by ``fill``."""
     from .law import intercept_noise
 
     sch = driver.fresh(steps)
@@ -320,7 +323,7 @@ def _real_run(driver: Driver, target, steps: int, seed: int | None, intercept: b
     x = init_noise_sigma(sch) * torch.randn(4, *target.event_shape, generator=g, dtype=F64)
     kw = {} if seed is None else {"generator": torch.Generator().manual_seed(seed)}
     if intercept:
-        with intercept_noise(sch, lambda k, shape: torch.zeros(shape, dtype=F64)):
+        with intercept_noise(sch, lambda k, shape: torch.full(shape, fill, dtype=F64)):
             return driver.run(sch, x, exact_output(target, driver), kw)
     return driver.run(sch, x, exact_output(target, driver), kw)
 
@@ -328,8 +331,14 @@ def _real_run(driver: Driver, target, steps: int, seed: int | None, intercept: b
 def check_generator(driver: Driver, target, steps: int, draws: int) -> Check:
     """A stochastic scheduler: the same generator gives the same samples, another generator
     other samples."""
-    if draws == 0:
-        return Check("generator", None, "the scheduler draws no noise")
+    if draws == 0:  # none through randn_tensor; noise drawn elsewhere shows in two runs
+        seed = 1 if driver.accepts_generator() else None
+        try:
+            same = torch.equal(*(_real_run(driver, target, steps, seed, False) for _ in "ab"))
+        except Exception as exc:
+            return _failure("generator", exc)
+        if same:
+            return Check("generator", None, "the scheduler draws no noise")
     if not driver.accepts_generator():
         return Check("generator", None, "step takes no generator")
     try:
@@ -339,6 +348,14 @@ def check_generator(driver: Driver, target, steps: int, draws: int) -> Check:
     except Exception as exc:
         return _failure("generator", exc)
     same, differ = torch.equal(a, b), not torch.allclose(a, c)
+    if same and not differ:  # drawn, but multiplied by 0 (Euler's noise with s_churn = 0)?
+        try:
+            inert = torch.equal(*(_real_run(driver, target, steps, 1, True, f) for f in (0, 1)))
+        except Exception as exc:
+            return _failure("generator", exc)
+        if inert:
+            why = "the scheduler draws noise that does not enter its samples"
+            return Check("generator", None, why)
     if same and differ:
         return Check("generator", True, "reproducible with a generator, different across two")
     what = [] if same else ["one generator gives different samples"]
