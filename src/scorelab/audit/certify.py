@@ -47,7 +47,9 @@ from .limit import exact_limit, fixed_last_step, limit_report
 from .renoise import check_add_noise_mid_run
 
 MAX_STEPS = 10_000
-# the law at the largest N is the exact limit's to within this many last differences
+# the law at the largest N is the exact limit's to within this many last differences (the
+# larger of the last two: a solver whose order pattern depends on N — DPM-Solver singlestep's
+# order list — has a ladder that is not smooth in N, and its last difference can undershoot)
 LIMIT_SLACK = 2.0
 
 
@@ -108,7 +110,7 @@ def _check_limit(rungs, runs, target, start_std, diffs, scale, deterministic) ->
     fixed = fixed_last_step(runs)
     gap = law_distance((last.mean, last.cov), exact_limit(run, target, start_std, fixed))
     last_step = f", fixed last step from σ {fixed:.3g}" if fixed else ""
-    slack = LIMIT_SLACK * (diffs[-1][2] if diffs else 0.0) + 1e-4 * scale
+    slack = LIMIT_SLACK * max((e for _, _, e in diffs[-2:]), default=0.0) + 1e-4 * scale
     return Check(
         "limit_explained",
         gap <= slack,

@@ -31,7 +31,11 @@ NOMINAL_ORDERS = {
     "EulerDiscreteScheduler": 1,
     "EulerAncestralDiscreteScheduler": 1,
     "EDMEulerScheduler": 1,
-    "FlowMatchEulerDiscreteScheduler": 1,
+    # stochastic_sampling re-noises the denoised estimate fully at every step: not the
+    # discretisation of an ODE or SDE, so it has no order (its law converges, to another limit)
+    "FlowMatchEulerDiscreteScheduler": lambda config, step_kwargs: (
+        None if config.get("stochastic_sampling") else 1
+    ),
     "HeunDiscreteScheduler": 2,
     "FlowMatchHeunDiscreteScheduler": 2,
     "KDPM2DiscreteScheduler": 2,
