@@ -42,10 +42,14 @@ class SampleResult:
     """Samples and what they cost: the one result type of samplers, ``integrate`` and
     ``generate``.
 
-    ``nfe`` counts score-model evaluations (one call on the whole batch counts once);
-    ``seconds`` is the wall time where ``generate`` measured it. ``x`` is another name for
-    ``samples`` (the name samplers used before the two result types were merged), kept for
-    existing code."""
+    Attributes:
+        samples: ``[n, *event_shape]``, in the dtype and on the device they were drawn.
+        nfe: Score-model evaluations of one run (one call on the whole batch counts once).
+        seconds: The wall time where ``generate`` measured it, else None.
+
+    ``x`` is another name for ``samples`` (the name samplers used before the two result types
+    were merged), kept for existing code.
+    """
 
     samples: torch.Tensor
     nfe: int

@@ -51,6 +51,19 @@ RESAMPLE_COUNTS = ("n_boot", "n_boot_ot")
 
 @dataclass
 class MetricResult:
+    """One metric's reading of a sample set.
+
+    Attributes:
+        name: The metric's registered name.
+        value: The metric between the samples and a target sample of the same size (an
+            estimate of the distance between the laws; MMD² is unbiased and may be < 0).
+        floor: The same metric between two independent target samples of that size: what a
+            perfect sampler scores at this n.
+        ci: A 95 % confidence interval for ``value`` (a bootstrap over the samples), or None
+            where the metric has none.
+        note: How the value, floor and CI were computed.
+    """
+
     name: str
     value: float
     floor: float
