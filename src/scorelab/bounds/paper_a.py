@@ -193,12 +193,14 @@ def kl_bound(
     r"""Paper A's KL bound for N uniform steps of size h = T/N from T to 0 (docs/theory.md §9.1):
 
     \[
-    \mathrm{KL}(\pi_{\rm data}\,\|\,\hat\pi_N) \le
+    \begin{aligned}
+    \mathrm{KL}(\pi_{\rm data}\,\|\,\hat\pi_N) \le{}&
     \underbrace{\mathrm{KL}(\pi_{\rm data}\,\|\,\pi_\infty)\,
       e^{-B(T)/\sigma^2}}_{E_1\ \text{mixing}}
-    + \underbrace{\varepsilon^2 B(T)}_{E_2\ \text{approximation}}
-    + \underbrace{2h\beta(T)\max\Big(\frac{h\beta(T)}{4\sigma^2}, 1\Big)
+    + \underbrace{\varepsilon^2 B(T)}_{E_2\ \text{approximation}}\\
+    &+ \underbrace{2h\beta(T)\max\Big(\frac{h\beta(T)}{4\sigma^2}, 1\Big)
       I(\pi_{\rm data}\mid\pi_\infty)}_{E_3\ \text{discretisation}}
+    \end{aligned}
     \]
 
     with σ = σ∞ and B(T) = ∫₀ᵀ β. KL(π_data ‖ π∞) and the relative Fisher information I are
@@ -383,10 +385,12 @@ def w2_bound(
     uniform steps:
 
     \[
-    W_2(\pi_{\rm data}, \hat\pi_N) \le W_2(\pi_{\rm data}, \pi_\infty)\,
+    \begin{aligned}
+    W_2(\pi_{\rm data}, \hat\pi_N) \le{}& W_2(\pi_{\rm data}, \pi_\infty)\,
     e^{-B(T)/\sigma^2 - \int_0^T C_t \beta(t)\,dt}
-    + \bar B \sum_k \mathcal L_k (M_2 + 2\mathcal L_k)
-    + \varepsilon\, T \beta(T) + \bar\ell\, h\, T \beta(T) (1 + 2\bar B).
+    + \bar B \sum_k \mathcal L_k (M_2 + 2\mathcal L_k)\\
+    &+ \varepsilon\, T \beta(T) + \bar\ell\, h\, T \beta(T) (1 + 2\bar B).
+    \end{aligned}
     \]
 
     Its assumptions (strong log-concavity and smoothness of π_data) are certified only for
