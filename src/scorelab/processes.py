@@ -119,6 +119,7 @@ class ForwardProcess(ABC):
         return -0.5 * (flat**2).sum(1) / v - 0.5 * d * math.log(2 * math.pi * v)
 
     def params(self) -> dict:
+        """The constructor's parameters, as ``repr`` and configs show them."""
         return {"T": self.T, "t_min": self.t_min}
 
     def __repr__(self) -> str:

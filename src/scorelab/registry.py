@@ -302,6 +302,7 @@ def _load_providers(group: str) -> None:
 
 
 def names(group: str) -> tuple[str, ...]:
+    """The registered names of ``group``, in registration order (plugins loaded first)."""
     return tuple(entries(group))
 
 

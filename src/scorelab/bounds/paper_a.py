@@ -174,9 +174,11 @@ class KLBound:
     beta_T: float
 
     def terms(self) -> dict:
+        """The bound's terms and total, by name (what ``all_bounds`` reports)."""
         return {k: getattr(self, k) for k in ("mixing", "approximation", "discretization", "total")}
 
     def as_dict(self) -> dict:
+        """Every field, the estimates as nested dicts (JSON-ready)."""
         return asdict(self)
 
 
@@ -364,10 +366,12 @@ class W2Bound:
     h: float
 
     def terms(self) -> dict:
+        """The bound's terms and total, by name (what ``all_bounds`` reports)."""
         keys = ("mixing", "approx_discretization", "score_error", "time_regularity", "total")
         return {k: getattr(self, k) for k in keys}
 
     def as_dict(self) -> dict:
+        """Every field (JSON-ready)."""
         return asdict(self)
 
 

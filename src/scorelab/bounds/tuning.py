@@ -28,6 +28,19 @@ from .paper_c import ve_terms
 
 @dataclass(frozen=True)
 class TuneResult:
+    """A bound minimised over one parameter of a schedule family (``tune``, ``tune_parametric``,
+    ``tune_edm_rho``).
+
+    Attributes:
+        parameter: ``"a"`` (paper A's β_a) or ``"rho"`` (EDM's ρ).
+        best: The minimising value.
+        value: The bound at ``best``.
+        reference: The parameter's usual value (a = 0, the linear schedule; ρ = 7).
+        value_at_reference: The bound there, to compare.
+        grid: The scanned values.
+        grid_values: The bound at each scanned value.
+    """
+
     parameter: str  # "a" or "rho"
     best: float
     value: float  # the bound at the optimum
@@ -37,6 +50,7 @@ class TuneResult:
     grid_values: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """Every field (JSON-ready)."""
         return {
             "parameter": self.parameter,
             "best": self.best,

@@ -65,9 +65,11 @@ class Budget:
     seconds: float = 0.0
 
     def part(self, metric: str, part: str) -> float:
+        """The value of one part (``"score"``, …) of one metric (``"w2"``, ``"kl"``)."""
         return self.metrics[metric]["parts"][part]["value"]
 
     def to_json(self) -> dict:
+        """The budget as written to ``budget.json`` (JSON-ready)."""
         return {
             "method": self.method,
             "order": list(self.order),
