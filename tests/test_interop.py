@@ -498,17 +498,18 @@ def test_audit_cli_json_and_monte_carlo_for_mixtures(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["scheduler"] == "diffusers:DDPMScheduler" and data["target"] == "gaussian"
-    assert [r["steps"] for r in data["rows"]] == [3, 6]
-    assert all(r["kl"] > 0 and r["w2"] > 0 and r["nfe"] == r["steps"] for r in data["rows"])
-    assert data["rows"][0]["noise_draws"] == 2  # the ancestral chain draws on all but the last
-    assert (tmp_path / "audit.png").stat().st_size > 0
+    assert [r["steps"] for r in data["ladder"]] == [3, 6]
+    assert all(r["kl"] > 0 and r["w2"] > 0 and r["nfe"] == r["steps"] for r in data["ladder"])
+    assert data["ladder"][0]["noise_draws"] == 2  # the ancestral chain draws on all but the last
+    assert set(data["beside"]) == {"ddim", "heun"}
+    assert (tmp_path / "certificate.html").stat().st_size > 0
     res = runner.invoke(
         app,
         ["audit", "diffusers:DDIMScheduler", "--target", "{kind: gmm, preset: ring8}",
          "--steps", "5", "--json", "--n", "200", "--samplers", "ddim"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    row = json.loads(res.output)["rows"][0]
+    row = json.loads(res.output)["ladder"][0]
     assert row["kl"] is None and row["method"] == "monte_carlo"
     assert row["w2"] > 0 and row["w2_floor"] > 0 and len(row["w2_ci"]) == 2
     bad = runner.invoke(

@@ -1133,7 +1133,9 @@ def audit(
         str,
         typer.Option(help="Target: a config file, or inline YAML '{kind: gaussian, dim: 2}'."),
     ],
-    steps: Annotated[str, typer.Option(help="Comma-separated step counts.")] = "5,10,20,50",
+    steps: Annotated[
+        str, typer.Option(help="Comma-separated step counts (the ladder).")
+    ] = "5,10,20,40,80,160,320",
     scheduler_config: Annotated[
         list[str] | None,
         typer.Option("--scheduler-config", help="KEY=V for the scheduler's config (repeatable)."),
@@ -1145,62 +1147,68 @@ def audit(
         ),
     ] = None,
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
+        bool, typer.Option("--json", help="Print the certificate as JSON instead of a summary.")
     ] = False,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Write audit.json and audit.png here.")
+        Path | None,
+        typer.Option("--out", help="Write certificate.json and certificate.html here."),
     ] = None,
-    n: Annotated[int, typer.Option(help="Samples for Monte Carlo errors (mixtures).")] = 2000,
+    n: Annotated[
+        int, typer.Option(help="Samples per step count (targets with no closed form).")
+    ] = 2000,
     samplers: Annotated[
         str | None,
         typer.Option(
-            help="scorelab samplers to run beside it, comma-separated, or none (default: those "
-            "registered with audit_default=True)."
+            help="scorelab samplers to run beside it on its noise levels, comma-separated "
+            "(default: none; any of scorelab.audit.comparable())."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
 ):
-    """The exact error of a diffusers scheduler run with the target's exact model, per step
-    count: KL and W2 in closed form for Gaussian targets (through the scheduler's own affine
-    map), W2 and MMD with floors and CIs otherwise; beside scorelab's samplers."""
-    from . import audit as audit_mod
+    """The conformance certificate of a diffusers scheduler configuration, run with the
+    target's exact model: exact KL and W2 against the number of steps (closed form on Gaussian
+    targets, by samples otherwise), the fitted order beside the nominal one, the limit error,
+    and checks (docs/audit.md)."""
+    from .audit import certify, parse_steps
+    from .audit import report as audit_report
     from .config import build_target
 
-    counts = [int(v) for v in steps.split(",") if v.strip()]
+    counts = parse_steps(steps)
+    if n < 2:
+        raise InvalidParameter("--n", "must be an integer ≥ 2", n)
     tgt = build_target(_target_mapping(target), seed=seed)
-    result = audit_mod.audit(
-        scheduler,
-        tgt,
-        counts,
-        scheduler_config=_key_values(scheduler_config, "--scheduler-config"),
-        step_kwargs=_key_values(step_kwarg, "--step-kwarg"),
-        samplers=None
-        if samplers is None
-        else [v.strip() for v in samplers.split(",") if v.strip() not in ("", "none")],
-        n_mc=n,
-        seed=seed,
+    config = _key_values(scheduler_config, "--scheduler-config")
+    kwargs = _key_values(step_kwarg, "--step-kwarg")
+    cert = certify(
+        scheduler, tgt, scheduler_config=config, step_kwargs=kwargs, steps=counts, n=n, seed=seed
     )
-    data = result.to_json()
+    extra = {}
+    if samplers:
+        extra["beside"] = _audit_beside(scheduler, tgt, counts, config, kwargs, samplers, n, seed)
+    data = {**cert.to_json(), **extra}
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "audit.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
-        audit_mod.figure(result, out_dir / "audit.png")
+        written = audit_report.write(cert, out_dir, extra)
     if json_out:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{scheduler} on {data['target']}: exact error")
-    for col in ("sampler", "steps", "NFE", "KL", "W2"):
-        table.add_column(col, justify="right" if col != "sampler" else "left")
-    series = {scheduler.split(":")[-1]: result.rows}
-    series.update({f"scorelab {k}": v for k, v in result.scorelab.items()})
-    for name, rows in series.items():
-        for r in rows:
-            table.add_row(name, str(r.steps), str(r.nfe), _g(r.kl), _g(r.w2))
-    out.print(table)
-    for note in result.notes:
-        out.print(f"note: {note}", highlight=False)
+    audit_report.show(cert, out)
+    for name, rows in extra.get("beside", {}).items():
+        line = ", ".join(f"N={r['steps']}: W2 {_g(r['w2'])}" for r in rows)
+        out.print(f"scorelab {name} on its levels: {line}", highlight=False)
     if out_dir is not None:
-        out.print(f"wrote {out_dir / 'audit.json'} and {out_dir / 'audit.png'}", highlight=False)
+        out.print(f"wrote {written[0]} and {written[1]}", highlight=False)
+
+
+def _audit_beside(scheduler, tgt, counts, config, kwargs, samplers, n, seed) -> dict:
+    """scorelab's samplers on the scheduler's own noise levels (``audit.compare``)."""
+    from .audit import compare
+
+    names = [v.strip() for v in samplers.split(",") if v.strip() not in ("", "none")]
+    result = compare.audit(
+        scheduler, tgt, counts, scheduler_config=config, step_kwargs=kwargs,
+        samplers=names, n_mc=n, seed=seed,
+    )  # fmt: skip
+    return {k: [r.to_json() for r in v] for k, v in result.scorelab.items()}
 
 
 @app.command()

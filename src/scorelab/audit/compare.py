@@ -1,4 +1,4 @@
-"""The exact error of a diffusers scheduler (``scorelab audit``), beside scorelab's samplers.
+"""A diffusers scheduler's exact error beside scorelab's samplers on the same noise levels.
 
 The scheduler is run by its pipelines' loop (``interop.run_scheduler``) with the target's exact
 model — the ε (or v, x₀, EDM's F) that the target's exact denoiser gives at the σ the
@@ -23,37 +23,39 @@ probes; any sampler registered as ``deterministic`` and batch-invariant may be a
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from .errors import InvalidParameter
-from .flow_interop import is_flow_scheduler
-from .grids import TimeGrid
-from .interfaces import from_denoiser
-from .interop import (
+from ..errors import InvalidParameter
+from ..flow_interop import is_flow_scheduler
+from ..grids import TimeGrid
+from ..interfaces import from_denoiser
+from ..interop import (
     exact_denoiser,
     is_edm_scheduler,
     load_scheduler,
     run_scheduler,
     scheduler_process,
 )
-from .registry import entries, entry
-from .samplers import integrate
-from .velocity import exact_velocity
+from ..registry import entries, entry
+from ..samplers import integrate
+from ..velocity import exact_velocity
+from .driver import IMAGE_OPTIONS
+from .law import (
+    AffineLaw,
+    NotAffine,
+    count_draws,
+    gaussian_error,
+    intercept_noise,
+    monte_carlo,
+    probe_affine,
+)
 
 F64 = torch.float64
-# image-range clipping and dynamic thresholding assume data in [−1, 1]: off unless asked for
-IMAGE_OPTIONS = {"clip_sample": False, "thresholding": False}
-
-
-class NotAffine(Exception):
-    """The run is not an affine map of its input and noise (clipping, thresholding)."""
 
 
 def comparable() -> tuple[str, ...]:
@@ -71,89 +73,6 @@ def default_samplers() -> tuple[str, ...]:
     """The samplers an audit runs unless told otherwise: those registered with
     ``audit_default=True`` (the counterparts of diffusers' common schedulers)."""
     return tuple(n for n in comparable() if entries("sampler")[n].meta.get("audit_default"))
-
-
-@dataclass
-class AffineLaw:
-    """x_out = M x_in + c + Σ_k N_k z_k, flat ``[D]`` / ``[D, D]`` float64."""
-
-    M: torch.Tensor
-    c: torch.Tensor
-    Q: torch.Tensor  # Σ_k N_k N_kᵀ
-    draws: int
-
-    def output(self, input_std: float) -> tuple[torch.Tensor, torch.Tensor]:
-        cov = input_std**2 * self.M @ self.M.T + self.Q
-        return self.c, 0.5 * (cov + cov.T)
-
-
-@contextlib.contextmanager
-def _intercept_noise(scheduler, supply: Callable[[int, tuple], torch.Tensor]):
-    """Replace diffusers' ``randn_tensor`` in the scheduler's module by ``supply(k, shape)``."""
-    module = sys.modules.get(type(scheduler).__module__)
-    original = getattr(module, "randn_tensor", None)
-    calls = [0]
-
-    def fake(shape, *args, dtype=None, device=None, **kwargs):
-        z = supply(calls[0], tuple(shape))
-        calls[0] += 1
-        return z.to(dtype=dtype or z.dtype, device=device)
-
-    if original is not None:
-        module.randn_tensor = fake
-    try:
-        yield calls
-    finally:
-        if original is not None:
-            module.randn_tensor = original
-
-
-def probe_affine(run: Callable, d: int, draws: int, noise_plan=None, rtol: float = 1e-4):
-    """(M, c, Q) of a run ``run(x [B, d], noise(k, shape)) -> [B, d]`` with ``draws`` noise
-    draws, from one batch of 1 + d + draws·d + 1 probes; the last probe (a random input and
-    random noise) checks that the map is affine."""
-    g = torch.Generator().manual_seed(12345)
-    B = 1 + d + draws * d + 1
-    x = torch.zeros(B, d, dtype=F64)
-    x[1 : 1 + d] = torch.eye(d, dtype=F64)
-    x[-1] = torch.randn(d, generator=g, dtype=F64)
-    check_noise = torch.randn(max(draws, 1), d, generator=g, dtype=F64)
-
-    def noise(k: int, shape: tuple) -> torch.Tensor:
-        if k >= draws:
-            raise NotAffine(f"the run drew more noise than counted ({k + 1} > {draws})")
-        z = torch.zeros(B, d, dtype=F64)
-        lo = 1 + d + k * d
-        z[lo : lo + d] = torch.eye(d, dtype=F64)
-        z[-1] = check_noise[k]
-        return z.reshape(shape)
-
-    out = run(x, noise).reshape(B, d).to(F64)
-    c = out[0]
-    M = (out[1 : 1 + d] - c).T
-    N = [(out[1 + d + k * d : 1 + d + (k + 1) * d] - c).T for k in range(draws)]
-    Q = sum((n @ n.T for n in N), torch.zeros(d, d, dtype=F64))
-    pred = (
-        M @ x[-1]
-        + c
-        + sum((N[k] @ check_noise[k] for k in range(draws)), torch.zeros(d, dtype=F64))
-    )
-    scale = float(out.abs().max()) + 1.0
-    err = float((pred - out[-1]).abs().max())
-    if not math.isfinite(err) or err > rtol * scale:
-        raise NotAffine(f"the run is not affine in its input (mismatch {err:.2e})")
-    return AffineLaw(M, c, Q, draws)
-
-
-def _count_draws(run: Callable, d: int) -> int:
-    count = [0]
-
-    def noise(k, shape):
-        count[0] += 1
-        return torch.zeros(shape, dtype=F64)
-
-    run(torch.zeros(1, d, dtype=F64), noise)
-    return count[0]
 
 
 @dataclass
@@ -200,37 +119,14 @@ class Audit:
 
 
 def _gaussian_error(target, law: AffineLaw, input_std: float) -> tuple[float, float]:
-    from .metrics.gaussian import kl_gaussians, w2_gaussians
-
-    mu, cov = target.gaussian_moments()
-    mean, out_cov = law.output(input_std)
-    try:
-        kl = kl_gaussians(mu, cov, mean, out_cov)
-    except InvalidParameter:  # a singular target or output law: KL is infinite
-        kl = float("inf")
-    return kl, w2_gaussians(mu, cov, mean, out_cov)
-
-
-def _monte_carlo(target, samples: torch.Tensor, seed: int) -> dict:
-    from .metrics import evaluate
-
-    ev = evaluate(
-        samples, target, ["w2", "mmd"], n_boot=100, generator=torch.Generator().manual_seed(seed)
-    )
-    out = {}
-    for name in ("w2", "mmd"):
-        r = ev[name]
-        out[name] = r.value
-        out[f"{name}_floor"] = r.floor
-        out[f"{name}_ci"] = list(r.ci) if r.ci is not None else None
-    return out
+    return gaussian_error(target, *law.output(input_std))
 
 
 def _run_fn(scheduler, model, steps: int, step_kwargs: dict, event_shape):
     """run(x_flat, noise) for the probes: the scheduler's loop on x reshaped to the event."""
 
     def run(x, noise):
-        with _intercept_noise(scheduler, noise):
+        with intercept_noise(scheduler, noise):
             res = run_scheduler(
                 scheduler,
                 model,
@@ -304,7 +200,7 @@ def audit(
         row = None
         if gaussian:
             try:
-                law = probe_affine(run, d, _count_draws(run, d))
+                law = probe_affine(run, d, count_draws(run, d))
                 kl, w2 = _gaussian_error(target, law, input_std)
                 row = AuditRow(n, run.nfe, kl, w2, extra={"noise_draws": law.draws})
             except NotAffine as exc:
@@ -316,7 +212,7 @@ def audit(
             if "generator" in inspect.signature(sch.step).parameters:
                 kw.setdefault("generator", torch.Generator().manual_seed(seed + 1))
             res = run_scheduler(load_scheduler(scheduler, config), model, x, n, step_kwargs=kw)
-            mc = _monte_carlo(target, res.samples, seed)
+            mc = monte_carlo(target, res.samples, seed)
             row = AuditRow(n, res.nfe, None, mc.pop("w2"), mc.pop("mmd"), "monte_carlo", extra=mc)
             run.sigmas = res.sigmas
         rows.append(row)
@@ -356,7 +252,7 @@ def _scorelab_row(name, target, scheduler, levels, n, gaussian, n_mc, seed) -> A
         return AuditRow(n, nfe[0], kl, w2)
     g = torch.Generator().manual_seed(seed)
     x = input_std * torch.randn(n_mc, target.dim, generator=g, dtype=F64)
-    mc = _monte_carlo(target, run(x, None).reshape(n_mc, *shape), seed)
+    mc = monte_carlo(target, run(x, None).reshape(n_mc, *shape), seed)
     return AuditRow(n, nfe[0], None, mc.pop("w2"), mc.pop("mmd"), "monte_carlo", extra=mc)
 
 
