@@ -30,7 +30,7 @@ BUGS = [
         "bug": "DDPM with fewer steps than training steps stepped one training timestep per call",
         "scheduler": "DDPMScheduler",
         "config": {},
-        "steps": "5,10,20,40,80",
+        "steps": "5,10,20,40,80,160,320",
         "buggy": "0.12.1",
         "fixed": "0.13.0",
         "check": "timestep_noise_level",

@@ -78,18 +78,37 @@ def quadratic(u: torch.Tensor, hi: float, lo: float) -> torch.Tensor:
 
 @dataclass(frozen=True, init=False)
 class TimeGrid:
-    """``kind`` is a registered spacing: uniform (in t), edm (ρ-polynomial in σ), geometric (in
-    σ), logsnr (uniform in log SNR = −2 log σ, hence the same nodes as geometric), quadratic
-    (in t, dense near t_min). ``steps`` = N steps through N + 1 times; ``final="denoise"`` one
-    more, to σ = 0. ``sigmas`` gives the noise levels themselves (k-diffusion's σ list; a
-    trailing 0 means ``final="denoise"``); kind, steps, t_min, t_max and the spacing's
-    parameters are then unused. See the module's docstring for the steps/levels convention.
+    """The decreasing times t_0 = t_max > t_1 > … > t_N = t_min a sampler steps through, in the
+    process's time t; ``times(process)`` gives them (float64), spaced as ``kind`` says.
 
-    Further keywords are the spacing's own parameters (``TimeGrid("edm", 50, rho=5.0)``),
-    checked against its registered signature; ``params`` holds them with their defaults filled
-    in, as sorted (name, value) pairs, and each reads as an attribute (``grid.rho``). A
-    parameter of another registered spacing is ignored (code that switches between spacings
-    may pass ``rho`` to all of them); a name no spacing takes is an error."""
+    Args:
+        kind: A registered spacing: ``uniform`` (in t), ``edm`` (ρ-polynomial in σ),
+            ``geometric`` (in σ), ``logsnr`` (uniform in log SNR = −2 log σ, hence the same nodes
+            as geometric), ``quadratic`` (in t, dense near t_min), ``shifted`` (SD3's shift).
+        steps: N, the number of steps through N + 1 times (k-diffusion's and diffusers' "10
+            steps" are ten levels and ten steps, the last to σ = 0: see the module's docstring).
+        t_min: The last time (default: the process's ``t_min``).
+        t_max: The first time (default: the process's ``T``).
+        final: ``"none"``, or ``"denoise"`` for one more step, to σ = 0 (Tweedie's denoiser
+            unless the sampler takes its own).
+        sigmas: The noise levels themselves (k-diffusion's σ list; a trailing 0 means
+            ``final="denoise"``); kind, steps, t_min, t_max and the spacing's parameters are
+            then unused.
+        **params: The spacing's own parameters (``TimeGrid("edm", 50, rho=5.0)``), checked
+            against its registered signature; ``params`` holds them with their defaults filled
+            in, as sorted (name, value) pairs, and each reads as an attribute (``grid.rho``). A
+            parameter of another registered spacing is ignored (code that switches between
+            spacings may pass ``rho`` to all of them); a name no spacing takes is an error.
+
+    Examples:
+        >>> import scorelab
+        >>> cosine = {"kind": "cosine", "clip_max": 20.0}
+        >>> process = scorelab.build_process({"kind": "vp", "schedule": cosine})
+        >>> grid = scorelab.TimeGrid("edm", steps=10)
+        >>> times = grid.times(process)
+        >>> len(times), float(times[0]) == process.T, float(times[-1]) == process.t_min
+        (11, True, True)
+    """
 
     kind: str = "uniform"
     steps: int = 100

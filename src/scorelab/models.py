@@ -62,10 +62,21 @@ def load_score_model(
     use_ema: bool = True,
     dtype: torch.dtype = torch.float32,
 ) -> ScoreNetwork:
-    """A trained checkpoint's network as a score model under ``process`` (frozen, eval mode).
+    """A trained checkpoint's network as a score model ``s(x, t)`` under ``process`` (frozen,
+    eval mode).
 
     The network is rebuilt from the config stored in the checkpoint. It conditions on
-    c = ¼ ln σ(t), so it may be sampled under another process with the same σ range."""
+    c = ¼ ln σ(t), so it may be sampled under another process with the same σ range.
+
+    Args:
+        path: A run directory (``scorelab train --out DIR``) or its ``checkpoint.safetensors``.
+        process: The process whose time t the returned model takes.
+        use_ema: The EMA weights (the default) or the last step's.
+        dtype: The network's dtype.
+
+    Raises:
+        InvalidParameter: The file is not a scorelab training checkpoint.
+    """
     tensors, meta = read_checkpoint(path)
     if "config" not in meta or "event_shape" not in meta:
         raise InvalidParameter(

@@ -28,11 +28,18 @@ def _schedules_of(family: str) -> str:
 
 
 class ForwardProcess(ABC):
-    """A linear forward SDE on [0, T] with an early-stopping time ``t_min``.
+    """A linear forward SDE dX = f(t) X dt + g(t) dW on [0, T] with an early-stopping time
+    ``t_min``; its marginals X_t | X_0 ~ N(m(t) X_0, s(t)² I) are exact (docs/theory.md §1.1).
+
+    Units: every method takes the process's own time t (a float, or one per example as a
+    ``[B]`` tensor), not the noise level. σ(t) = s(t)/m(t) is the noise level of the scaled
+    variable x/m (EDM's σ); ``sigma`` and its exact inverse ``t_of_sigma`` convert between the
+    two. Tensors are batch-first, ``[B, ...]`` with any trailing shape.
 
     ``kind`` is the registered name; ``is_a`` names the families it also belongs to (EDM's
     process is a VE process, DDPM's chain a VP one), so that samplers and bounds derived for a
-    family apply to its members (``families``)."""
+    family apply to its members (``families``).
+    """
 
     kind: str = "process"
     is_a: tuple[str, ...] = ()
@@ -119,6 +126,7 @@ class ForwardProcess(ABC):
         return -0.5 * (flat**2).sum(1) / v - 0.5 * d * math.log(2 * math.pi * v)
 
     def params(self) -> dict:
+        """The constructor's parameters, as ``repr`` and configs show them."""
         return {"T": self.T, "t_min": self.t_min}
 
     def __repr__(self) -> str:

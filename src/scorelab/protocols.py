@@ -45,15 +45,17 @@ class SampleResult(Tabular):
     """Samples and what they cost: the one result type of samplers, ``integrate`` and
     ``generate``.
 
+    Attributes:
+        samples: ``[n, *event_shape]``, in the dtype and on the device they were drawn.
+        nfe: Score-model evaluations of one run (one call on the whole batch counts once).
+        seconds: The wall time where ``generate`` measured it, else None.
+
     In Jupyter and Rich it shows as a table of its size, NFE, time and per-coordinate mean and
     standard deviation (the first eight coordinates); ``to_frame()`` is one row per sample,
     one column per coordinate (``x0``, ``x1``, …); ``to_dict()`` holds the cost and the
-    samples as nested lists.
-
-    ``nfe`` counts score-model evaluations (one call on the whole batch counts once);
-    ``seconds`` is the wall time where ``generate`` measured it. ``x`` is another name for
-    ``samples`` (the name samplers used before the two result types were merged), kept for
-    existing code."""
+    samples as nested lists. ``x`` is another name for ``samples`` (the name samplers used
+    before the two result types were merged), kept for existing code.
+    """
 
     samples: torch.Tensor
     nfe: int

@@ -192,13 +192,29 @@ def register(
     context: tuple[str, ...] = (),
     **meta: Any,
 ) -> Callable[[Any], Any]:
-    """Decorator: register the decorated function or class as ``group``/``name``.
+    """Decorator: register the decorated function or class as ``group``/``name``, at once a
+    config ``kind``, a ``--set`` value and a row of ``scorelab list``.
 
-    ``config`` is a pydantic model of the user-facing parameters (a ``kind`` field is added
-    when it has none); without one the parameters are read from the signature (those with
-    defaults, less ``noise``, ``callback``, ``generator`` and the ``context`` names that the
-    caller supplies). Other keywords are metadata that the rest of the code reads (see each
-    group's users)."""
+    Args:
+        group: The component kind (``sampler``, ``target``, ``metric``, …; ``registry.GROUPS``).
+        name: The name configs use.
+        config: A pydantic model of the user-facing parameters (a ``kind`` field is added when
+            it has none); without one the parameters are read from the signature (those with
+            defaults, less ``noise``, ``callback``, ``generator`` and the ``context`` names
+            that the caller supplies).
+        context: Names the caller supplies at call time (e.g. ``("target",)`` for a metric).
+        **meta: Metadata that the rest of the code reads (see each group's users), e.g.
+            ``own_final_step=True`` or ``oracle=`` for a sampler.
+
+    Examples:
+        >>> import scorelab
+        >>> @scorelab.register("metric", "mean_gap")
+        ... def mean_gap(x, y):  # ‖mean(samples) − mean(target sample)‖
+        ...     return (x.mean(0) - y.mean(0)).norm()
+        >>> "mean_gap" in scorelab.names("metric")
+        True
+        >>> scorelab.registry.unregister("metric", "mean_gap")
+    """
     _check_group(group)
     if (
         not isinstance(name, str)
@@ -286,6 +302,7 @@ def _load_providers(group: str) -> None:
 
 
 def names(group: str) -> tuple[str, ...]:
+    """The registered names of ``group``, in registration order (plugins loaded first)."""
     return tuple(entries(group))
 
 

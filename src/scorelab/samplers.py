@@ -271,10 +271,40 @@ def integrate(
     callback=None,
     **options: Any,
 ) -> SampleResult:
-    """Run ``sampler`` (a registered name or any function with the sampler contract) from x
-    down ``grid``, owning what every sampler shares: the NFE count, the final step to σ = 0
-    that ``grid.final == "denoise"`` asks for (Tweedie's, unless the sampler is registered with
-    ``own_final_step=True``) and its callback. See the module's docstring for the contract."""
+    """Run ``sampler`` from the batch ``x`` (at the grid's first time) down ``grid``: one batch,
+    no chunking or seeding (``scorelab.generate`` adds those).
+
+    This owns what every sampler shares: the NFE count, the final step to σ = 0 that
+    ``grid.final == "denoise"`` asks for (Tweedie's, unless the sampler is registered with
+    ``own_final_step=True``) and its callback. See the module's docstring for the contract a
+    sampler meets.
+
+    Args:
+        sampler: A registered sampler name or any function with the sampler contract
+            ``(score, process, grid, x, noise=, callback=) -> x``.
+        score: The score model ``s(x, t)`` in the process's time t.
+        process: The forward process.
+        grid: A ``TimeGrid`` or the decreasing times themselves (a 1-D tensor of t's).
+        x: The starting batch ``[B, *event_shape]``, e.g. ``process.prior_sample(shape)``.
+        noise: The noise source of stochastic samplers (``scorelab.noise``; default: fresh
+            draws from torch's global generator).
+        callback: ``callback(k, t_next, x, denoised)`` after every step.
+        **options: The sampler's own parameters.
+
+    Returns:
+        A ``SampleResult`` with the final batch and the NFE (``seconds`` is None).
+
+    Examples:
+        >>> import torch, scorelab
+        >>> target = scorelab.build_target({"kind": "gmm", "preset": "ring8"})
+        >>> cosine = {"kind": "cosine", "clip_max": 20.0}
+        >>> process = scorelab.build_process({"kind": "vp", "schedule": cosine})
+        >>> x_T = process.prior_sample((500, 2), torch.Generator().manual_seed(0))
+        >>> out = scorelab.integrate("heun", target.score_model(process), process,
+        ...                          scorelab.TimeGrid("edm", steps=10), x_T)
+        >>> tuple(out.samples.shape), out.nfe
+        ((500, 2), 20)
+    """
     fn, own_final = _resolve(sampler)
     times, _, final = _grid(grid, process)
     model = _counting(score)

@@ -77,17 +77,64 @@ def generate(
     prior: Prior | None = None,
     **params,
 ) -> SampleResult:
-    """n samples of ``sampler`` on ``grid`` from the process's prior, in chunks: a
-    ``SampleResult`` with the samples, the NFE of one chunk's run and the wall time.
+    """Draw ``n`` samples with ``sampler`` on ``grid``, from the process's prior at the grid's
+    first time down to its last (to σ = 0 when ``grid.final == "denoise"``).
 
-    ``prior(z, rows) -> x_T`` maps each chunk's standard-normal prior draws z (the rows
-    ``rows`` of the n samples, a ``slice``) to the starting points; the default is
-    ``prior_std·z``. A prior that reuses z (e.g. m_T x₀ + s_T z, the exact marginal) starts
-    every sample from the same draw as the default prior does: the two runs are coupled.
+    The samples are drawn in chunks, each sample with its own noise stream, so that sample i is
+    the same whatever the batch size (seeded by ``seed`` and i). Nothing is estimated here: the
+    samples carry the sampler's discretisation error and the score model's error, which
+    ``scorelab.evaluate`` and ``scorelab.budget`` then measure.
 
-    Non-finite samples are refused (``NonFinite``, naming how many, the sampler and the first
-    step where they appeared) unless ``check_finite=False``; a request whose samples cannot fit
-    in memory is refused before anything is drawn."""
+    Args:
+        score: The score model ``s(x, t)`` ≈ ∇ log p_t(x), called on a batch
+            ``[B, *event_shape]`` and a time in the process's time t (not σ; a float or a ``[B]``
+            tensor). ``target.score_model(process)`` is a target's exact score; a trained
+            checkpoint (``scorelab.load_score_model``) or a wrapped denoiser or ε-predictor
+            (``scorelab.interfaces.from_denoiser``, ``from_eps``) works alike.
+        process: The forward process whose reverse is sampled (``VP``, ``VE``, ``EDM``, …).
+        event_shape: The shape of one sample, ``(d,)`` or ``(C, H, W)``.
+        sampler: A registered sampler (``scorelab list sampler``); one derived for another
+            process family is refused with the list of those that apply.
+        grid: The times to step through (default ``TimeGrid()``: 100 uniform steps in t, from
+            ``process.T`` to ``process.t_min``).
+        n: The number of samples.
+        seed: Seeds the prior draws and the sampler's noise.
+        batch_size: Samples per chunk (default: all n at once), rounded up to whole noise blocks.
+        dtype: ``torch.float32`` or ``torch.float64`` (for comparisons with an exact oracle).
+        device: Where the samples and the score run (default: the CPU).
+        progress: Show the progress on stderr.
+        check_finite: Refuse non-finite samples (``NonFinite``, naming how many, the sampler and
+            the first step where they appeared).
+        prior: ``prior(z, rows) -> x_T`` maps each chunk's standard-normal draws z (the rows
+            ``rows`` of the n samples, a ``slice``) to the starting points; the default is
+            ``prior_std · z``. A prior that reuses z (e.g. m_T x₀ + s_T z, the exact marginal)
+            starts every sample from the same draw as the default prior: the two runs are
+            coupled.
+        **params: The sampler's own parameters (``eta`` for ``ddim``, …), checked against its
+            registered signature.
+
+    Returns:
+        A ``SampleResult``: ``samples`` ``[n, *event_shape]`` in ``dtype`` on ``device``,
+        ``nfe`` (score evaluations of one chunk's run) and ``seconds`` (wall time).
+
+    Raises:
+        InvalidParameter: An unknown sampler parameter, ``n < 1``, a sampler that does not
+            apply to ``process``, or a request whose samples cannot fit in memory.
+
+    Examples:
+        Heun on EDM's grid with the ring's exact score (25 steps, 50 score evaluations):
+
+        >>> import scorelab
+        >>> target = scorelab.build_target({"kind": "gmm", "preset": "ring8"})
+        >>> cosine = {"kind": "cosine", "clip_max": 20.0}
+        >>> process = scorelab.build_process({"kind": "vp", "schedule": cosine})
+        >>> grid = scorelab.TimeGrid("edm", steps=25)
+        >>> score = target.score_model(process)  # the exact score
+        >>> result = scorelab.generate(score, process, target.event_shape, sampler="heun",
+        ...                            grid=grid, n=2000)
+        >>> tuple(result.samples.shape), result.nfe
+        ((2000, 2), 50)
+    """
     get_sampler(sampler, process)  # refuses a sampler derived for another process
     seed = check_seed(seed)
     unknown = set(params) - set(sampler_parameters(sampler))

@@ -114,6 +114,7 @@ class BetaSchedule(ABC):
         return None
 
     def params(self) -> dict:
+        """The constructor's parameters, as ``repr`` and configs show them."""
         return {"T": self.T}
 
     def __repr__(self) -> str:

@@ -84,6 +84,14 @@ def check_loss_needs(train: TrainConfig, loss, target: Target) -> None:
 
 @dataclass
 class TrainResult:
+    """What ``Trainer.fit`` returns.
+
+    Attributes:
+        step: The step reached (``train.steps``).
+        losses: The loss of every step of this call (this rank's).
+        seconds: The wall time of this call.
+    """
+
     step: int
     losses: list[float]
     seconds: float
@@ -186,6 +194,9 @@ class Trainer:
         return tuple(v[part].to(self.device) for v in (x0, t, z))
 
     def train_step(self) -> tuple[float, float]:
+        """One optimiser step on a fresh batch (learning rate from the schedule, optional clipping,
+        then the EMA update); returns (loss, gradient norm).
+        """
         lr = self.train.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -254,6 +265,12 @@ class Trainer:
     def fit(
         self, progress: bool = False, on_log: Callable[[dict], None] | None = None
     ) -> TrainResult:
+        """Train from the current step to ``train.steps``: log every ``log_every`` steps (to
+        ``metrics.jsonl`` and ``on_log``), checkpoint every ``checkpoint_every`` steps and at the
+        end (atomically). On SIGINT/SIGTERM it stops at the next step boundary, writes a
+        checkpoint and raises ``Interrupted`` (``resume()`` continues bit for bit); ``progress``
+        shows a bar on stderr.
+        """
         losses, t0, last = [], time.perf_counter(), time.perf_counter()
         last_step = self.step
         c = self.train

@@ -100,14 +100,36 @@ def all_bounds(
     generator=None,
 ) -> dict:
     """Every bound for sampling ``target`` with ``process`` in N steps, as a JSON-ready dict
-    ``{"kl": {...}, "w2": {...}, "ve": {...}, "w1_manifold": {...}}``.
+    ``{"kl": {...}, "w2": {...}, "ve": {...}, "w1_manifold": {...}}``: each entry holds the
+    term names with their values, or ``{"refused": reason}`` where the bound's assumptions do
+    not hold (e.g. paper C's terms for a VP process).
 
-    ``score_error`` is ε, a uniform L² bound on the score error (paper A's ε; E2 = ε² B(T);
-    paper C's e_k = ε²; paper E's err ≤ ε); ``score_model`` measures it by Monte Carlo where
-    the target's exact score is known. Paper A's bounds use N uniform steps from T to 0; paper
-    C's use ``grid`` (default: the process's registered ``default_grid`` — EDM's ρ = 7 for the
-    EDM process — and geometric in σ otherwise) down to the process's t_min; paper E's use N
-    uniform steps on [eps, T] (eps defaults to t_min).
+    Args:
+        target: The data law.
+        process: The forward process.
+        N: The number of steps.
+        score_model: Measures the score error by Monte Carlo where the target's exact score is
+            known (paper A's E2 and ε; paper C's e_k at each σ_k).
+        score_error: ε, a uniform L² bound on the score error (paper A's ε, E2 = ε² B(T); paper
+            C's e_k = ε²; paper E's err ≤ ε).
+        grid: Paper C's σ-grid (default: the process's registered ``default_grid`` — EDM's
+            ρ = 7 for the EDM process — and geometric in σ otherwise) down to the process's
+            t_min. Paper A's bounds use N uniform steps from T to 0.
+        eps: Paper E's early-stopping time (default: the process's t_min); paper E's bound uses
+            N uniform steps on [eps, T].
+        contraction: Paper A's E1 with the log-Sobolev contraction.
+        n_mc: Monte Carlo draws per time for a measured score error.
+        generator: Drives the Monte Carlo draws.
+
+    Examples:
+        >>> import scorelab
+        >>> from scorelab import bounds
+        >>> target = scorelab.build_target({"kind": "gaussian", "dim": 10, "mean": 1.0, "cov": 0.5})
+        >>> linear = {"kind": "parametric", "a": 0.0}  # paper A's β_a at a = 0
+        >>> process = scorelab.build_process({"kind": "vp", "schedule": linear})
+        >>> every = bounds.all_bounds(target, process, 100)
+        >>> round(every["kl"]["total"], 5), "refused" in every["ve"]
+        (6.00026, True)
     """
     N = check_positive_int("N", N)
     eps_score = check_nonneg("score_error", score_error)

@@ -149,6 +149,24 @@ def score_mse(target, process, times, score_model, n_mc: int = 500, generator=No
 
 @dataclass(frozen=True)
 class KLBound(BoundTable):
+    """Paper A's KL bound: its three terms and what they were computed from.
+
+    Attributes:
+        mixing: E1 = KL(π_data ‖ π∞) e^{−B(T)/σ²}.
+        approximation: E2, the score error's term (0 for the exact score).
+        discretization: E3 = 2hβ(T) max(hβ(T)/(4σ²), 1) I(π_data | π∞).
+        total: E1 + E2 + E3.
+        kl_stationary: KL(π_data ‖ π∞), an ``Estimate`` (closed form or Monte Carlo with its
+            standard error).
+        fisher: I(π_data | π∞), an ``Estimate``.
+        h: The step T/N.
+        B_T: B(T) = ∫₀ᵀ β.
+        beta_T: β(T), the sup of β.
+
+    Shown in Jupyter and Rich as a table (``scorelab.display``); ``to_dict()`` and
+    ``to_frame()`` give its rows.
+    """
+
     TITLE = "paper A's KL bound"
 
     mixing: float
@@ -162,6 +180,7 @@ class KLBound(BoundTable):
     beta_T: float
 
     def terms(self) -> dict:
+        """The bound's terms and total, by name (what ``all_bounds`` reports)."""
         return {k: getattr(self, k) for k in ("mixing", "approximation", "discretization", "total")}
 
 
@@ -175,10 +194,56 @@ def kl_bound(
     generator=None,
     score_error: float = 0.0,
 ) -> KLBound:
-    """Paper A's KL bound E1 + E2 + E3 for N uniform steps of size h = T/N from T to 0.
+    r"""Paper A's KL bound for N uniform steps of size h = T/N from T to 0 (docs/theory.md §9.1):
 
-    E2 is measured by Monte Carlo when ``score_model`` is given; otherwise it is
-    ε²·B(T) for a uniform L² score error ε = ``score_error`` (0: the exact score).
+    \[
+    \begin{aligned}
+    \mathrm{KL}(\pi_{\rm data}\,\|\,\hat\pi_N) \le{}&
+    \underbrace{\mathrm{KL}(\pi_{\rm data}\,\|\,\pi_\infty)\,
+      e^{-B(T)/\sigma^2}}_{E_1\ \text{mixing}}
+    + \underbrace{\varepsilon^2 B(T)}_{E_2\ \text{approximation}}\\
+    &+ \underbrace{2h\beta(T)\max\Big(\frac{h\beta(T)}{4\sigma^2}, 1\Big)
+      I(\pi_{\rm data}\mid\pi_\infty)}_{E_3\ \text{discretisation}}
+    \end{aligned}
+    \]
+
+    with σ = σ∞ and B(T) = ∫₀ᵀ β. KL(π_data ‖ π∞) and the relative Fisher information I are
+    closed forms for a Gaussian target and Monte Carlo estimates (with their standard errors
+    in the result) otherwise. The process's ``t_min`` is ignored: the bound is for sampling
+    down to t = 0.
+
+    Args:
+        target: A target with a Lebesgue density (not a manifold or empirical law).
+        process: A VP process with a finite, non-decreasing β.
+        N: The number of uniform steps.
+        score_model: When given, E2 is measured by Monte Carlo (``n_mc`` draws per step, the
+            target's exact score as the reference) instead of ε²·B(T).
+        contraction: Use the log-Sobolev contraction e^{−B(T)/σ²} in E1 (False: the older
+            e^{−B(T)/(2σ²)}).
+        n_mc: Monte Carlo draws per time for a measured E2.
+        generator: Drives the Monte Carlo draws.
+        score_error: ε, a uniform L² bound sup_t (E‖s_θ − ∇log p_t‖²)^{1/2} (0: the exact
+            score).
+
+    Returns:
+        A ``KLBound`` with the terms ``mixing`` (E1), ``approximation`` (E2),
+        ``discretization`` (E3), ``total``, and the estimates they used.
+
+    Raises:
+        AssumptionFailed: A non-VP process, an infinite or decreasing β, or a target without
+            a density; the message gives the reason.
+
+    Examples:
+        Paper A's Gaussian N(1, 0.5 I) in d = 10 with the linear schedule, exact score:
+
+        >>> import scorelab
+        >>> from scorelab import bounds
+        >>> target = scorelab.build_target({"kind": "gaussian", "dim": 10, "mean": 1.0, "cov": 0.5})
+        >>> linear = {"kind": "parametric", "a": 0.0}  # paper A's β_a at a = 0
+        >>> process = scorelab.build_process({"kind": "vp", "schedule": linear})
+        >>> b = bounds.kl_bound(target, process, N=100)
+        >>> round(b.discretization, 3), round(b.total, 5)
+        (6.0, 6.00026)
     """
     N = check_positive_int("N", N)
     eps = check_nonneg("score_error", score_error)
@@ -272,6 +337,26 @@ def time_lipschitz(target, process, N: int) -> float:
 
 @dataclass(frozen=True)
 class W2Bound(BoundTable):
+    """Paper A's W2 bound: its four terms and the constants they used (docs/theory.md §9.2).
+
+    Attributes:
+        mixing: W2(π_data, π∞) exp(−B(T)/σ² − ∫ C_t β).
+        approx_discretization: B̄ Σ_k ℒ_k (M₂ + 2ℒ_k).
+        score_error: ε T β(T).
+        time_regularity: ℓ̄ h T β(T) (1 + 2B̄).
+        total: The sum of the four.
+        epsilon: The score error ε used.
+        w2_stationary: W2(π_data, π∞).
+        int_C_beta: ∫₀ᵀ C_t β(t) dt.
+        B_bar: B̄ = √(E‖X₀‖² + σ²d).
+        M2: M₂ = √(2hβ(T))/σ + hβ(T)/(2σ²).
+        ell_bar: ℓ̄, the time-Lipschitz constant of the score.
+        h: The step T/N.
+
+    Shown in Jupyter and Rich as a table (``scorelab.display``); ``to_dict()`` and
+    ``to_frame()`` give its rows.
+    """
+
     TITLE = "paper A's W2 bound"
 
     mixing: float
@@ -288,6 +373,7 @@ class W2Bound(BoundTable):
     h: float
 
     def terms(self) -> dict:
+        """The bound's terms and total, by name (what ``all_bounds`` reports)."""
         keys = ("mixing", "approx_discretization", "score_error", "time_regularity", "total")
         return {k: getattr(self, k) for k in keys}
 
@@ -302,11 +388,48 @@ def w2_bound(
     generator=None,
     n_sub: int = W2_SUBSTEPS,
 ) -> W2Bound:
-    """Paper A's W2 bound (docs/theory.md §9.2) for a Gaussian target under a VP process, N
-    uniform steps.
+    r"""Paper A's W2 bound (docs/theory.md §9.2) for a Gaussian target under a VP process, N
+    uniform steps:
 
-    ε is ``score_error`` (a uniform L² bound on the score error) or, with ``score_model``,
-    max_k √E‖s_θ − ∇log p‖²(T − t_k) measured by Monte Carlo.
+    \[
+    \begin{aligned}
+    W_2(\pi_{\rm data}, \hat\pi_N) \le{}& W_2(\pi_{\rm data}, \pi_\infty)\,
+    e^{-B(T)/\sigma^2 - \int_0^T C_t \beta(t)\,dt}
+    + \bar B \sum_k \mathcal L_k (M_2 + 2\mathcal L_k)\\
+    &+ \varepsilon\, T \beta(T) + \bar\ell\, h\, T \beta(T) (1 + 2\bar B).
+    \end{aligned}
+    \]
+
+    Its assumptions (strong log-concavity and smoothness of π_data) are certified only for
+    Gaussian targets, with C₀ = 1/λ_max(Σ) and L₀ = 1/λ_min(Σ); every term is then computed,
+    the integrals by the trapezoid rule with ``n_sub`` sub-intervals per step.
+
+    Args:
+        target: A Gaussian target.
+        process: A VP process with a finite, non-decreasing β.
+        N: The number of uniform steps.
+        score_error: ε, a uniform L² bound on the score error (0: the exact score).
+        score_model: When given, ε = max_k √E‖s_θ − ∇log p‖²(T − t_k), measured by Monte Carlo.
+        n_mc: Monte Carlo draws per time for a measured ε.
+        generator: Drives the Monte Carlo draws.
+        n_sub: Trapezoid sub-intervals per step.
+
+    Returns:
+        A ``W2Bound`` with the terms ``mixing``, ``approx_discretization``, ``score_error``,
+        ``time_regularity`` and ``total``, and the constants they used.
+
+    Raises:
+        AssumptionFailed: A non-Gaussian target (mixtures are not log-concave), a non-VP
+            process or an infinite schedule.
+
+    Examples:
+        >>> import scorelab
+        >>> from scorelab import bounds
+        >>> target = scorelab.build_target({"kind": "gaussian", "dim": 10, "mean": 1.0, "cov": 0.5})
+        >>> linear = {"kind": "parametric", "a": 0.0}  # paper A's β_a at a = 0
+        >>> process = scorelab.build_process({"kind": "vp", "schedule": linear})
+        >>> round(bounds.w2_bound(target, process, N=100).total, 2)
+        44.49
     """
     N = check_positive_int("N", N)
     eps = check_nonneg("score_error", score_error)

@@ -77,6 +77,23 @@ def ed_discrete(sigmas, d: int, log_form: bool = False) -> float:
 
 @dataclass(frozen=True)
 class VETerms(BoundTable):
+    """Paper C's error split of a VE sampler (docs/theory.md §9.3), in KL.
+
+    Attributes:
+        initialization: E_I = KL(p_{σ_max} ‖ N(0, σ_max² I)): exact for a Gaussian target, the
+            bound E‖X₀‖²/(2σ_max²) otherwise (``initialization_method`` says which).
+        discretization: E_D = d Σ_k (σ_k²/σ_{k+1}² − 1)², the ratio form.
+        discretization_log: d Σ_k (ln σ_k² − ln σ_{k+1}²)², the log form.
+        score: E_S = Σ_k (σ_k² − σ_{k+1}²) e_k for the score errors e_k.
+        total: E_I + E_D + E_S.
+        initialization_method: ``"closed_form"`` or ``"second_moment_bound"``.
+        sigma_max: The grid's first noise level.
+        sigma_min: The grid's last (early-stopping) noise level.
+
+    Shown in Jupyter and Rich as a table (``scorelab.display``); ``to_dict()`` and
+    ``to_frame()`` give its rows.
+    """
+
     TITLE = "paper C's VE error split"
 
     initialization: float
@@ -89,6 +106,7 @@ class VETerms(BoundTable):
     sigma_min: float
 
     def terms(self) -> dict:
+        """The terms and total, by name (what ``all_bounds`` reports)."""
         keys = ("initialization", "discretization", "discretization_log", "score", "total")
         return {k: getattr(self, k) for k in keys}
 

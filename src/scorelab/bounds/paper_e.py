@@ -66,6 +66,26 @@ def log_amplification(eps: float, T: float, D: float) -> float:
 
 @dataclass(frozen=True)
 class W1ManifoldBound(BoundTable):
+    """The surrogate W1 bound for a compactly supported target (docs/theory.md §9.5, ours), for
+    the OU process on [eps, T] with ``steps`` uniform steps.
+
+    Attributes:
+        amplification: Λ(ε, T) = exp ∫_ε^T ℓ⁺ (``inf`` once log Λ > 700).
+        log_amplification: log Λ.
+        initialization: Λ · (m_T E‖X₀‖ + (1 − σ_T)√d), the prior's term.
+        score: Λ · 2 ε_s (T − ε), the score error's term.
+        discretization: Λ · disc, the step-size term.
+        early_stopping: (1 − m_ε) E‖X₀‖ + σ_ε √d.
+        total: The sum of the four terms.
+        diameter: The support's diameter D used.
+        eps: The early-stopping time ε.
+        T: The horizon.
+        steps: The number of uniform steps.
+
+    Shown in Jupyter and Rich as a table (``scorelab.display``); ``to_dict()`` and
+    ``to_frame()`` give its rows.
+    """
+
     TITLE = "paper E's manifold W1 bound"
 
     amplification: float
@@ -81,6 +101,7 @@ class W1ManifoldBound(BoundTable):
     steps: int
 
     def terms(self) -> dict:
+        """The terms and total, by name (what ``all_bounds`` reports)."""
         keys = (
             "amplification",
             "log_amplification",

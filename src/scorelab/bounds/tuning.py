@@ -29,8 +29,21 @@ from .paper_c import ve_terms
 
 @dataclass(frozen=True)
 class TuneResult(Tabular):
-    """A tuned schedule parameter: the best value and the bound there, the reference value
-    and the bound there, and the bound over the searched grid (shown as its rows)."""
+    """A bound minimised over one parameter of a schedule family (``tune``, ``tune_parametric``,
+    ``tune_edm_rho``).
+
+    Attributes:
+        parameter: ``"a"`` (paper A's β_a) or ``"rho"`` (EDM's ρ).
+        best: The minimising value.
+        value: The bound at ``best``.
+        reference: The parameter's usual value (a = 0, the linear schedule; ρ = 7).
+        value_at_reference: The bound there, to compare.
+        grid: The scanned values.
+        grid_values: The bound at each scanned value.
+
+    Shown in Jupyter and Rich as a table (``scorelab.display``); ``to_dict()`` and
+    ``to_frame()`` give its rows.
+    """
 
     parameter: str  # "a" or "rho"
     best: float
@@ -41,6 +54,7 @@ class TuneResult(Tabular):
     grid_values: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """Every field (JSON-ready)."""
         return {
             "parameter": self.parameter,
             "best": self.best,

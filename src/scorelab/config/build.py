@@ -38,8 +38,21 @@ def build_schedule(cfg: Any, T: float | None = None, variance: float = 1.0):
 
 
 def build_process(cfg: Mapping | BaseModel) -> ForwardProcess:
-    """A forward process from ``{kind: vp|subvp|ve|edm|…, T, t_min, sigma_inf, schedule,
-    <the process's own parameters>}``."""
+    """A forward process from its config section ``{kind: vp|subvp|ve|edm|…, T, t_min,
+    sigma_inf, schedule, <the process's own parameters>}``.
+
+    Times are the process's own t ∈ [t_min, T]; ``process.sigma(t)`` = s(t)/m(t) is the noise
+    level and ``process.t_of_sigma`` its exact inverse.
+
+    Raises:
+        ConfigError: A bad key or value, named.
+
+    Examples:
+        >>> import scorelab
+        >>> vp = scorelab.build_process({"kind": "vp", "schedule": {"kind": "cosine"}})
+        >>> vp.kind, vp.T
+        ('vp', 1.0)
+    """
     cfg = validate_section(cfg, current().sections["process"], "process", default="vp")
     return _with_prefix("process", _build_process, cfg)
 
@@ -93,8 +106,27 @@ def _build_process(cfg: BaseModel) -> ForwardProcess:
 
 
 def build_target(cfg: Mapping | Any, seed: int = 0) -> Target:
-    """A target from ``{kind: ..., <parameters>}`` (``seed`` seeds random presets when the
-    config gives no seed of its own)."""
+    """A target from its config section ``{kind: ..., <parameters>}``.
+
+    Args:
+        cfg: A mapping (``{"kind": "gmm", "preset": "ring8"}``) or a validated section;
+            ``scorelab list target`` shows every kind with its parameters.
+        seed: Seeds random presets (``random`` mixtures, subsets of a dataset) when the config
+            gives no seed of its own.
+
+    Returns:
+        A ``Target``: ``sample``, and where the law is known the exact ``score``,
+        ``denoise``, ``log_prob`` and ``log_prob_t`` of its noised marginals under any process.
+
+    Raises:
+        ConfigError: A bad key or value, named (``target.cov: must be positive definite``).
+
+    Examples:
+        >>> import scorelab
+        >>> target = scorelab.build_target({"kind": "gaussian", "dim": 10, "mean": 1.0, "cov": 0.5})
+        >>> target.event_shape, target.has_score
+        ((10,), True)
+    """
     cfg = validate_section(cfg, current().targets, "target")
     entry = registry.entry("target", cfg.kind)
     try:

@@ -94,6 +94,22 @@ def _deepcopy(data: Any) -> Any:
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> BaseModel:
+    """A validated run config from a YAML file, with ``--set``-style overrides applied.
+
+    Args:
+        path: The YAML file (None: every default).
+        overrides: ``"a.b.c=value"`` strings, the values read as YAML
+            (``"process.schedule.a=4"``, ``"run.metrics=[w2,mmd]"``).
+
+    Raises:
+        ConfigError: Every problem at once, each naming its key.
+
+    Examples:
+        >>> import scorelab
+        >>> cfg = scorelab.load_config(None, ["sampler.steps=10"])  # the defaults, and one change
+        >>> cfg.sampler.steps
+        10
+    """
     data = load_yaml(path) if path is not None else {}
     return parse_config(apply_overrides(data, overrides))
 

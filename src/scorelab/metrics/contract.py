@@ -62,8 +62,21 @@ METRIC_COLUMNS = [
 
 @dataclass
 class MetricResult(Tabular):
-    """One metric: its value, its finite-sample floor, its 95 % CI (None: none) and a note
-    on how the floor and CI were computed. Shown as a one-row table (``scorelab.display``)."""
+    """One metric's reading of a sample set.
+
+    Attributes:
+        name: The metric's registered name.
+        value: The metric between the samples and a target sample of the same size (an
+            estimate of the distance between the laws; MMD² is unbiased and may be < 0).
+        floor: The same metric between two independent target samples of that size: what a
+            perfect sampler scores at this n.
+        ci: A 95 % confidence interval for ``value`` (a bootstrap over the samples), or None
+            where the metric has none.
+        note: How the value, floor and CI were computed.
+
+    Shown in Jupyter and Rich as a table (``scorelab.display``); ``to_dict()`` and
+    ``to_frame()`` give its rows.
+    """
 
     name: str
     value: float

@@ -65,9 +65,21 @@ class Skipped:
 
 @dataclass
 class Evaluation(Tabular):
-    """The metrics of one sample set: one ``MetricResult`` per metric that ran, the skipped
-    ones with their reasons. In Jupyter and Rich it is a table — metric, value, 95 % CI,
-    floor, value / floor — and ``to_frame()`` gives the same rows (pandas)."""
+    """The result of ``evaluate``: one ``MetricResult`` per metric that applied, and the
+    metrics that did not with their reasons.
+
+    ``ev["w2"]`` and ``"w2" in ev`` look a metric up by name; ``str(ev)`` (``table()``) is a
+    plain-text table with the notes; ``to_json()`` is ``{name: {"value", "floor", "ci"}}``.
+
+    Attributes:
+        results: The metrics, in the order they were computed.
+        skipped: The metrics that did not apply (``Skipped(name, reason)``).
+        n: The number of samples evaluated.
+        target: The target's kind.
+
+    Shown in Jupyter and Rich as a table (``scorelab.display``); ``to_dict()`` and
+    ``to_frame()`` give its rows.
+    """
 
     results: list[MetricResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
@@ -143,18 +155,53 @@ def evaluate(
     n_permutations: int = 0,
     progress: bool | str = False,
 ) -> Evaluation:
-    """Every requested metric (default: every registered default metric that applies, in
-    registration order) with floor and CI.
+    """Every requested metric between ``samples`` and ``target``, each with its finite-sample
+    floor and a confidence interval.
 
-    ``samples`` ``[n, *event_shape]`` (or ``[n, D]``); ``max_points`` caps each side of exact
-    OT and MMD (Sinkhorn: min(max_points, 2000)); ``n_boot_ot`` is the number of bootstrap
-    resamples for the Sinkhorn and sliced-W2 CIs (solved together, one batch each); the exact
-    W1/W2 CIs linearise ``n_boot`` resamples by the optimal dual potential and solve
-    ``n_exact_ot`` (≥ 3) of them exactly (``_checks.linearised_resamples``);
-    ``n_permutations`` > 0 adds the MMD permutation p-value to its note. ``generator``
-    (default: seeded with 0) drives every random draw; ``progress`` shows the metrics done
-    (``scorelab.progress``). A metric that does not apply is reported in ``skipped`` with the
-    reason; an explicitly requested one with too few samples raises ``InvalidParameter``.
+    What is exact and what is estimated: each metric's value is computed exactly on the
+    samples against a fresh target sample of the same size (e.g. exact optimal transport for
+    W1/W2), so it is a finite-sample *estimate* of the distance between the laws. The floor is
+    the same metric between two independent target samples of that size — what a perfect
+    sampler would score — and the CI is a bootstrap over resamples of ``samples``. A value
+    near its floor means the samples cannot be told from the target by that metric at this n.
+
+    Args:
+        samples: ``[n, *event_shape]`` (or ``[n, D]``), e.g. ``result.samples``.
+        target: The law to compare with; it draws the reference samples (and, for NLL and the
+            Gaussian-fit metrics, gives its exact density or moments).
+        metrics: Names (``scorelab list metric``) or one name; default: every registered
+            default metric that applies to the target, in registration order.
+        n_boot: Bootstrap resamples for the CIs.
+        generator: Drives every random draw (default: seeded with 0).
+        max_points: Caps each side of exact OT and MMD (Sinkhorn: min(max_points, 2000)).
+        n_boot_ot: Bootstrap resamples for the Sinkhorn and sliced-W2 CIs (solved together, one
+            batch each).
+        n_exact_ot: The exact W1/W2 CIs linearise ``n_boot`` resamples by the optimal dual
+            potential and solve this many (≥ 3) of them exactly (``_checks.linearised_resamples``).
+        n_permutations: When > 0, adds the MMD permutation p-value to its note.
+        progress: Show the metrics done (``scorelab.progress``).
+
+    Returns:
+        An ``Evaluation``: ``ev["w2"]`` is a ``MetricResult`` (value, floor, ci, note); a
+        metric that does not apply is in ``ev.skipped`` with the reason.
+
+    Raises:
+        InvalidParameter: An unknown metric, or an explicitly requested one with too few
+            samples.
+
+    Examples:
+        >>> import scorelab
+        >>> target = scorelab.build_target({"kind": "gmm", "preset": "ring8"})
+        >>> cosine = {"kind": "cosine", "clip_max": 20.0}
+        >>> process = scorelab.build_process({"kind": "vp", "schedule": cosine})
+        >>> grid = scorelab.TimeGrid("edm", steps=25)
+        >>> score = target.score_model(process)  # the exact score
+        >>> result = scorelab.generate(score, process, target.event_shape, sampler="heun",
+        ...                            grid=grid, n=2000)
+        >>> ev = scorelab.evaluate(result.samples, target, ["w2", "mmd"])
+        >>> w2 = ev["w2"]
+        >>> w2.floor < w2.value < 2 * w2.floor   # within twice what a perfect sampler scores
+        True
     """
     x = _checked_samples(samples, target)
     settings = {

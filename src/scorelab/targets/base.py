@@ -33,6 +33,12 @@ class IncompleteTarget(ScorelabError, TypeError):
 class Target(ABC):  # noqa: B024
     """A distribution on R^{event_shape} (the base class that meets ``protocols.TargetLike``).
 
+    What is exact: a target with ``has_score`` (Gaussians, mixtures, the closed-form tilts,
+    the laws on manifolds, empirical measures) gives the exact ``score``, ``denoise`` and
+    ``log_prob_t`` of its noised marginal under any process; a dataset without a density
+    only ``sample``s. Paper B's Mehler score for a general tilt (``GaussianTilt``) is a Monte
+    Carlo estimate with its standard error.
+
     Subclasses implement ``_sample`` and, where known, the flat-tensor formulas ``_score``,
     ``_denoise`` and ``_log_prob_t`` of the noised marginal as functions of (x, m, v) with
     x ``[B, D]`` and m, v either 0-d or ``[B, 1]``. Each of ``_score`` and ``_denoise`` has a
