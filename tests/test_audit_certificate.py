@@ -434,3 +434,18 @@ def test_a_timestep_rounded_to_the_table_is_consistent_but_a_whole_step_off_is_n
 
     offset = _timestep_offset(table, Call)
     assert offset == pytest.approx(1.0, abs=1e-6) and offset > TIMESTEP_TOL
+
+
+def test_a_certificate_shows_its_checks_as_a_table_in_a_notebook():
+    """The HTML table holds one row per check, with its result and detail; the frame is the
+    same rows."""
+    cert = certify("diffusers:EulerDiscreteScheduler", TARGET, steps=SHORT)
+    page = cert._repr_html_()
+    assert page.startswith("<") and "<table" in page
+    for c in cert.checks:
+        assert c.id in page
+    frame = cert.to_frame()
+    assert list(frame["id"]) == [c.id for c in cert.checks]
+    want = {True: "passed", False: "failed", None: "skipped"}
+    assert list(frame["result"]) == [want[c.passed] for c in cert.checks]
+    assert cert.to_dict() == cert.to_json()

@@ -32,6 +32,10 @@ VERDICT_STYLES = {
     "below margin": ("#1f5fa8", "blue", "≈"),
     "fails": ("#c62828", "red", "✗"),
     "inconclusive": ("#8a6d00", "yellow", "?"),
+    # the outcomes of a certificate's checks read in the same colours
+    "passed": ("#1a7f37", "green", "✓"),
+    "failed": ("#c62828", "red", "✗"),
+    "skipped": ("#8a6d00", "yellow", "–"),
 }
 
 

@@ -12,12 +12,26 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from ..display import Column, Table, Tabular
 from .checks import Check
 from .ladder import Rung
 
+#: a certificate's rows in Jupyter and Rich: one per check
+CHECK_COLUMNS = [
+    Column("check", "text", "id"),
+    Column("result", "verdict"),
+    Column("detail", "text"),
+]
+
 
 @dataclass
-class Certificate:
+class Certificate(Tabular):
+    """The certificate of one scheduler configuration on one target: the step ladder's exact
+    errors, the fitted and nominal orders, the limit error and the checks
+    (``{id, passed, detail}``; ``passed`` None for a skipped check). ``to_json()`` and
+    ``to_html()`` are its files; in Jupyter and Rich it is the table of its checks with the
+    ladder and the order as notes, and ``to_frame()`` gives one row per check."""
+
     scheduler: str
     config: dict
     target: str
@@ -61,6 +75,20 @@ class Certificate:
 
     def to_html(self) -> str:
         return render_html(self)
+
+    def _table(self) -> Table:
+        result = {True: "passed", False: "failed", None: "skipped"}
+        rows = [[c.id, result[c.passed], c.detail] for c in self.checks]
+        ladder = ", ".join(f"N={r.steps}: W2 {_g(r.w2)}" for r in self.ladder if r.w2 is not None)
+        fit = self.fitted_order
+        order = "—" if not fit else f"{fit['value']:.2f}"
+        notes = [
+            f"{'PASSED' if self.passed else 'FAILED'}; fitted order {order}, nominal "
+            f"{self.nominal_order if self.nominal_order is not None else '—'}",
+            f"ladder: {ladder}" if ladder else "no exact ladder",
+            *self.notes,
+        ]
+        return Table(f"{self.scheduler} on {self.target}: certificate", CHECK_COLUMNS, rows, notes)
 
 
 def _num(v):
