@@ -102,25 +102,35 @@ def _jsonable(d: dict) -> dict:
 
 
 def figure_png(cert: Certificate) -> bytes:
-    """Error against N (log–log): W2 to the target and to the extrapolated limit law, W2
-    between successive rungs (the fit's points), the fitted slope and the nominal slope."""
+    """Error against N (log–log): W2 to the target and to the extrapolated limit law — drawn
+    by the panel code of sweeps and budgets (``scorelab.figures.metric_panel``; exact values,
+    so no band) — W2 between successive rungs (the fit's points), the fitted slope and the
+    nominal slope."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..figures import Series, metric_panel
+
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    pts = [(r.steps, r.w2) for r in cert.ladder if r.w2 and r.w2 > 0 and math.isfinite(r.w2)]
-    if pts:
-        ax.loglog(*zip(*pts, strict=True), "o-", lw=2, label="W2 to the target")
-    disc = [(r.steps, r.disc_w2) for r in cert.ladder if r.disc_w2 and r.disc_w2 > 0]
-    if disc:
-        ax.loglog(*zip(*disc, strict=True), "^-", lw=1, label="W2 to the limit law")
+    series = []
+    for label, values in (
+        ("W2 to the target", [(r.steps, r.w2) for r in cert.ladder]),
+        ("W2 to the limit law", [(r.steps, r.disc_w2) for r in cert.ladder]),
+    ):
+        pts = {n: v for n, v in values if v and v > 0 and math.isfinite(v)}
+        if pts:
+            exact = {n: (v, v) for n, v in pts.items()}
+            series.append(Series(label, {n: [v] for n, v in pts.items()}, exact))
+    if series:
+        metric_panel(ax, series, key="steps", metric="W2", value_range=(0.0, None),
+                     xscale="log", yscale="log")  # fmt: skip
     fit = cert.fitted_order
     if fit:
         xs = [p["steps"] for p in fit["points"]]
         ys = [p["w2_difference"] for p in fit["points"]]
-        ax.loglog(xs, ys, "s", label="W2 between successive N (fit)")
+        ax.loglog(xs, ys, "s", color="k", label="W2 between successive N (fit)")
         x0, y0 = xs[-1], ys[-1]
         span = [xs[0] / 2, xs[-1] * 2]
         ax.loglog(span, [y0 * (x / x0) ** -fit["value"] for x in span], "--",
