@@ -253,8 +253,9 @@ def scheduler_process(scheduler) -> ForwardProcess:
     return DDPM.from_alphas_cumprod(abar)
 
 
-def load_scheduler(spec: str, config: dict | None = None):
-    """``diffusers:CLASS`` (or ``CLASS``) with config overrides → a scheduler instance."""
+def scheduler_class(spec: str) -> tuple[type, str]:
+    """``diffusers:CLASS`` (or ``CLASS``) → the scheduler class and its name. An ImportError
+    raised by diffusers for a class whose optional dependency is missing propagates."""
     name = spec.split(":", 1)[1] if spec.startswith("diffusers:") else spec
     try:
         import diffusers
@@ -263,8 +264,14 @@ def load_scheduler(spec: str, config: dict | None = None):
             "scheduler", "needs diffusers (pip install 'scorelab[diffusers]')", spec
         ) from exc
     cls = getattr(diffusers, name, None)
-    if cls is None or not hasattr(cls, "set_timesteps"):
+    if not (isinstance(cls, type) and hasattr(cls, "set_timesteps")):
         raise InvalidParameter("scheduler", "is not a diffusers scheduler class", name)
+    return cls, name
+
+
+def load_scheduler(spec: str, config: dict | None = None):
+    """``diffusers:CLASS`` (or ``CLASS``) with config overrides → a scheduler instance."""
+    cls, name = scheduler_class(spec)
     try:
         return cls(**(config or {}))
     except TypeError as exc:
@@ -282,6 +289,7 @@ __all__ = [
     "is_edm_scheduler",
     "load_scheduler",
     "run_scheduler",
+    "scheduler_class",
     "scheduler_model_output",
     "scheduler_process",
     "step_sigma",

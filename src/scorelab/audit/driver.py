@@ -24,7 +24,7 @@ import torch
 
 from ..errors import InvalidParameter
 from ..flow_interop import flow_model_output, is_flow_scheduler
-from ..interop import is_edm_scheduler, scheduler_model_output
+from ..interop import is_edm_scheduler, scheduler_class, scheduler_model_output
 from .diffusers_facts import MODEL_OUTPUTS, TIMESTEP_LEVELS, family
 
 F64 = torch.float64
@@ -62,20 +62,10 @@ def _resolve_class(spec):
             return spec, spec.__name__, {}
         base = {k: v for k, v in dict(spec.config).items() if not k.startswith("_")}
         return type(spec), type(spec).__name__, base
-    name = spec.split(":", 1)[1] if spec.startswith("diffusers:") else spec
     try:
-        import diffusers
-    except ImportError as exc:
-        raise InvalidParameter(
-            "scheduler", "needs diffusers (pip install 'scorelab[diffusers]')", spec
-        ) from exc
-    try:
-        cls = getattr(diffusers, name, None)
-        is_scheduler = isinstance(cls, type) and hasattr(cls, "set_timesteps")
+        cls, name = scheduler_class(spec)
     except ImportError as exc:  # a class whose optional dependency is missing
         raise MissingDependency(str(exc).strip().splitlines()[0]) from None
-    if not is_scheduler:
-        raise InvalidParameter("scheduler", "is not a diffusers scheduler class", name)
     return cls, name, {}
 
 
