@@ -258,3 +258,25 @@ def test_a_run_shows_each_sampler_s_metrics(evaluation, tmp_path):
         assert [math.nan if r[col] is None else r[col] for r in records] == pytest.approx(
             list(frame[col]), nan_ok=True
         )
+
+
+def test_library_figures_leave_a_notebook_backend_alone():
+    """In a Jupyter kernel (ipykernel imported) the figure code keeps the user's backend;
+    elsewhere it selects Agg (files only, no GUI toolkit). Checked in fresh interpreters."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types, matplotlib\n"
+        "{fake}"
+        "matplotlib.use('svg')\n"
+        "from scorelab.report import pyplot\n"
+        "pyplot()\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    fake = "sys.modules['ipykernel'] = types.ModuleType('ipykernel')\n"
+    outside = subprocess.run([sys.executable, "-c", code.format(fake="")], capture_output=True,
+                             text=True, check=True).stdout.strip()  # fmt: skip
+    inside = subprocess.run([sys.executable, "-c", code.format(fake=fake)], capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    assert outside.lower() == "agg" and inside == "svg"

@@ -19,13 +19,22 @@ from .display import ratio
 from .storage import atomic_write
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot for figures written to files: the Agg backend (no window, no GUI
+    toolkit) — except inside a Jupyter kernel, whose inline backend is left alone so that the
+    user's own figures still show after a scorelab call."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_plt = pyplot  # the name the report and budget views use
 
 
 def save_figure(fig, path: Path) -> Path:

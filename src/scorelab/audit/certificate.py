@@ -106,10 +106,9 @@ def figure_png(cert: Certificate) -> bytes:
     by the panel code of sweeps and budgets (``scorelab.figures.metric_panel``; exact values,
     so no band) — W2 between successive rungs (the fit's points), the fitted slope and the
     nominal slope."""
-    import matplotlib
+    from ..report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from ..figures import Series, metric_panel
 

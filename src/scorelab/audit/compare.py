@@ -258,10 +258,9 @@ def _scorelab_row(name, target, scheduler, levels, n, gaussian, n_mc, seed) -> A
 
 def figure(result: Audit, path) -> None:
     """Error against NFE: the scheduler beside scorelab's samplers (log–log)."""
-    import matplotlib
+    from ..report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     keys = ["kl", "w2"] if any(r.kl is not None for r in result.rows) else ["w2", "mmd"]
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.0))

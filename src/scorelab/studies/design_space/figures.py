@@ -192,9 +192,7 @@ def figure_samples(study: Study, first: dict, s: Settings) -> None:
 
 
 def pyplot():
-    import matplotlib
+    """pyplot for the study's figures (``report.pyplot``: Agg, a notebook's backend kept)."""
+    from ...report import pyplot as report_pyplot
 
-    matplotlib.use("Agg")  # as report.py does: figures are only ever written to files
-    import matplotlib.pyplot as plt
-
-    return plt
+    return report_pyplot()

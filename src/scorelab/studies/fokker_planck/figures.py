@@ -10,10 +10,9 @@ from .aggregate import log10
 
 def figure_alpha_sweep(study: Study, data: str, process: str, cells: list[dict]) -> None:
     """The residual profile per arm, and the paired FP − DSM effects against α."""
-    import matplotlib
+    from ...report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig = plt.figure(figsize=(13, 5))
     grid = fig.add_gridspec(2, 4)
@@ -67,10 +66,9 @@ def figure_trajectories(study: Study, data: str, process: str, cells: list[dict]
     """Median and maximum over the held-out points of ‖x(σ)‖/(√D·scale) along the PF-ODE, per
     arm (seeds pooled: the median of the per-seed medians, the largest maximum): ≈ 1 for a
     flow that keeps its points on p_t, growing without bound where the field is unstable."""
-    import matplotlib
+    from ...report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     arms = [("DSM", [c["dsm"] for c in cells])] + [

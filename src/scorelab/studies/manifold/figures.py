@@ -15,12 +15,9 @@ STYLE = {
 
 
 def _plt():
-    import matplotlib
+    from ...report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _band(ax, x, rows, color, label, style="o-"):
