@@ -1231,6 +1231,7 @@ def audit(
     targets, by samples otherwise), the fitted order beside the nominal one, the limit error,
     and checks (docs/audit.md). diffusers:all certifies every sampling class × its main
     options (a table: matrix.csv, matrix.html); kdiffusion:sample_X a k-diffusion sampler."""
+    from . import threads
     from .audit import certify, parse_steps
     from .audit import report as audit_report
     from .config import build_target
@@ -1239,6 +1240,8 @@ def audit(
     if n < 2:
         raise InvalidParameter("--n", "must be an integer ≥ 2", n)
     tgt = build_target(_target_mapping(target), seed=seed)
+    # a certificate's tensors are a handful of probe rows: one thread unless asked (--threads)
+    threads.apply(event_shape=tgt.event_shape)
     config = _key_values(scheduler_config, "--scheduler-config")
     kwargs = _key_values(step_kwarg, "--step-kwarg")
     if scheduler == "diffusers:all":
