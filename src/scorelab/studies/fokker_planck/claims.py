@@ -160,7 +160,8 @@ def claim_residual(study: Study, arm: AtAlpha) -> None:
 
 def tail_contradicts(mean_effect: float, median_effect: float, bound: float) -> bool:
     """The mean of the per-point differences lies on the other side of the claim's bound than
-    their median: the tail and the bulk disagree, and the claim may not hold."""
+    their median: the tail and the bulk disagree, and the claim is decided in neither
+    direction (neither holds nor "below margin")."""
     return (mean_effect - bound) * (median_effect - bound) <= 0.0
 
 
@@ -198,7 +199,7 @@ def claim_nll(study: Study, arm: AtAlpha) -> None:
         margin=paired_noise_margin(medians, second, what="the median NLL difference"),
         measured=measured,
     )
-    if claim.verdict == "holds" and tail_contradicts(
+    if claim.verdict in ("holds", "below margin") and tail_contradicts(
         sum(means) / len(means), claim.effect.value, 0.0
     ):
         claim.verdict = "inconclusive"
@@ -226,7 +227,7 @@ def claim_nll_not_harmed(study: Study, arm: AtAlpha, tol: float) -> None:
         "estimator's unpaired 95 % half-width at 1000 points",
         measured=measured,
     )
-    if claim.verdict == "holds" and tail_contradicts(
+    if claim.verdict in ("holds", "below margin") and tail_contradicts(
         sum(means) / len(means), claim.effect.value, tol
     ):
         claim.verdict = "inconclusive"
