@@ -138,24 +138,32 @@ def _log_diffs(arm: AtAlpha, key: str) -> tuple[list[float], list[float]]:
     return first, second
 
 
-def claim_residual(study: Study, arm: AtAlpha) -> None:
-    """DSM + FP lowers the relative residual by more than its paired noise."""
-    first, second = _log_diffs(arm, "relative")
+def _claim_lowers(study: Study, arm: AtAlpha, key: str, suffix: str, where: str,
+                  statement: str, label: str) -> None:  # fmt: skip
+    """DSM + FP lowers ``key`` (a per-arm diagnostic) against DSM: the per-seed log10 ratio
+    FP/DSM below −margin, the margin the paired noise of that ratio (a second draw)."""
+    first, second = _log_diffs(arm, key)
     study.claim(
-        f"{arm.prefix}-residual",
-        f"{arm.text}: DSM + FP lowers the relative score-FPE residual ρ (mean over the σ grid) "
-        "against DSM continued alike (log10 ratio below −margin)",
+        f"{arm.prefix}-{suffix}",
+        f"{arm.text}: {statement}",
         source=arm.source,
-        where=arm.where_extra + WHERE["residual"] + arm.recipe,
+        where=arm.where_extra + where + arm.recipe,
         a=first,
         direction="less",
-        margin=paired_noise_margin(first, second, what="log10 ρ(FP)/ρ(DSM)"),
-        measured="ρ DSM → FP per seed: "
-        + ", ".join(
-            f"{d['relative']:.3g} → {f['relative']:.3g}"
-            for d, f in zip(arm.dsm, arm.fp, strict=True)
-        ),
+        margin=paired_noise_margin(first, second, what=f"log10 {label}(FP)/{label}(DSM)"),
+        measured=f"{label} DSM → FP per seed: "
+        + ", ".join(f"{d[key]:.3g} → {f[key]:.3g}" for d, f in zip(arm.dsm, arm.fp, strict=True)),
     )
+
+
+def claim_residual(study: Study, arm: AtAlpha) -> None:
+    """DSM + FP lowers the relative residual by more than its paired noise."""
+    _claim_lowers(
+        study, arm, "relative", "residual", WHERE["residual"],
+        "DSM + FP lowers the relative score-FPE residual ρ (mean over the σ grid) against DSM "
+        "continued alike (log10 ratio below −margin)",
+        "ρ",
+    )  # fmt: skip
 
 
 def tail_contradicts(mean_effect: float, median_effect: float, bound: float) -> bool:
@@ -235,21 +243,11 @@ def claim_nll_not_harmed(study: Study, arm: AtAlpha, tol: float) -> None:
 
 def claim_conservativity(study: Study, arm: AtAlpha) -> None:
     """DSM + FP improves conservativity by more than its paired noise."""
-    first, second = _log_diffs(arm, "conservativity")
-    study.claim(
-        f"{arm.prefix}-conservativity",
-        f"{arm.text}: DSM + FP improves conservativity (log10 NC ratio below −margin)",
-        source=arm.source,
-        where=arm.where_extra + WHERE["nc"] + arm.recipe,
-        a=first,
-        direction="less",
-        margin=paired_noise_margin(first, second, what="log10 NC(FP)/NC(DSM)"),
-        measured="NC DSM → FP per seed: "
-        + ", ".join(
-            f"{d['conservativity']:.3g} → {f['conservativity']:.3g}"
-            for d, f in zip(arm.dsm, arm.fp, strict=True)
-        ),
-    )
+    _claim_lowers(
+        study, arm, "conservativity", "conservativity", WHERE["nc"],
+        "DSM + FP improves conservativity (log10 NC ratio below −margin)",
+        "NC",
+    )  # fmt: skip
 
 
 def claim_w2(study: Study, arm: AtAlpha, cells: list[dict], w2_margin: float) -> None:

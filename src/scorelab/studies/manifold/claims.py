@@ -142,7 +142,7 @@ def claims_optimal_eps(study: Study, cfg: dict, ps: list[dict], noise: dict) -> 
 def claims_horizon(study: Study, cfg: dict, ps: list[dict], noise: dict) -> None:
     """5–6: W1 against the horizon T on π_n, with a σ-geometric and with a uniform grid."""
     Ts = cfg["T_grid"]
-    # 5. horizon: W1 decreases with T (paper, as read: the e^{−T} term)
+    # 5. horizon: W1 decreases with T (our reading of the bound's e^{−T} prior term)
     iS, iL = Ts.index(cfg["T_short"]), Ts.index(cfg["T_long"])
     m_T = t_margin(ps, "geometric", iS, iL)
     vals = [s["empirical"]["T_sweep"]["geometric"]["w1"] for s in ps]
@@ -163,7 +163,7 @@ def claims_horizon(study: Study, cfg: dict, ps: list[dict], noise: dict) -> None
         + f"; margin {m_T.value:.3g}, the paired noise",
     )
 
-    # 6. uniform steps: a fixed number K of steps costs more as T grows (paper, as read: δ term)
+    # 6. uniform steps: K fixed steps cost more as T grows (our reading of the δ term)
     j1, j2 = (Ts.index(t) for t in cfg["T_uniform"])
     m_T = t_margin(ps, "uniform", j2, j1)
     vals = [s["empirical"]["T_sweep"]["uniform"]["w1"] for s in ps]
