@@ -3,7 +3,8 @@ score Fokker–Planck regulariser, in the published pairing, with α swept.
 
 For each data set (the 8-Gaussian ring, d = 2; scikit-learn's 8×8 digits, d = 64, uniformly
 dequantised), each process (Song's VP, linear β ∈ [0.1, 20]; Song's VE, geometric σ from 0.01
-to σ_max ≈ the data's diameter) and each seed, one ε-parameterised MLP is pre-trained by DSM
+to σ_max ≈ the data's diameter) and each seed, one MLP (ε-parameterised on the ring,
+EDM-preconditioned on the digits, whose VE inputs reach σ√D ≈ 80) is pre-trained by DSM
 with Score-SDE's recipe (uniform t, weighting s², the checkpoints paper D fine-tunes), then
 **continued from that checkpoint for the same number of steps on the same data, times and
 noise** (common random numbers):

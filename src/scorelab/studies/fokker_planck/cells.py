@@ -47,7 +47,8 @@ def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> d
     target, held, proc, sigma_data = build_setting(data, process, streams["pretrain"])
     dim = target.dim
     network = DATA[data]["network"]
-    common = {"network": network, "parameterisation": "eps", "sigma_data": sigma_data}
+    common = {"network": network, "parameterisation": size["parameterisation"],
+              "sigma_data": sigma_data}  # fmt: skip
     pre = train_score_model(
         target, proc, train=size["pretrain"], seed=streams["pretrain"],
         init_seed=streams["init"], **common,

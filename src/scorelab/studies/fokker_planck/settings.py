@@ -56,6 +56,7 @@ def settings_for(quick: bool) -> dict:
         "alpha_factors": [1.0, 1e-2] if quick else [1.0, 1e-2, 1e-1, 1e1, 1e2],
         "edm_extra": not quick,
         "ring": {
+            "parameterisation": "eps",  # Score-SDE's noise prediction
             "pretrain": {**pretrain, "steps": 800 if quick else 3000,
                          "batch_size": 256 if quick else 512},
             "finetune": {"steps": 150 if quick else 1000, "batch_size": 256, "lr": 5e-4,
@@ -68,7 +69,12 @@ def settings_for(quick: bool) -> dict:
             "n_floor": 2 if quick else 4,
         },
         "digits": {
-            "pretrain": {**pretrain, "steps": 4000, "batch_size": 256},
+            # EDM's preconditioning (the MLP's input scaled to unit variance) at lr 10⁻³: an
+            # ε-MLP fed the unscaled VE input (‖x‖ ≈ σ√D, up to 80), a larger lr or a 3×
+            # longer pre-training let held-out PF-ODE trajectories escape (the study page,
+            # "The digits network")
+            "parameterisation": "edm",
+            "pretrain": {**pretrain, "steps": 4000, "batch_size": 256, "lr": 1e-3},
             "finetune": {"steps": 600, "batch_size": 128, "lr": 5e-4, "warmup": 20,
                          "decay": "none", "ema_half_life": 60},
             "div": "hutchinson", "n_ratio": 1024, "n_residual": 256, "n_conservativity": 128,
