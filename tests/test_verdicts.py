@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -148,8 +149,6 @@ def test_paired_arms_need_the_same_seeds():
 
 def _results_folder(tmp_path):
     """Two studies' results.json: one measured claim (a margin with its rule), one exact."""
-    import json
-
     measured = {
         "id": "c1",
         "statement": "A beats B",
@@ -296,3 +295,35 @@ def test_provenance_check_wants_a_paper_claim_to_name_its_statement():
     ):
         with pytest.raises(AssertionError):
             check_provenance(bad)
+
+
+def test_every_committed_claim_has_an_outcome_a_margin_and_exact_or_an_interval():
+    """The committed full runs (docs/studies/results/*/results.json) in the protocol's shape:
+    each claim one of the four outcomes, a margin with the rule that fixed it, and either
+    `exact` (one value, no interval, no seed count) or the seed count with an interval that
+    contains the effect; every `paper` claim names the paper's statement."""
+    from pathlib import Path
+
+    from scorelab.verdicts import VERDICTS
+    from tests.helpers.results import check_provenance
+
+    results = Path(__file__).resolve().parents[1] / "docs" / "studies" / "results"
+    files = sorted(results.glob("*/results.json"))
+    assert len(files) == 5, files
+    for path in files:
+        js = json.loads(path.read_text())
+        assert js["quick"] is False and len(js["seeds"]) >= 5, path
+        for c in js["claims"]:
+            cid = f"{path.parent.name}/{c['id']}"
+            assert c["verdict"] in VERDICTS, cid
+            margin = c.get("margin") or {}
+            assert math.isfinite(margin.get("value", math.nan)), cid
+            assert str(margin.get("rule") or "").strip(), cid
+            eff = c["effect"]
+            if c.get("exact"):
+                assert c["seeds"] is None and eff["ci"] is None, cid
+            else:
+                lo, hi = eff["ci"]
+                assert c["seeds"] == len(js["seeds"]) and lo <= eff["value"] <= hi, cid
+                assert hi > lo, f"{cid}: a zero-width interval over seeds is an exact claim"
+            check_provenance(c)
