@@ -13,7 +13,7 @@ from ...metrics.transport import w2
 from ..common import Study, train_score_model
 from .data import DATA, build_setting
 from .evaluation import evaluate_arm
-from .settings import paper_equivalent_alpha, settings_for
+from .settings import alpha_factors, paper_equivalent_alpha, settings_for
 
 STREAMS = ("init", "pretrain", "ratio", "finetune", "eval", "eval2", "nll", "nll2", "sampler",
            "reference", "floor")  # fmt: skip
@@ -93,7 +93,7 @@ def fp_cell(data: str, process: str, seed: int, quick: bool, streams: dict) -> d
         "dsm": arm("dsm"),
         "fp": [
             {"alpha": alpha_star * f, "factor": f, **arm("fp_dsm", alpha_star * f)}
-            for f in st["alpha_factors"]
+            for f in alpha_factors(st, data, process)
         ],
     }
     for row, nlls in zip(out["fp"], per_point[1:], strict=True):

@@ -54,6 +54,9 @@ def settings_for(quick: bool) -> dict:
         # α / α*: two decades either side of the published α in full mode (where the FP/DSM
         # ratio at α* is ≈ 0.01, as on digits × VE, ratio ≈ 1 lies 100× above it)
         "alpha_factors": [1.0, 1e-2] if quick else [1.0, 1e-2, 1e-1, 1e1, 1e2],
+        # beyond the grid where the start ratio at 10²α* is still far below 1: the digits × VE
+        # checkpoints start at FP/DSM ≈ 0.002 at α*, so a ratio of 1 lies ≈ 500α* above
+        "extra_alpha_factors": {} if quick else {"digits/ve": [1e3]},
         "edm_extra": not quick,
         "ring": {
             "parameterisation": "eps",  # Score-SDE's noise prediction
@@ -84,10 +87,18 @@ def settings_for(quick: bool) -> dict:
     }  # fmt: skip
 
 
+SETTINGS_KEYS = ("data", "processes", "alpha_factors", "extra_alpha_factors", "edm_extra")
+
+
+def alpha_factors(st: dict, data: str, process: str) -> list[float]:
+    """The α / α* fine-tuned for a (data set, process): the shared grid and its extension."""
+    return [*st["alpha_factors"], *st["extra_alpha_factors"].get(f"{data}/{process}", [])]
+
+
 def settings_json(st: dict) -> dict:
     """The sizes of the data sets run, the recipes and the tolerances (results.json)."""
     return {
-        **{k: st[k] for k in ("data", "processes", "alpha_factors", "edm_extra")},
+        **{k: st[k] for k in SETTINGS_KEYS},
         **{d: st[d] for d in st["data"]},
         "paper_alpha": PAPER_ALPHA,
         "nll_tolerance_per_dim": NLL_TOLERANCE_PER_DIM,
