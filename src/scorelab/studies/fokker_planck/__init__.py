@@ -15,14 +15,14 @@ noise** (common random numbers):
   points (the published default pairing, ``fp_dsm`` with ``weighting=g2``,
   ``noise=uniform_t``, ``fp.weighting=likelihood``, ``points=perturbed``).
 
-α is swept over 10⁻²…10² × α* (to 10³ on digits × VE), where α* is the published α = 0.15 carried over to scorelab's
-normalisation (:func:`paper_equivalent_alpha`, docs/theory.md §7.5): the published VP recipe
-averages the DSM term over dimensions and divides ‖ε‖² by D², ours sums and divides by D —
-the same ratio, so α* = 0.15; the VE configuration takes half the sum, so α* = 2·0.15/D —
-inferred, since the authors' release cannot run FP under VE (docs/theory.md §7.5).
+α is swept over 10⁻²…10² × α* (to 10³ on digits × VE), where α* is the published α = 0.15
+carried over to scorelab's normalisation (:func:`paper_equivalent_alpha`, docs/theory.md §7.5):
+the published VP recipe averages the DSM term over dimensions and divides ‖ε‖² by D², ours sums
+and divides by D — the same ratio, so α* = 0.15; the VE configuration takes half the sum, so
+α* = 2·0.15/D — inferred, since the authors' release cannot run FP under VE (docs/theory.md §7.5).
 Before fine-tuning, the FP/DSM loss ratio of the checkpoint is measured per α on one shared
-batch; the "calibrated" α is the grid value whose ratio is closest to 1 (chosen from that
-ratio alone, never from the outcomes).
+batch; the "calibrated" α is the grid value whose ratio is closest to 1 (chosen from that ratio
+alone, never from the outcomes).
 
 Every arm of a seed is evaluated on the same points, each measure twice on independent draws
 (the first decides the claims, the second fixes their paired-noise margins): the relative
