@@ -51,11 +51,13 @@ class AtAlpha:
 
 def recipe_note(data: str, process: str, quick: bool) -> str:
     """The differences from the authors' recipe, for every claim's ``where``."""
-    steps = settings_for(quick)[data]["finetune"]["steps"]
+    size = settings_for(quick)[data]
+    network = {"eps": "ε-parameterised MLPs", "edm": "EDM-preconditioned MLPs (input scaled)"}
     note = (
-        f"; recipe differences from the authors': MLPs fine-tuned at lr 5·10⁻⁴ for {steps} "
-        "steps after a 20-step warm-up (theirs: Score-SDE U-Nets at lr 2·10⁻⁴ with 5000 "
-        "warm-up steps), the scalar term β‖φ‖ (β = 0.01) dropped"
+        f"; recipe differences from the authors': {network[size['parameterisation']]} "
+        f"fine-tuned at lr 5·10⁻⁴ for {size['finetune']['steps']} steps after a 20-step "
+        "warm-up (theirs: Score-SDE U-Nets, unscaled input, at lr 2·10⁻⁴ with 5000 warm-up "
+        "steps), the scalar term β‖φ‖ (β = 0.01) dropped"
     )
     return note + ("; " + VE_ALPHA if process == "ve" else "")
 
